@@ -1,0 +1,55 @@
+# Trellis. The two commands a newcomer needs: `make run` and `make test`.
+
+GO        ?= go
+BIN       := bin/trellis
+PKGS      := ./...
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build test test-go test-node run bench bench-go lint deps fuzz manifests clean
+
+all: build
+
+## build: compile the one binary into bin/trellis
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/trellis
+
+## deps: install redis-server and chromium from apt when missing
+deps:
+	@./scripts/deps.sh
+
+## test: deps, then every Go test with the race detector, then the browser client's unit tests
+test: deps test-go test-node
+
+test-go:
+	$(GO) test -race -timeout 20m $(PKGS)
+
+test-node:
+	@if [ -d edge/web/test ]; then node --test edge/web/test/; fi
+
+## run: the whole system in one process (embedded Redis, demo game, worker, edge)
+run: build
+	./$(BIN) dev
+
+## bench: Go micro-benchmarks, then the end-to-end load generator
+bench: build bench-go
+	./$(BIN) bench --quick
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./worker/telnet/ ./worker/supervisor/ ./store/ ./internal/ansi/
+
+## fuzz: the telnet decoder's fuzz target, two minutes
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecoder -fuzztime 2m ./worker/telnet/
+
+## lint: gofmt, go vet and staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+## manifests: render every kustomize overlay (needs the Go module proxy)
+manifests:
+	./deploy/check.sh
+
+clean:
+	rm -rf bin

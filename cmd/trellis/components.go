@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/trellis-mud/trellis/edge"
+	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/internal/demogame"
+	"github.com/trellis-mud/trellis/store"
+	"github.com/trellis-mud/trellis/worker"
+)
+
+func runEdge(ctx context.Context, args []string) error {
+	var (
+		rc store.Config
+		ec edge.Config
+		ac auth.Config
+		lc LogConfig
+	)
+	sections := []envSection{{"TRELLIS_EDGE", &ec}, {"TRELLIS_AUTH", &ac}, redisSection(&rc), logSection(&lc)}
+	fs := newFlags("edge", "edge", sections...)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := loadEnv(sections...); err != nil {
+		return err
+	}
+	log, err := lc.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(rc)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv, err := edge.New(ec, ac, st, log)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+func runWorker(ctx context.Context, args []string) error {
+	var (
+		rc store.Config
+		wc worker.Config
+		lc LogConfig
+	)
+	sections := []envSection{{"TRELLIS_WORKER", &wc}, redisSection(&rc), logSection(&lc)}
+	fs := newFlags("worker", "worker", sections...)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := loadEnv(sections...); err != nil {
+		return err
+	}
+	log, err := lc.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(rc)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	w, err := worker.New(wc, st, log)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+func runDemoGame(ctx context.Context, args []string) error {
+	var lc LogConfig
+	fs := newFlags("demo-game", "demo-game [-listen ADDR] [flags]", logSection(&lc))
+	listen := fs.String("listen", "127.0.0.1:4000", "address to listen on")
+	var cfg demogame.Config
+	cfg.RegisterFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := loadEnv(logSection(&lc)); err != nil {
+		return err
+	}
+	log, err := lc.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("demo game listening", "addr", ln.Addr().String(), "bench", cfg.Bench)
+	err = demogame.New(cfg).Serve(ctx, ln)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func runToken(ctx context.Context, args []string) error {
+	var ac auth.Config
+	fs := newFlags("token", "token -user ID [-ttl 24h]", envSection{"TRELLIS_AUTH", &ac})
+	user := fs.String("user", "", "the player's user id (the token's subject)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *user == "" {
+		return fmt.Errorf("%w: -user is required", errUsage)
+	}
+	if *ttl <= 0 {
+		return fmt.Errorf("%w: -ttl must be positive", errUsage)
+	}
+	if err := loadEnv(envSection{"TRELLIS_AUTH", &ac}); err != nil {
+		return err
+	}
+	tok, err := auth.Mint([]byte(ac.Secret), *user, *ttl)
+	if err != nil {
+		return err
+	}
+	fmt.Println(tok)
+	return nil
+}

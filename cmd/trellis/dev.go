@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/trellis-mud/trellis/edge"
+	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/internal/demogame"
+	"github.com/trellis-mud/trellis/store"
+	"github.com/trellis-mud/trellis/worker"
+)
+
+// DevConfig configures `trellis dev`, the whole system in one process.
+type DevConfig struct {
+	Listen     string `envconfig:"LISTEN" default:"127.0.0.1:8080" desc:"where the edge listens (open this in a browser)"`
+	DemoListen string `envconfig:"DEMO_LISTEN" default:"127.0.0.1:0" desc:"where the demo game listens (0: any free port)"`
+}
+
+// Validate checks the addresses parse.
+func (c DevConfig) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("TRELLIS_DEV_LISTEN=%q: %v", c.Listen, err)
+	}
+	if _, _, err := net.SplitHostPort(c.DemoListen); err != nil {
+		return fmt.Errorf("TRELLIS_DEV_DEMO_LISTEN=%q: %v", c.DemoListen, err)
+	}
+	return nil
+}
+
+func runDev(ctx context.Context, args []string) error {
+	var (
+		dc DevConfig
+		rc store.Config
+		lc LogConfig
+		wc worker.Config
+		ec edge.Config
+		ac auth.Config
+	)
+	sections := []envSection{{"TRELLIS_DEV", &dc}, redisSection(&rc), logSection(&lc)}
+	fs := newFlags("dev", "dev", sections...)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	start := time.Now()
+	embedded := os.Getenv("TRELLIS_REDIS_URL") == ""
+	if err := loadEnv(sections...); err != nil {
+		return err
+	}
+	log, err := lc.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+
+	// Worker, edge and auth take their usual variables, with defaults
+	// that suit one process on a laptop.
+	if os.Getenv("TRELLIS_AUTH_SECRET") == "" {
+		secret := make([]byte, 32)
+		_, _ = rand.Read(secret)
+		os.Setenv("TRELLIS_AUTH_SECRET", hex.EncodeToString(secret))
+	}
+	setDefaultEnv("TRELLIS_EDGE_LISTEN", dc.Listen)
+	setDefaultEnv("TRELLIS_EDGE_GUEST", "true")
+	setDefaultEnv("TRELLIS_WORKER_ADMIN_LISTEN", "")
+	setDefaultEnv("TRELLIS_WORKER_IDLE_GRACE", "10m")
+	setDefaultEnv("TRELLIS_WORKER_DRAIN_TIMEOUT", "2s")
+	if err := loadEnv(envSection{"TRELLIS_WORKER", &wc}, envSection{"TRELLIS_EDGE", &ec}, envSection{"TRELLIS_AUTH", &ac}); err != nil {
+		return err
+	}
+
+	var mini *miniredis.Miniredis
+	if embedded {
+		mini = miniredis.NewMiniRedis()
+		if err := mini.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("embedded redis: %w", err)
+		}
+		defer mini.Close()
+		rc.URL = "redis://" + mini.Addr() + "/0"
+	}
+	st, err := store.Open(rc)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Ping(ctx); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", dc.DemoListen)
+	if err != nil {
+		return fmt.Errorf("demo game: listen %s: %w", dc.DemoListen, err)
+	}
+	host, portStr, _ := net.SplitHostPort(ln.Addr().String())
+	port, _ := strconv.Atoi(portStr)
+	if err := st.PutGame(ctx, store.Game{
+		ID: "demo", Name: "Trellis Demo", Host: host, Port: port,
+		Description: "The demo game that ships with Trellis: colours, GMCP vitals, a password prompt.",
+	}); err != nil {
+		ln.Close()
+		return err
+	}
+
+	w, err := worker.New(wc, st, log.With("component", "worker"))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	e, err := edge.New(ec, ac, st, log.With("component", "edge"))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	game := demogame.New(demogame.Config{Logger: log.With("component", "demo-game")})
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return game.Serve(gctx, ln) })
+	g.Go(func() error { return w.Run(gctx) })
+	g.Go(func() error { return e.Run(gctx) })
+
+	redisDesc := "embedded (in memory; set TRELLIS_REDIS_URL to use a real Redis)"
+	if !embedded {
+		redisDesc = rc.URL
+	}
+	fmt.Fprintf(os.Stderr, `
+  Trellis is running (ready in %s).
+
+    Play:   http://%s/play/demo
+    Games:  http://%s/
+    Redis:  %s
+    Demo game (telnet): %s
+
+  Press Ctrl-C to stop.
+
+`, time.Since(start).Round(time.Millisecond), ec.Listen, ec.Listen, redisDesc, ln.Addr())
+
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func setDefaultEnv(k, v string) {
+	if _, ok := os.LookupEnv(k); !ok {
+		os.Setenv(k, v)
+	}
+}

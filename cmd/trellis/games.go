@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/trellis-mud/trellis/store"
+)
+
+func runGames(ctx context.Context, args []string) error {
+	const synopsis = "games ls|show ID|add|update|rm ID|import FILE [flags]"
+	if len(args) == 0 || isHelp(args[0]) {
+		fs := newFlags("games", synopsis, redisSection(&store.Config{}))
+		fs.SetOutput(os.Stdout)
+		fs.Usage()
+		fmt.Println("\nadd and update take: -id -name -description -host -port -tls -tls-insecure -charset -mnes")
+		if len(args) == 0 {
+			return fmt.Errorf("%w: missing subcommand", errUsage)
+		}
+		return nil
+	}
+	sub, rest := args[0], args[1:]
+	fs := newFlags("games "+sub, synopsis, redisSection(&store.Config{}))
+	out := outputFlag(fs)
+	var g store.Game
+	if sub == "add" || sub == "update" {
+		fs.StringVar(&g.ID, "id", "", "game id (a-z 0-9 _ -), what browsers name it by")
+		fs.StringVar(&g.Name, "name", "", "display name")
+		fs.StringVar(&g.Description, "description", "", "one-paragraph description")
+		fs.StringVar(&g.Host, "host", "", "game host name or IP")
+		fs.IntVar(&g.Port, "port", 0, "game TCP port (1-65535)")
+		fs.BoolVar(&g.TLS, "tls", false, "connect with TLS")
+		fs.BoolVar(&g.TLSInsecure, "tls-insecure", false, "skip TLS certificate verification")
+		fs.StringVar(&g.Charset, "charset", "", "legacy charset if the game is not UTF-8 (latin1, cp437, ...)")
+		fs.BoolVar(&g.MNES, "mnes", false, "send the player's IP to the game (MNES / NEW-ENVIRON)")
+	}
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	st, _, err := openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	switch sub {
+	case "ls", "list":
+		games, err := st.ListGames(ctx)
+		if err != nil {
+			return err
+		}
+		if *out == "json" {
+			return writeJSON(os.Stdout, games)
+		}
+		t := newTable("ID", "NAME", "ADDRESS", "TLS", "CHARSET", "MNES")
+		for _, g := range games {
+			t.row(g.ID, g.Name, g.Addr(), yesNo(g.TLS), orDash(g.Charset), yesNo(g.MNES))
+		}
+		t.flush()
+		if len(games) == 0 {
+			fmt.Fprintln(os.Stderr, "No games registered. Add one with: trellis games add -id demo -name Demo -host 127.0.0.1 -port 4000")
+		}
+		return nil
+	case "show":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%w: show takes one game id", errUsage)
+		}
+		g, err := st.GetGame(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		mssp, _ := st.GameMSSP(ctx, g.ID)
+		if *out == "json" {
+			return writeJSON(os.Stdout, map[string]any{"game": g, "mssp": mssp})
+		}
+		t := newTable("FIELD", "VALUE")
+		t.row("id", g.ID)
+		t.row("name", g.Name)
+		t.row("description", orDash(g.Description))
+		t.row("address", g.Addr())
+		t.row("tls", yesNo(g.TLS)+insecure(g))
+		t.row("charset", orDash(g.Charset))
+		t.row("mnes", yesNo(g.MNES))
+		for k, v := range mssp {
+			t.row("mssp "+k, fmt.Sprint(v))
+		}
+		t.flush()
+		return nil
+	case "add":
+		if err := st.AddGame(ctx, g); err != nil {
+			return err
+		}
+		fmt.Printf("Added %s (%s at %s).\n", g.ID, g.Name, g.Addr())
+		return nil
+	case "update":
+		if err := st.UpdateGame(ctx, g); err != nil {
+			return err
+		}
+		fmt.Printf("Updated %s.\n", g.ID)
+		return nil
+	case "rm", "remove":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%w: rm takes one game id", errUsage)
+		}
+		if err := st.RemoveGame(ctx, fs.Arg(0)); err != nil {
+			return err
+		}
+		fmt.Printf("Removed %s. Sessions already running keep their connection.\n", fs.Arg(0))
+		return nil
+	case "import":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%w: import takes one file (JSON or YAML; - for stdin)", errUsage)
+		}
+		f := os.Stdin
+		if fs.Arg(0) != "-" {
+			if f, err = os.Open(fs.Arg(0)); err != nil {
+				return err
+			}
+			defer f.Close()
+		}
+		games, err := st.ImportGames(ctx, f)
+		if err != nil {
+			return fmt.Errorf("import %s (nothing was changed): %w", fs.Arg(0), err)
+		}
+		fmt.Printf("Imported %d games.\n", len(games))
+		return nil
+	}
+	return fmt.Errorf("%w: unknown subcommand %q", errUsage, sub)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func insecure(g store.Game) string {
+	if g.TLSInsecure {
+		return " (certificate not verified)"
+	}
+	return ""
+}

@@ -1,0 +1,151 @@
+// Command trellis is the one binary of Trellis: edge, worker, the all-in-one
+// dev stack, the demo game, and the operator tools, as subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand. run gets the arguments after the subcommand's
+// name and a context cancelled on SIGINT or SIGTERM.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+// commands is the table of subcommands; deploy/ tests parse it to check
+// that manifests only name subcommands that exist.
+var commands = []command{
+	{name: "edge", summary: "run the WebSocket gateway browsers connect to", run: runEdge},
+	{name: "worker", summary: "run a worker: the supervisor of game connections", run: runWorker},
+	{name: "dev", summary: "run everything in one process (embedded Redis, demo game, worker, edge)", run: runDev},
+	{name: "demo-game", summary: "run the demo telnet game server", run: runDemoGame},
+	{name: "games", summary: "manage the game registry: ls, show, add, update, rm, import", run: runGames},
+	{name: "sessions", summary: "list, show and kill sessions", run: runSessions},
+	{name: "replay", summary: "replay streams: transcript, events, redrive", run: runReplay},
+	{name: "ops", summary: "operator views: lag (control stream and dead letters)", run: runOps},
+	{name: "token", summary: "mint a player token (HS256 JWT)", run: runToken},
+	{name: "bench", summary: "end-to-end load generator with baselines", run: runBench},
+}
+
+// errUsage marks an error the user made on the command line; main prints
+// the usage hint with it and exits 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || isHelp(args[0]) {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	name := args[0]
+	for _, c := range commands {
+		if c.name != name {
+			continue
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		err := c.run(ctx, args[1:])
+		switch {
+		case err == nil, errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(stderr, "trellis %s: %v\nRun 'trellis %s --help' for usage.\n", name, err, name)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "trellis %s: %v\n", name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "trellis: unknown command %q\n\n", name)
+	usage(stderr)
+	return 2
+}
+
+func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "-help" || a == "help" }
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Trellis: play telnet games (MUDs) in a browser, at scale.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: trellis <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	names := make([]string, 0, len(commands))
+	for _, c := range commands {
+		names = append(names, c.name)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, c := range commands {
+			if c.name == n {
+				fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+			}
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'trellis <command> --help' for a command's flags and environment variables.")
+}
+
+// newFlags makes a flag set whose usage prints the summary, the flags and
+// the environment variables of the given config sections.
+func newFlags(name, synopsis string, sections ...envSection) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: trellis %s\n", synopsis)
+		for _, c := range commands {
+			if c.name == strings.Fields(name)[0] {
+				fmt.Fprintf(w, "\n%s.\n", upperFirst(c.summary))
+			}
+		}
+		var hasFlags bool
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(w, "\nFlags:")
+			fs.PrintDefaults()
+		}
+		if len(sections) > 0 {
+			fmt.Fprintln(w, "\nEnvironment:")
+			printEnv(w, sections...)
+		}
+	}
+	return fs
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// parseFlags parses and turns "flag provided but not defined" style errors
+// into usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fs.Usage()
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/trellis-mud/trellis/store"
+)
+
+func runOps(ctx context.Context, args []string) error {
+	const synopsis = "ops lag [-o json]"
+	sub := ""
+	if len(args) > 0 && !isHelp(args[0]) && args[0][0] != '-' {
+		sub, args = args[0], args[1:]
+	}
+	fs := newFlags("ops", synopsis, redisSection(&store.Config{}))
+	out := outputFlag(fs)
+	dead := fs.Int64("dead", 20, "lag: how many dead letters to list")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if sub != "lag" {
+		return fmt.Errorf("%w: want 'ops lag'", errUsage)
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	st, _, err := openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	status, err := st.ControlStatus(ctx)
+	if err != nil {
+		return err
+	}
+	letters, err := st.DeadLetters(ctx, *dead)
+	if err != nil {
+		return err
+	}
+	if *out == "json" {
+		return writeJSON(os.Stdout, map[string]any{"control": status, "dead_letters": letters})
+	}
+	lag := strconv.FormatInt(status.Lag, 10)
+	if status.Lag < 0 {
+		lag = "unknown"
+	}
+	fmt.Printf("Control stream: %d entries, lag %s (not yet delivered), %d pending (delivered, not acknowledged), %d dead letters.\n",
+		status.Length, lag, status.Pending, status.DeadLetters)
+	if len(status.Consumers) > 0 {
+		fmt.Println()
+		t := newTable("CONSUMER", "PENDING", "IDLE")
+		for _, c := range status.Consumers {
+			t.row(c.Name, strconv.FormatInt(c.Pending, 10), c.Idle.Round(time.Millisecond).String())
+		}
+		t.flush()
+	}
+	if len(letters) > 0 {
+		fmt.Println()
+		t := newTable("DEAD LETTER", "CONTROL ID", "TYPE", "SESSION", "DELIVERIES", "REASON")
+		for _, l := range letters {
+			t.row(l.ID, l.ControlID, string(l.Command.Type), l.Command.Key().String(), l.Deliveries, l.Reason)
+		}
+		t.flush()
+	}
+	return nil
+}

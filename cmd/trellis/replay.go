@@ -1,0 +1,424 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/trellis-mud/trellis/internal/ansi"
+	"github.com/trellis-mud/trellis/store"
+)
+
+func runReplay(ctx context.Context, args []string) error {
+	if len(args) == 0 || isHelp(args[0]) {
+		fmt.Println(`Usage: trellis replay <transcript|events|redrive> [flags]
+
+  transcript  the session as the player saw it, their input included, passwords absent
+  events      the lifecycle event log (who started what, where, why)
+  redrive     re-publish control events into another Redis (e.g. staging)
+
+Run 'trellis replay <sub> --help' for flags.`)
+		if len(args) == 0 {
+			return fmt.Errorf("%w: missing subcommand", errUsage)
+		}
+		return nil
+	}
+	switch args[0] {
+	case "transcript":
+		return replayTranscript(ctx, args[1:])
+	case "events":
+		return replayEvents(ctx, args[1:])
+	case "redrive":
+		return replayRedrive(ctx, args[1:])
+	}
+	return fmt.Errorf("%w: unknown subcommand %q", errUsage, args[0])
+}
+
+// parseSince turns "", a duration ("2h": that long ago), an RFC 3339 time
+// or a stream id into a stream id to range from.
+func parseSince(s, def string) (string, error) {
+	if s == "" {
+		return def, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return store.TimeID(time.Now().Add(-d)), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return store.TimeID(t), nil
+	}
+	if looksLikeStreamID(s) {
+		return s, nil
+	}
+	return "", fmt.Errorf("%w: %q is not a duration (2h), an RFC 3339 time or a stream id", errUsage, s)
+}
+
+func looksLikeStreamID(s string) bool {
+	ms, seq, _ := strings.Cut(s, "-")
+	if ms == "" {
+		return false
+	}
+	for _, c := range ms + seq {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func replayTranscript(ctx context.Context, args []string) error {
+	fs := newFlags("replay transcript", "replay transcript -user U -game G [-since T] [-format text|ansi|html|jsonl]", redisSection(&store.Config{}))
+	user := fs.String("user", "", "the player's user id")
+	game := fs.String("game", "", "the game id")
+	since := fs.String("since", "", "start at this age (2h), time (RFC 3339) or stream id; default: the whole kept transcript")
+	format := fs.String("format", "text", "text (plain), ansi (colours kept), html (a page), or jsonl (one entry per line, GMCP included)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *user == "" || *game == "" {
+		return fmt.Errorf("%w: -user and -game are required", errUsage)
+	}
+	switch *format {
+	case "text", "ansi", "html", "jsonl":
+	default:
+		return fmt.Errorf("%w: -format %q: want text, ansi, html or jsonl", errUsage, *format)
+	}
+	from, err := parseSince(*since, "-")
+	if err != nil {
+		return err
+	}
+	st, _, err := openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	key := store.SessionKey{User: *user, Game: *game}
+	w := &transcriptWriter{w: os.Stdout, format: *format}
+	w.begin(key)
+	n := 0
+	for {
+		page, err := st.OutputRange(ctx, key, from, "+", 1000)
+		if err != nil {
+			return err
+		}
+		for _, o := range page {
+			w.entry(o)
+		}
+		n += len(page)
+		if len(page) < 1000 {
+			break
+		}
+		from = "(" + page[len(page)-1].ID
+	}
+	w.end()
+	if n == 0 {
+		fmt.Fprintf(os.Stderr, "No transcript for %s (it expires some time after the session ends).\n", key)
+	}
+	return w.err
+}
+
+// transcriptWriter renders output entries the way the player saw them.
+type transcriptWriter struct {
+	w      io.Writer
+	format string
+	style  ansi.Style
+	err    error
+}
+
+func (t *transcriptWriter) printf(format string, a ...any) {
+	if t.err == nil {
+		_, t.err = fmt.Fprintf(t.w, format, a...)
+	}
+}
+
+func (t *transcriptWriter) begin(key store.SessionKey) {
+	if t.format == "html" {
+		t.printf(`<!doctype html><meta charset="utf-8"><title>Transcript %s</title>`+
+			`<style>body{background:#111;color:#ddd;font:14px/1.35 monospace}pre{white-space:pre-wrap}`+
+			`.in{color:#8ab4f8}.st{color:#e0b050;font-style:italic}</style><pre>`, htmlEscape(key.String()))
+	}
+}
+
+func (t *transcriptWriter) end() {
+	if t.format == "html" {
+		t.printf("</pre>\n")
+	}
+}
+
+func (t *transcriptWriter) entry(o store.Output) {
+	if t.format == "jsonl" {
+		b, _ := json.Marshal(struct {
+			ID string `json:"id"`
+			store.Output
+		}{o.ID, o})
+		t.printf("%s\n", b)
+		return
+	}
+	switch o.Kind {
+	case store.OutText:
+		switch t.format {
+		case "text":
+			t.printf("%s", ansi.Strip(o.Text))
+		case "ansi":
+			t.printf("%s", o.Text)
+		case "html":
+			var h string
+			h, t.style = ansi.HTML(o.Text, t.style)
+			t.printf("%s", h)
+		}
+	case store.OutInput:
+		line := o.Text
+		if o.Redacted {
+			line = "(hidden: typed while the game echoed)"
+		}
+		if t.format == "html" {
+			t.printf(`<span class="in">&gt; %s</span>`+"\n", htmlEscape(line))
+		} else {
+			t.printf("> %s\n", line)
+		}
+	case store.OutStatus, store.OutGap:
+		msg := fmt.Sprintf("[%s %s %s]", stamp(o.Time), o.Kind, strings.TrimSpace(o.State+" "+o.Text))
+		if t.format == "html" {
+			t.printf(`<span class="st">%s</span>`+"\n", htmlEscape(msg))
+		} else {
+			t.printf("\n%s\n", msg)
+		}
+	}
+}
+
+func stamp(ms int64) string {
+	if ms == 0 {
+		return "-"
+	}
+	return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05Z")
+}
+
+func htmlEscape(s string) string { return html.EscapeString(ansi.Strip(s)) }
+
+func replayEvents(ctx context.Context, args []string) error {
+	fs := newFlags("replay events", "replay events [-since T] [-until T] [-type X] [-user U] [-follow] [-o json]", redisSection(&store.Config{}))
+	since := fs.String("since", "1h", "start at this age (2h), time (RFC 3339) or stream id")
+	until := fs.String("until", "", "stop at this age, time or stream id (default: now)")
+	typ := fs.String("type", "", "only events whose type starts with this (trellis.session, trellis.lease.lost ...)")
+	user := fs.String("user", "", "only events about this user")
+	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
+	out := outputFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	from, err := parseSince(*since, "-")
+	if err != nil {
+		return err
+	}
+	to, err := parseSince(*until, "+")
+	if err != nil {
+		return err
+	}
+	if *follow && *until != "" {
+		return fmt.Errorf("%w: -follow and -until exclude each other", errUsage)
+	}
+	st, _, err := openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	match := func(e store.Event) bool {
+		if *typ != "" && !strings.HasPrefix(e.Type, *typ) {
+			return false
+		}
+		return *user == "" || strings.HasPrefix(e.Subject, *user+"/")
+	}
+	print := func(e store.Event) {
+		if *out == "json" {
+			b, _ := json.Marshal(e)
+			fmt.Printf("%s\n", b)
+			return
+		}
+		data := ""
+		if len(e.Data) > 0 && string(e.Data) != "null" {
+			data = " " + string(e.Data)
+		}
+		fmt.Printf("%s  %-30s %-22s %s%s%s\n", e.Time.UTC().Format("2006-01-02 15:04:05.000"),
+			e.Type, e.Source, orDash(e.Subject), correlation(e.Correlation), data)
+	}
+	last := ""
+	for {
+		page, err := st.ReadEvents(ctx, from, to, 1000)
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			if match(e) {
+				print(e)
+			}
+			last = e.ID
+		}
+		if len(page) < 1000 {
+			break
+		}
+		from = "(" + last
+	}
+	if !*follow {
+		return nil
+	}
+	if last == "" {
+		last = "$"
+	}
+	for ctx.Err() == nil {
+		page, err := st.FollowEvents(ctx, last, 100, 5*time.Second)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			fmt.Fprintf(os.Stderr, "follow: %v (retrying)\n", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for _, e := range page {
+			if match(e) {
+				print(e)
+			}
+			last = e.ID
+		}
+	}
+	return nil
+}
+
+func correlation(c string) string {
+	if c == "" {
+		return ""
+	}
+	if len(c) > 8 {
+		c = c[:8]
+	}
+	return " corr=" + c
+}
+
+func replayRedrive(ctx context.Context, args []string) error {
+	fs := newFlags("replay redrive", "replay redrive -from ID -to ID -target-url redis://... [-rate N]", redisSection(&store.Config{}))
+	from := fs.String("from", "", "first control entry id (inclusive), or a duration/time")
+	to := fs.String("to", "+", "last control entry id (inclusive), or a duration/time")
+	target := fs.String("target-url", "", "redis:// URL of the Redis to publish into (never the source)")
+	perSec := fs.Float64("rate", 100, "entries per second at most")
+	dry := fs.Bool("dry-run", false, "print what would be published, publish nothing")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *from == "" || (*target == "" && !*dry) {
+		return fmt.Errorf("%w: -from and -target-url are required", errUsage)
+	}
+	if *perSec <= 0 {
+		return fmt.Errorf("%w: -rate must be positive", errUsage)
+	}
+	start, err := parseSince(*from, "-")
+	if err != nil {
+		return err
+	}
+	end, err := parseSince(*to, "+")
+	if err != nil {
+		return err
+	}
+	src, _, err := openStore()
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+
+	var dst *store.Store
+	if !*dry {
+		var srcCfg store.Config
+		_ = loadEnv(redisSection(&srcCfg))
+		if strings.TrimRight(*target, "/") == strings.TrimRight(srcCfg.URL, "/") {
+			return errors.New("the target is the source Redis: redrive into another Redis (e.g. staging)")
+		}
+		cfg := srcCfg
+		cfg.URL, cfg.Password = *target, ""
+		if dst, err = store.Open(cfg); err != nil {
+			return fmt.Errorf("target: %w", err)
+		}
+		defer dst.Close()
+		if err := dst.Ping(ctx); err != nil {
+			return fmt.Errorf("target: %w", err)
+		}
+	}
+	// Count first so the progress bar knows its end.
+	var all []store.ControlMessage
+	cursor := start
+	for {
+		page, err := src.ControlEntries(ctx, cursor, end, 1000)
+		if err != nil {
+			return err
+		}
+		all = append(all, page...)
+		if len(page) < 1000 {
+			break
+		}
+		cursor = "(" + page[len(page)-1].ID
+	}
+	if len(all) == 0 {
+		return fmt.Errorf("no control entries in %s..%s", start, end)
+	}
+	lim := rate.NewLimiter(rate.Limit(*perSec), 1)
+	bar := newProgress(os.Stderr, len(all))
+	skipped := 0
+	for i, m := range all {
+		if err := lim.Wait(ctx); err != nil {
+			bar.done()
+			return fmt.Errorf("interrupted after %d of %d entries", i, len(all))
+		}
+		if m.Err != nil {
+			skipped++
+			bar.step()
+			continue
+		}
+		if *dry {
+			b, _ := json.Marshal(m.Command)
+			fmt.Printf("%s %s\n", m.ID, b)
+		} else if _, err := dst.PublishControl(ctx, m.Command); err != nil {
+			bar.done()
+			return fmt.Errorf("entry %s (%d of %d): %w", m.ID, i+1, len(all), err)
+		}
+		bar.step()
+	}
+	bar.done()
+	fmt.Fprintf(os.Stderr, "Redrove %d entries (%d undecodable skipped).\n", len(all)-skipped, skipped)
+	return nil
+}
+
+// progress draws a one-line progress bar on a terminal-ish writer.
+type progress struct {
+	w         io.Writer
+	total, n  int
+	lastDrawn time.Time
+}
+
+func newProgress(w io.Writer, total int) *progress { return &progress{w: w, total: total} }
+
+func (p *progress) step() {
+	p.n++
+	if time.Since(p.lastDrawn) > 100*time.Millisecond || p.n == p.total {
+		p.draw()
+	}
+}
+
+func (p *progress) draw() {
+	p.lastDrawn = time.Now()
+	const width = 30
+	filled := width * p.n / max(p.total, 1)
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d", strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.n, p.total)
+}
+
+func (p *progress) done() { p.draw(); fmt.Fprintln(p.w) }

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/trellis-mud/trellis/store"
+)
+
+func runSessions(ctx context.Context, args []string) error {
+	const synopsis = "sessions ls | show USER/GAME | kill USER/GAME [-reason TEXT] [-o json]"
+	sub := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	fs := newFlags("sessions", synopsis, redisSection(&store.Config{}))
+	out := outputFlag(fs)
+	reason := fs.String("reason", "stopped by an operator", "kill: the reason shown to the player")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if sub == "" {
+		return fmt.Errorf("%w: missing subcommand (ls, show, kill)", errUsage)
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	st, _, err := openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	switch sub {
+	case "ls", "list":
+		list, err := st.ListSessions(ctx)
+		if err != nil {
+			return err
+		}
+		if *out == "json" {
+			return writeJSON(os.Stdout, list)
+		}
+		t := newTable("USER", "GAME", "STATE", "VIEWERS", "WORKER", "FENCE", "UP")
+		for _, s := range list {
+			t.row(s.Key.User, s.Key.Game, s.State, strconv.Itoa(s.Viewers), s.Worker,
+				strconv.FormatInt(s.Fence, 10), since(s.Started))
+		}
+		t.flush()
+		fmt.Fprintf(os.Stderr, "%d sessions\n", len(list))
+		return nil
+	case "show":
+		key, err := sessionArg(fs.Args())
+		if err != nil {
+			return err
+		}
+		si, ok, err := st.GetSession(ctx, key)
+		if err != nil {
+			return err
+		}
+		lease, leased, err := st.GetLease(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !ok && !leased {
+			return fmt.Errorf("no session for %s", key)
+		}
+		if *out == "json" {
+			return writeJSON(os.Stdout, map[string]any{"session": si, "lease": lease, "leased": leased})
+		}
+		t := newTable("FIELD", "VALUE")
+		t.row("session", key.String())
+		if ok {
+			t.row("state", si.State)
+			t.row("viewers", strconv.Itoa(si.Viewers))
+			t.row("worker", si.Worker)
+			t.row("session id", si.Session)
+			t.row("started", si.Started.Format(time.RFC3339)+" ("+since(si.Started)+" ago)")
+		}
+		if leased {
+			t.row("lease owner", lease.Owner)
+			t.row("lease fence", strconv.FormatInt(lease.Fence, 10))
+			t.row("lease renewed", since(lease.Renewed)+" ago")
+		} else {
+			t.row("lease", "none (the session is not running)")
+		}
+		t.flush()
+		return nil
+	case "kill":
+		key, err := sessionArg(fs.Args())
+		if err != nil {
+			return err
+		}
+		if _, ok, err := st.GetLease(ctx, key); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("no running session for %s", key)
+		}
+		id, err := st.PublishControl(ctx, store.Command{
+			Type: store.CmdStop, User: key.User, Game: key.Game,
+			Reason: *reason, Correlation: uuid.NewString(),
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("Asked the owner to stop %s (control entry %s).\n", key, id)
+		return nil
+	}
+	return fmt.Errorf("%w: unknown subcommand %q", errUsage, sub)
+}
+
+// sessionArg parses USER/GAME (the game id has no slash; the user may).
+func sessionArg(args []string) (store.SessionKey, error) {
+	if len(args) != 1 {
+		return store.SessionKey{}, fmt.Errorf("%w: want one USER/GAME argument", errUsage)
+	}
+	i := strings.LastIndexByte(args[0], '/')
+	if i <= 0 || i == len(args[0])-1 {
+		return store.SessionKey{}, fmt.Errorf("%w: %q is not USER/GAME", errUsage, args[0])
+	}
+	return store.SessionKey{User: args[0][:i], Game: args[0][i+1:]}, nil
+}
+
+func since(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return time.Since(t).Round(time.Second).String()
+}

@@ -1,0 +1,278 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/text/encoding/ianaindex"
+	"gopkg.in/yaml.v3"
+)
+
+// Game is one entry of the registry: where a game lives and how to talk to
+// it. Browsers name a game by ID only; host and port never come from them.
+type Game struct {
+	ID          string `json:"id" yaml:"id"`
+	Name        string `json:"name" yaml:"name"`
+	Description string `json:"description,omitempty" yaml:"description,omitempty"`
+	Host        string `json:"host" yaml:"host"`
+	Port        int    `json:"port" yaml:"port"`
+	TLS         bool   `json:"tls,omitempty" yaml:"tls,omitempty"`
+	// TLSInsecure skips certificate verification (self-signed games).
+	TLSInsecure bool `json:"tls_insecure,omitempty" yaml:"tls_insecure,omitempty"`
+	// Charset is the game's legacy encoding when it does not speak UTF-8
+	// (an IANA name or alias: "latin1", "cp437", "windows-1252").
+	Charset string `json:"charset,omitempty" yaml:"charset,omitempty"`
+	// MNES opts in to sending the player's IP and client name by
+	// NEW-ENVIRON, so the game's bans keep working.
+	MNES bool `json:"mnes,omitempty" yaml:"mnes,omitempty"`
+}
+
+// Addr is the game's host:port.
+func (g Game) Addr() string { return net.JoinHostPort(g.Host, fmt.Sprint(g.Port)) }
+
+var (
+	gameIDPattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+	hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+)
+
+// ErrUnknownGame is returned for a game id the registry does not hold.
+var ErrUnknownGame = errors.New("unknown game")
+
+// ErrGameExists is returned by AddGame for an id already registered.
+var ErrGameExists = errors.New("game already registered")
+
+// Validate checks every field and reports all problems at once.
+func (g Game) Validate() error {
+	var errs []error
+	if !gameIDPattern.MatchString(g.ID) {
+		errs = append(errs, fmt.Errorf("id %q: want 1-32 of a-z 0-9 _ -, starting with a letter or digit", g.ID))
+	}
+	if strings.TrimSpace(g.Name) == "" || len(g.Name) > 80 {
+		errs = append(errs, fmt.Errorf("name %q: want 1-80 characters", g.Name))
+	}
+	if len(g.Description) > 2000 {
+		errs = append(errs, fmt.Errorf("description: %d characters, want at most 2000", len(g.Description)))
+	}
+	if net.ParseIP(g.Host) == nil && (len(g.Host) > 253 || !hostnamePattern.MatchString(g.Host)) {
+		errs = append(errs, fmt.Errorf("host %q: not a hostname or IP address", g.Host))
+	}
+	if g.Port < 1 || g.Port > 65535 {
+		errs = append(errs, fmt.Errorf("port %d: want 1-65535", g.Port))
+	}
+	if g.TLSInsecure && !g.TLS {
+		errs = append(errs, errors.New("tls_insecure without tls"))
+	}
+	if g.Charset != "" {
+		if enc, err := ianaindex.IANA.Encoding(g.Charset); err != nil || enc == nil {
+			errs = append(errs, fmt.Errorf("charset %q: not a known IANA charset name", g.Charset))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("game %q: %w", g.ID, errors.Join(errs...))
+	}
+	return nil
+}
+
+// PutGame adds or replaces a game.
+func (s *Store) PutGame(ctx context.Context, g Game) error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(g)
+	if err := s.rdb.HSet(ctx, keyGames, g.ID, b).Err(); err != nil {
+		return fmt.Errorf("put game %s: %w", g.ID, err)
+	}
+	return nil
+}
+
+// AddGame registers a new game; it fails with ErrGameExists for a known id.
+func (s *Store) AddGame(ctx context.Context, g Game) error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(g)
+	ok, err := s.rdb.HSetNX(ctx, keyGames, g.ID, b).Result()
+	if err != nil {
+		return fmt.Errorf("add game %s: %w", g.ID, err)
+	}
+	if !ok {
+		return fmt.Errorf("add game %s: %w", g.ID, ErrGameExists)
+	}
+	return nil
+}
+
+// UpdateGame replaces a registered game; it fails with ErrUnknownGame if
+// the id is not registered.
+func (s *Store) UpdateGame(ctx context.Context, g Game) error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	if _, err := s.GetGame(ctx, g.ID); err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	return s.PutGame(ctx, g)
+}
+
+// RemoveGame deletes a game from the registry. Sessions already running
+// keep their connection.
+func (s *Store) RemoveGame(ctx context.Context, id string) error {
+	n, err := s.rdb.HDel(ctx, keyGames, id).Result()
+	if err != nil {
+		return fmt.Errorf("remove game %s: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("remove game %s: %w", id, ErrUnknownGame)
+	}
+	return nil
+}
+
+// GetGame looks a game up by id.
+func (s *Store) GetGame(ctx context.Context, id string) (Game, error) {
+	if !gameIDPattern.MatchString(id) {
+		return Game{}, fmt.Errorf("game %.40q: %w", id, ErrUnknownGame)
+	}
+	b, err := s.rdb.HGet(ctx, keyGames, id).Bytes()
+	if err != nil {
+		if isNil(err) {
+			return Game{}, fmt.Errorf("game %s: %w", id, ErrUnknownGame)
+		}
+		return Game{}, fmt.Errorf("get game %s: %w", id, err)
+	}
+	var g Game
+	if err := json.Unmarshal(b, &g); err != nil {
+		return Game{}, fmt.Errorf("game %s: corrupt registry entry: %w", id, err)
+	}
+	return g, nil
+}
+
+// ListGames returns every registered game, ordered by id.
+func (s *Store) ListGames(ctx context.Context) ([]Game, error) {
+	m, err := s.rdb.HGetAll(ctx, keyGames).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list games: %w", err)
+	}
+	games := make([]Game, 0, len(m))
+	for id, v := range m {
+		var g Game
+		if err := json.Unmarshal([]byte(v), &g); err != nil {
+			return nil, fmt.Errorf("game %s: corrupt registry entry: %w", id, err)
+		}
+		games = append(games, g)
+	}
+	sort.Slice(games, func(i, j int) bool { return games[i].ID < games[j].ID })
+	return games, nil
+}
+
+// ParseGames reads a list of games from JSON (an array, or an object with
+// a "games" array) or YAML (the same shapes), and validates every entry.
+// It reports every invalid entry, not just the first.
+func ParseGames(r io.Reader) ([]Game, error) {
+	data, err := io.ReadAll(io.LimitReader(r, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read games: %w", err)
+	}
+	var games []Game
+	trimmed := bytes.TrimSpace(data)
+	switch {
+	case len(trimmed) == 0:
+		return nil, errors.New("games file is empty")
+	case trimmed[0] == '[':
+		err = json.Unmarshal(trimmed, &games)
+	case trimmed[0] == '{':
+		var wrapped struct {
+			Games []Game `json:"games"`
+		}
+		err = json.Unmarshal(trimmed, &wrapped)
+		games = wrapped.Games
+	default:
+		var node yaml.Node
+		if err = yaml.Unmarshal(trimmed, &node); err == nil {
+			if len(node.Content) > 0 && node.Content[0].Kind == yaml.MappingNode {
+				var wrapped struct {
+					Games []Game `yaml:"games"`
+				}
+				err = node.Decode(&wrapped)
+				games = wrapped.Games
+			} else {
+				err = node.Decode(&games)
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parse games: %w", err)
+	}
+	if len(games) == 0 {
+		return nil, errors.New("games file lists no games")
+	}
+	var errs []error
+	seen := make(map[string]bool, len(games))
+	for i, g := range games {
+		if err := g.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("entry %d: %w", i+1, err))
+		}
+		if seen[g.ID] {
+			errs = append(errs, fmt.Errorf("entry %d: game %q listed twice", i+1, g.ID))
+		}
+		seen[g.ID] = true
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return games, nil
+}
+
+// ImportGames validates every game first and then writes them all, so a bad
+// file changes nothing.
+func (s *Store) ImportGames(ctx context.Context, r io.Reader) ([]Game, error) {
+	games, err := ParseGames(r)
+	if err != nil {
+		return nil, err
+	}
+	args := make([]any, 0, 2*len(games))
+	for _, g := range games {
+		b, _ := json.Marshal(g)
+		args = append(args, g.ID, b)
+	}
+	if err := s.rdb.HSet(ctx, keyGames, args...).Err(); err != nil {
+		return nil, fmt.Errorf("import %d games: %w", len(games), err)
+	}
+	return games, nil
+}
+
+// SetGameMSSP stores a game's latest MSSP report for ttl (the edge shows
+// player counts from it).
+func (s *Store) SetGameMSSP(ctx context.Context, game string, mssp map[string][]string, ttl time.Duration) error {
+	b, err := json.Marshal(mssp)
+	if err != nil {
+		return fmt.Errorf("encode mssp of %s: %w", game, err)
+	}
+	if err := s.rdb.Set(ctx, msspKey(game), b, ttl).Err(); err != nil {
+		return fmt.Errorf("set mssp of %s: %w", game, err)
+	}
+	return nil
+}
+
+// GameMSSP returns a game's latest MSSP report, or nil if none is known.
+func (s *Store) GameMSSP(ctx context.Context, game string) (map[string][]string, error) {
+	b, err := s.rdb.Get(ctx, msspKey(game)).Bytes()
+	if err != nil {
+		if isNil(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("get mssp of %s: %w", game, err)
+	}
+	var m map[string][]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("mssp of %s: %w", game, err)
+	}
+	return m, nil
+}

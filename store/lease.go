@@ -1,0 +1,164 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrLeaseHeld is returned by AcquireLease when another holder's lease is live.
+var ErrLeaseHeld = errors.New("lease held by another worker")
+
+// ErrLeaseLost is returned when a lease operation names a fence that is no
+// longer the live one: it expired, was released, or was taken over.
+var ErrLeaseLost = errors.New("lease lost")
+
+// Lease is the ownership record of one (user, game).
+type Lease struct {
+	Key      SessionKey
+	Owner    string // worker id
+	Session  string // session id (one per game connection)
+	Fence    int64  // only goes up for Key, across expiry
+	Acquired time.Time
+	Renewed  time.Time
+	// Transitions counts holders over the key's life, like Kubernetes'
+	// leaseTransitions; it equals Fence because every acquire increments it.
+}
+
+// Lua scripts. Each touches only keys of one hash tag, so they run
+// unchanged on Redis Cluster. Time comes from the caller (milliseconds) to
+// keep scripts deterministic for replication.
+var (
+	// KEYS: lease, fence. ARGV: owner, session, ttl ms, now ms.
+	// Returns {1, fence} when acquired, {0, fence, owner, session} when held.
+	acquireScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'owner', 'fence', 'session')
+if cur[1] then
+  return {0, tonumber(cur[2]), cur[1], cur[3]}
+end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'session', ARGV[2], 'fence', fence, 'acquired', ARGV[4], 'renewed', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {1, fence}
+`)
+	// KEYS: lease. ARGV: owner, fence, ttl ms, now ms. Returns 1 or 0.
+	renewScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'owner', 'fence')
+if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
+  redis.call('HSET', KEYS[1], 'renewed', ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+return 0
+`)
+	// KEYS: lease. ARGV: owner, fence. Returns 1 when deleted.
+	releaseScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'owner', 'fence')
+if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+)
+
+// AcquireLease takes the lease of key for owner if nobody holds a live one.
+// On success the returned lease carries a fence greater than any earlier
+// fence of key. If the lease is held, the live holder's lease is returned
+// with ErrLeaseHeld, so the caller can forward work to it.
+func (s *Store) AcquireLease(ctx context.Context, key SessionKey, owner, session string, ttl time.Duration) (Lease, error) {
+	now := s.now()
+	res, err := acquireScript.Run(ctx, s.rdb,
+		[]string{key.leaseKey(), key.fenceKey()},
+		owner, session, ttl.Milliseconds(), now.UnixMilli()).Slice()
+	if err != nil {
+		return Lease{}, fmt.Errorf("acquire lease %s: %w", key, err)
+	}
+	if len(res) < 2 {
+		return Lease{}, fmt.Errorf("acquire lease %s: unexpected reply %v", key, res)
+	}
+	fence, _ := res[1].(int64)
+	if ok, _ := res[0].(int64); ok == 1 {
+		return Lease{Key: key, Owner: owner, Session: session, Fence: fence, Acquired: now, Renewed: now}, nil
+	}
+	held := Lease{Key: key, Fence: fence}
+	if len(res) >= 4 {
+		held.Owner, _ = res[2].(string)
+		held.Session, _ = res[3].(string)
+	}
+	return held, ErrLeaseHeld
+}
+
+// RenewLease extends a lease the caller holds. It fails with ErrLeaseLost if
+// the lease expired or belongs to someone else now.
+func (s *Store) RenewLease(ctx context.Context, l Lease, ttl time.Duration) error {
+	n, err := renewScript.Run(ctx, s.rdb, []string{l.Key.leaseKey()},
+		l.Owner, l.Fence, ttl.Milliseconds(), s.now().UnixMilli()).Int()
+	if err != nil {
+		return fmt.Errorf("renew lease %s: %w", l.Key, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("renew lease %s fence %d: %w", l.Key, l.Fence, ErrLeaseLost)
+	}
+	return nil
+}
+
+// RenewLeases renews many leases in one pipelined round trip. It returns the
+// leases that were lost (each must stop its session), and an error when the
+// round trip itself failed, in which case nothing is known about any lease.
+func (s *Store) RenewLeases(ctx context.Context, leases []Lease, ttl time.Duration) (lost []Lease, err error) {
+	if len(leases) == 0 {
+		return nil, nil
+	}
+	now := s.now().UnixMilli()
+	ms := ttl.Milliseconds()
+	cmds, err := s.evalBatch(ctx, renewScript, len(leases), func(i int) ([]string, []any) {
+		l := leases[i]
+		return []string{l.Key.leaseKey()}, []any{l.Owner, l.Fence, ms, now}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("renew %d leases: %w", len(leases), err)
+	}
+	for i, c := range cmds {
+		if n, err := c.Int(); err != nil || n != 1 {
+			lost = append(lost, leases[i])
+		}
+	}
+	return lost, nil
+}
+
+// ReleaseLease deletes the lease if, and only if, it is still the caller's.
+// Releasing a lease that was already lost is not an error.
+func (s *Store) ReleaseLease(ctx context.Context, l Lease) error {
+	if err := releaseScript.Run(ctx, s.rdb, []string{l.Key.leaseKey()}, l.Owner, l.Fence).Err(); err != nil {
+		return fmt.Errorf("release lease %s: %w", l.Key, err)
+	}
+	return nil
+}
+
+// GetLease returns the live lease of key, or ok=false when there is none.
+func (s *Store) GetLease(ctx context.Context, key SessionKey) (l Lease, ok bool, err error) {
+	m, err := s.rdb.HGetAll(ctx, key.leaseKey()).Result()
+	if err != nil {
+		return Lease{}, false, fmt.Errorf("get lease %s: %w", key, err)
+	}
+	if len(m) == 0 || m["owner"] == "" {
+		return Lease{}, false, nil
+	}
+	l = Lease{Key: key, Owner: m["owner"], Session: m["session"]}
+	l.Fence, _ = strconv.ParseInt(m["fence"], 10, 64)
+	l.Acquired = msTime(m["acquired"])
+	l.Renewed = msTime(m["renewed"])
+	return l, true, nil
+}
+
+func msTime(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
+}

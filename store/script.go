@@ -1,0 +1,62 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// evalBatch runs script once per item in one pipelined round trip. Scripts
+// are called by hash (EVALSHA); if Redis does not know the script (first use,
+// or Redis restarted and lost its cache) it is loaded and the batch is sent
+// once more. The caller reads each command's own result: a failed item does
+// not fail the batch, only a failed round trip does.
+func (s *Store) evalBatch(ctx context.Context, script *redis.Script, n int, item func(i int) (keys []string, args []any)) ([]*redis.Cmd, error) {
+	for attempt := 0; ; attempt++ {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, n)
+		for i := range n {
+			keys, args := item(i)
+			cmds[i] = script.EvalSha(ctx, pipe, keys, args...)
+		}
+		_, err := pipe.Exec(ctx)
+		if attempt == 0 && anyNoScript(cmds) {
+			if err := script.Load(ctx, s.rdb).Err(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil && !isCommandError(cmds) {
+			return nil, err
+		}
+		return cmds, nil
+	}
+}
+
+func anyNoScript(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
+}
+
+// isCommandError reports whether the pipeline reached Redis and every
+// failure is a reply from Redis about one command (so the round trip itself
+// worked), as opposed to a network failure that leaves every result unknown.
+func isCommandError(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		err := c.Err()
+		if err == nil || errors.Is(err, redis.Nil) {
+			continue
+		}
+		var rerr redis.Error
+		if !errors.As(err, &rerr) {
+			return false
+		}
+	}
+	return true
+}
