@@ -1,0 +1,116 @@
+// Package telnet is the client side of the telnet protocol as MUDs speak it:
+// a streaming engine that turns the bytes a game sends into events for the
+// player (text, prompt marks, echo on/off, GMCP, MSSP) and queues the
+// replies the protocol owes the game.
+//
+// # Using an engine
+//
+// One Engine serves one game connection. The session loop reads from the
+// game, decodes, forwards the events and writes back whatever is owed:
+//
+//	e, err := telnet.New(telnet.Options{ClientName: "Trellis", ClientVersion: v})
+//	if err != nil { ... }
+//	defer e.Close()
+//	var evs []telnet.Event
+//	for {
+//		n, err := conn.Read(buf)
+//		evs, derr := e.Decode(buf[:n], evs[:0])
+//		deliver(evs) // text, prompts, echo, GMCP, MSSP
+//		if r := e.Replies(out[:0]); len(r) > 0 {
+//			conn.Write(r) // negotiation answers, TTYPE, NAWS, GMCP hello
+//		}
+//		...
+//	}
+//
+// Input goes the other way through Line (one line of player input), GMCP
+// (a GMCP message, once the game agreed to GMCP) and Resize (the window
+// size, sent when NAWS is agreed). An Engine is not safe for concurrent use;
+// keep it on the session goroutine or serialise calls.
+//
+// # Why streaming, and what "any split" means
+//
+// TCP delivers bytes in chunks that have nothing to do with the protocol: a
+// chunk may end inside IAC WILL ECHO, inside a subnegotiation, inside a UTF-8
+// character, between CR and LF, or inside a compressed MCCP2 stream. The
+// engine keeps all of that state between calls, so feeding a byte stream in
+// one call or split anywhere (down to one byte per call) produces the same
+// events and replies. The tests check exactly that for every case, at every
+// split point, and the fuzz target checks it for arbitrary input.
+//
+// Text is never held waiting for a newline: a prompt without one ("HP:10> ")
+// reaches the player at the end of the Decode call that delivered it. Only
+// an incomplete trailing UTF-8 sequence is held back.
+//
+// # The byte stream
+//
+// IAC (255) starts a command; IAC IAC is a data byte 255. Two-byte commands:
+// GA and EOR mark the text before them as a prompt (EventPrompt), the rest
+// (NOP, AYT...) are ignored. IAC WILL|WONT|DO|DONT opt negotiates an option.
+// IAC SB opt ... IAC SE carries a subnegotiation; inside it IAC IAC is a
+// literal 255 and a block longer than Options.MaxSubneg (counted as
+// received) is dropped up to its IAC SE. A command other than IAC or SE
+// inside a block means the game lost the IAC SE: the block is dropped and the
+// command obeyed, which resynchronises.
+//
+// Line endings are normalised on bytes: CR and NUL are dropped, LF is the
+// newline. CR LF, LF CR and lone LF all become "\n" (no blank line invented)
+// and CR NUL, a bare carriage return, becomes nothing: a transcript in a
+// browser has no line to overwrite.
+//
+// Text is UTF-8 unless Options.Charset names a single-byte legacy charset
+// (latin-1, CP437, CP1252, KOI8-R...), decoded with
+// golang.org/x/text/encoding/charmap. Invalid UTF-8 becomes U+FFFD, so event
+// text is always valid UTF-8. ANSI escape sequences pass through untouched.
+//
+// # Negotiation
+//
+// Options are negotiated with the RFC 1143 Q method (states NO, YES, WANTNO,
+// WANTYES and a queue bit per option and side), which never answers a
+// request for the state an option is already in, so no game can drive the
+// engine into a negotiation loop. Supported:
+//
+//   - the game's side (WILL answered DO): ECHO (EventEcho; ServerEcho), SGA,
+//     EOR, CHARSET, MSSP, GMCP, MCCP2;
+//   - our side (DO answered WILL): SGA, TTYPE, NAWS, CHARSET, and
+//     NEW-ENVIRON only when Options.MNES says the game opted in.
+//
+// Everything else is refused (WILL answered DONT, DO answered WONT),
+// including MXP, MSP, MSDP, ATCP, LINEMODE and MCCP v1. Subnegotiations for
+// options that are not agreed are ignored.
+//
+// TTYPE answers the MTTS cycle: client name, terminal type, "MTTS n", the
+// same "MTTS n" again to mark the end, then from the start. The MTTS bits
+// say ANSI, 256 and true colour, proxy, UTF-8 (while the charset is UTF-8)
+// and MNES (when opted in). NAWS sends the window size as soon as it is
+// agreed and on every Resize. CHARSET accepts UTF-8 when offered, else the
+// configured legacy charset, else rejects; text after the ACCEPTED is
+// decoded in the new charset. NEW-ENVIRON answers SEND with the MNES
+// variables CLIENT_NAME, CLIENT_VERSION, MTTS, CHARSET and Options.Env (the
+// real IPADDRESS, for instance). Once GMCP is agreed the engine sends
+// Core.Hello and Core.Supports.Set. GMCP bodies are optional; Event.Data is
+// nil without one and always valid JSON with one.
+//
+// # MCCP2
+//
+// After IAC SB MCCP2 IAC SE the game compresses everything it sends with
+// zlib; the stream starts at the very next byte, which may be in the same
+// chunk. The engine inflates with compress/zlib running on a coroutine
+// (iter.Pull) that is parked whenever it runs out of input: the push-style
+// Decode feeds the pull-style zlib reader without a goroutine of its own or
+// any re-reading. When the zlib stream ends, the bytes after it are plain
+// telnet again. The cost is the zlib window (about 40 KiB) for as long as a
+// stream is open, which is why Close must be called when the connection
+// ends.
+//
+// A corrupt stream cannot be resynchronised: Decode returns an error
+// wrapping ErrCompression, drops the rest of the chunk, queues DONT MCCP2
+// and refuses MCCP2 from then on. Closing the connection is the safe
+// reaction.
+//
+// # Encoding helpers
+//
+// The constants for commands (IAC, WILL, SB, GA...) and options (OptGMCP,
+// OptMCCP2...) and the Append helpers (AppendNegotiation,
+// AppendSubnegotiation, AppendEscaped, AppendCommand) are exported for
+// servers and tests that need to speak the game's side.
+package telnet

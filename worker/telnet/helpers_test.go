@@ -1,0 +1,187 @@
+package telnet
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// b concatenates strings, byte slices and bytes into one input.
+func b(parts ...any) []byte {
+	var out []byte
+	for _, p := range parts {
+		switch v := p.(type) {
+		case string:
+			out = append(out, v...)
+		case []byte:
+			out = append(out, v...)
+		case byte:
+			out = append(out, v)
+		case int:
+			out = append(out, byte(v))
+		default:
+			panic(fmt.Sprintf("b: unsupported %T", p))
+		}
+	}
+	return out
+}
+
+// compressed returns data as a zlib stream flushed the way MUD servers do.
+func compressed(t testing.TB, data []byte, finish bool) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zlib.NewWriter(&buf)
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if finish {
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+// result is everything an engine produced for a byte stream.
+type result struct {
+	events  []string
+	replies []byte
+	err     error
+}
+
+// render turns events into compact strings, merging consecutive text (the
+// only difference a different split is allowed to make).
+func render(evs []Event) []string {
+	var out []string
+	var text strings.Builder
+	flush := func() {
+		if text.Len() > 0 {
+			out = append(out, fmt.Sprintf("text %q", text.String()))
+			text.Reset()
+		}
+	}
+	for _, ev := range evs {
+		if ev.Kind == EventText {
+			text.WriteString(ev.Text)
+			continue
+		}
+		flush()
+		switch ev.Kind {
+		case EventPrompt:
+			out = append(out, "prompt")
+		case EventEcho:
+			out = append(out, fmt.Sprintf("echo %v", ev.Echo))
+		case EventGMCP:
+			if ev.Data == nil {
+				out = append(out, "gmcp "+ev.Package)
+			} else {
+				out = append(out, "gmcp "+ev.Package+" "+string(ev.Data))
+			}
+		case EventMSSP:
+			keys := slices.Sorted(func(yield func(string) bool) {
+				for k := range ev.MSSP {
+					if !yield(k) {
+						return
+					}
+				}
+			})
+			var parts []string
+			for _, k := range keys {
+				parts = append(parts, k+"="+strings.Join(ev.MSSP[k], "|"))
+			}
+			out = append(out, "mssp "+strings.Join(parts, " "))
+		default:
+			out = append(out, ev.Kind.String())
+		}
+	}
+	flush()
+	return out
+}
+
+// decodeChunks feeds chunks to a fresh engine, collecting replies after each
+// call, and stops at the first error as a caller closing the connection
+// would.
+func decodeChunks(t testing.TB, opts Options, chunks [][]byte) result {
+	t.Helper()
+	e, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer e.Close()
+	var evs []Event
+	var res result
+	for _, c := range chunks {
+		evs, res.err = e.Decode(c, evs)
+		res.replies = e.Replies(res.replies)
+		if res.err != nil {
+			break
+		}
+	}
+	checkEvents(t, evs)
+	res.events = render(evs)
+	return res
+}
+
+// checkEvents checks what every event must satisfy whatever the input.
+func checkEvents(t testing.TB, evs []Event) {
+	t.Helper()
+	for _, ev := range evs {
+		switch {
+		case !utf8.ValidString(ev.Text):
+			t.Fatalf("invalid UTF-8 text %q", ev.Text)
+		case ev.Kind == EventText && ev.Text == "":
+			t.Fatalf("empty text event")
+		case !utf8.ValidString(ev.Package):
+			t.Fatalf("invalid UTF-8 GMCP package %q", ev.Package)
+		case ev.Data != nil && (!json.Valid(ev.Data) || !utf8.Valid(ev.Data)):
+			t.Fatalf("invalid GMCP data %q", ev.Data)
+		}
+		for k, vs := range ev.MSSP {
+			if !utf8.ValidString(k) {
+				t.Fatalf("invalid MSSP name %q", k)
+			}
+			for _, v := range vs {
+				if !utf8.ValidString(v) {
+					t.Fatalf("invalid MSSP value %q", v)
+				}
+			}
+		}
+	}
+}
+
+// decodeAllSplits decodes input whole, split at every byte boundary and one
+// byte at a time, fails the test unless all agree, and returns the result.
+func decodeAllSplits(t *testing.T, opts Options, input []byte) result {
+	t.Helper()
+	whole := decodeChunks(t, opts, [][]byte{input})
+	check := func(how string, got result) {
+		t.Helper()
+		if !slices.Equal(got.events, whole.events) || !bytes.Equal(got.replies, whole.replies) || (got.err == nil) != (whole.err == nil) {
+			t.Fatalf("%s differs from whole input:\n got events %q\nwant events %q\n got replies %v\nwant replies %v\n got err %v\nwant err %v",
+				how, got.events, whole.events, got.replies, whole.replies, got.err, whole.err)
+		}
+	}
+	for i := 1; i < len(input); i++ {
+		check(fmt.Sprintf("split at %d", i), decodeChunks(t, opts, [][]byte{input[:i], input[i:]}))
+	}
+	bytewise := make([][]byte, len(input))
+	for i := range input {
+		bytewise[i] = input[i : i+1]
+	}
+	check("one byte at a time", decodeChunks(t, opts, bytewise))
+	return whole
+}
