@@ -101,7 +101,7 @@ type Engine struct {
 	ttypeStep     int // position in the MTTS cycle
 	width, height int
 	z             *inflater // non-nil while an MCCP2 stream is open
-	mccpRefused   bool      // the stream was corrupt once: never again
+	mccpRefused   bool      // refused by option, or the stream was corrupt once: never again
 }
 
 // New returns an engine for one game connection. It fails only for an
@@ -118,6 +118,8 @@ func New(opts Options) (*Engine, error) {
 		charset: cs,
 		width:   opts.Width,
 		height:  opts.Height,
+
+		mccpRefused: opts.NoCompression,
 	}, nil
 }
 

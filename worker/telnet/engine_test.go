@@ -350,3 +350,19 @@ func serveCompressedGame(ln net.Listener, lines int) error {
 	}
 	return zw.Close()
 }
+
+func TestNoCompressionRefusesMCCP2(t *testing.T) {
+	e, err := New(Options{NoCompression: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Decode([]byte{IAC, WILL, OptMCCP2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := e.Replies(nil), []byte{IAC, DONT, OptMCCP2}; !bytes.Equal(got, want) {
+		t.Fatalf("replies = %v, want %v", got, want)
+	}
+	if e.Compressing() {
+		t.Fatal("compressing after refusing MCCP2")
+	}
+}

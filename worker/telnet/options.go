@@ -42,6 +42,10 @@ type Options struct {
 	// MaxSubneg caps a subnegotiation, counted in bytes as received (an
 	// escaped IAC IAC counts two). Larger blocks are dropped. Default 64 KiB.
 	MaxSubneg int
+	// NoCompression refuses MCCP2. Compression saves bandwidth to distant
+	// games but costs about 40 KiB of inflater state per session; games
+	// on the same network as the workers are better served without it.
+	NoCompression bool
 }
 
 // DefaultGMCPSupports is the Core.Supports.Set list used when

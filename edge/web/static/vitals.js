@@ -1,0 +1,100 @@
+// Gauges from GMCP Char.Vitals.
+//
+// Games disagree on names (hp/maxhp, mana/maxmana, sp/max_sp, moves/movesmax)
+// and on types (IRE games send numbers as strings). Rather than know every
+// game, this finds pairs: any key x with a sibling maxx, max_x or xmax whose
+// values are both numbers gets a bar.
+
+/**
+ * Finds the gauge pairs in a Char.Vitals body, in the order the keys came.
+ * @returns {Array<{name: string, value: number, max: number}>}
+ */
+export function vitalPairs(data) {
+  if (!data || typeof data !== 'object' || Array.isArray(data)) return [];
+  const keys = Object.keys(data);
+  const lower = new Map(keys.map((k) => [k.toLowerCase(), k]));
+  const pairs = [];
+  for (const key of keys) {
+    const name = key.toLowerCase();
+    if (name.startsWith('max')) continue;
+    if (name.endsWith('max') && name.length > 3 && lower.has(name.slice(0, -3))) continue;
+    const maxKey = lower.get('max' + name) ?? lower.get('max_' + name) ?? lower.get(name + 'max');
+    if (maxKey === undefined) continue;
+    const value = toNumber(data[key]);
+    const max = toNumber(data[maxKey]);
+    if (value === null || max === null) continue;
+    pairs.push({ name: key, value, max });
+  }
+  return pairs;
+}
+
+function toNumber(v) {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : null;
+  if (typeof v === 'string' && v.trim() !== '') {
+    const n = Number(v);
+    return Number.isFinite(n) ? n : null;
+  }
+  return null;
+}
+
+/** The fill of a gauge as a fraction in [0, 1]. */
+export function fraction(value, max) {
+  if (!(max > 0)) return 0;
+  return Math.min(1, Math.max(0, value / max));
+}
+
+// A colour family for the common names; anything else gets a neutral bar.
+const KINDS = [
+  [/^(hp|health|hits?|life)$/i, 'hp'],
+  [/^(mp|mana|sp|spell|magic)$/i, 'mp'],
+  [/^(mv|moves?|movement|ep|endurance|stamina|fatigue)$/i, 'mv'],
+  [/^(wp|willpower)$/i, 'wp'],
+];
+
+/** The CSS modifier for a gauge name: hp, mp, mv, wp or other. */
+export function gaugeKind(name) {
+  for (const [re, kind] of KINDS) if (re.test(name)) return kind;
+  return 'other';
+}
+
+/**
+ * Renders the gauges into container (the .vitals element), reusing the
+ * elements of gauges that stay so the bars animate instead of flashing.
+ */
+export function renderVitals(container, pairs) {
+  const doc = container.ownerDocument;
+  const existing = new Map();
+  for (const el of Array.from(container.children)) existing.set(el.dataset.name, el);
+  const keep = new Set();
+  for (const { name, value, max } of pairs) {
+    keep.add(name);
+    let gauge = existing.get(name);
+    if (!gauge) {
+      gauge = doc.createElement('div');
+      gauge.className = 'gauge gauge-' + gaugeKind(name);
+      gauge.dataset.name = name;
+      gauge.setAttribute('role', 'meter');
+      gauge.setAttribute('aria-label', name);
+      const label = doc.createElement('span');
+      label.className = 'gauge-label';
+      label.textContent = name;
+      const bar = doc.createElement('span');
+      bar.className = 'gauge-bar';
+      const fill = doc.createElement('span');
+      fill.className = 'gauge-fill';
+      bar.appendChild(fill);
+      const text = doc.createElement('span');
+      text.className = 'gauge-text';
+      gauge.append(label, bar, text);
+    }
+    container.appendChild(gauge); // appending an existing child moves it: keeps key order
+    const [, bar, text] = gauge.children;
+    bar.firstChild.style.width = (fraction(value, max) * 100).toFixed(1) + '%';
+    text.textContent = `${value}/${max}`;
+    gauge.setAttribute('aria-valuemin', '0');
+    gauge.setAttribute('aria-valuemax', String(max));
+    gauge.setAttribute('aria-valuenow', String(value));
+  }
+  for (const [name, el] of existing) if (!keep.has(name)) el.remove();
+  container.hidden = pairs.length === 0;
+}

@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { Transcript } from '../static/transcript.js';
+import { memoryStorage } from './helpers.mjs';
+
+test('frames that draw the output survive a save and restore', () => {
+  const storage = memoryStorage();
+  const a = new Transcript(storage, 'demo');
+  a.record({ type: 'output', id: '1-0', text: '\x1b[31mred\x1b[0m\n', prompt: false });
+  a.record({ type: 'output', id: '2-0', text: '> ', prompt: true });
+  a.record({ type: 'input', id: '3-0', text: 'look' });
+  a.record({ type: 'input', id: '3-1' }); // an empty line: the edge omits the text
+  a.record({ type: 'gap', message: 'lost' });
+  a.record({ type: 'status', id: '4-0', state: 'reconnected', message: 'back' });
+  a.record({ type: 'gmcp', id: '5-0', package: 'Char.Vitals', data: {} });
+  a.record({ type: 'echo', id: '6-0', server: true });
+  a.save();
+  const b = new Transcript(storage, 'demo');
+  assert.deepEqual(b.restore(), [
+    { type: 'output', text: '\x1b[31mred\x1b[0m\n', prompt: false },
+    { type: 'output', text: '> ', prompt: true },
+    { type: 'input', text: 'look' },
+    { type: 'input', text: '' },
+    { type: 'gap', message: 'lost' },
+    { type: 'status', state: 'reconnected', message: 'back' },
+  ]);
+  assert.deepEqual(new Transcript(storage, 'other').restore(), [], 'each game has its own');
+});
+
+test('redacted input is never recorded', () => {
+  const storage = memoryStorage();
+  const t = new Transcript(storage, 'demo');
+  t.record({ type: 'input', id: '1-0', redacted: true });
+  t.record({ type: 'input', id: '2-0', redacted: true, text: 'hunter2' });
+  t.save();
+  assert.deepEqual(new Transcript(storage, 'demo').restore(), []);
+  assert.ok(!storage.getItem('trellis.transcript.demo').includes('hunter2'));
+});
+
+test('the oldest frames go first past the size cap', () => {
+  const storage = memoryStorage();
+  const t = new Transcript(storage, 'demo', { maxChars: 1000 });
+  for (let i = 0; i < 100; i++) t.record({ type: 'output', text: `line ${i}`.padEnd(100, '.') + '\n' });
+  t.save();
+  const frames = new Transcript(storage, 'demo', { maxChars: 1000 }).restore();
+  assert.ok(frames.length > 0 && frames.length < 10, `${frames.length} frames kept`);
+  assert.match(frames[frames.length - 1].text, /^line 99/);
+  // A single frame larger than the cap is not kept at all.
+  const big = new Transcript(storage, 'big', { maxChars: 100 });
+  big.record({ type: 'output', text: 'x'.repeat(500) });
+  assert.deepEqual(big.frames, []);
+});
+
+test('junk in storage restores as nothing, and a broken storage is harmless', () => {
+  const storage = memoryStorage();
+  storage.setItem('trellis.transcript.demo', '{"not":"an array"}');
+  assert.deepEqual(new Transcript(storage, 'demo').restore(), []);
+  storage.setItem('trellis.transcript.demo', '[null, 5, {"type":"output"}, {"type":"output","text":"ok"}]');
+  assert.deepEqual(new Transcript(storage, 'demo').restore(), [{ type: 'output', text: 'ok', prompt: false }]);
+  storage.setItem('trellis.transcript.demo', 'not json');
+  assert.deepEqual(new Transcript(storage, 'demo').restore(), []);
+  const broken = {
+    getItem() {
+      throw new Error('denied');
+    },
+    setItem() {
+      throw new Error('quota');
+    },
+  };
+  const t = new Transcript(broken, 'demo');
+  t.record({ type: 'output', text: 'x' });
+  t.save();
+  assert.deepEqual(t.restore(), []);
+  assert.deepEqual(new Transcript(null, 'demo').restore(), []);
+});
