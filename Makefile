@@ -24,7 +24,7 @@ test-go:
 	$(GO) test -race -timeout 20m $(PKGS)
 
 test-node:
-	@if [ -d edge/web/test ]; then node --test edge/web/test/; fi
+	node --test edge/web/test/*.test.mjs
 
 ## run: the whole system in one process (embedded Redis, demo game, worker, edge)
 run: build

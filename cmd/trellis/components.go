@@ -39,7 +39,11 @@ func runEdge(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	srv, err := edge.New(ec, ac, st, log)
+	verifier, err := auth.NewVerifier([]byte(ac.Secret))
+	if err != nil {
+		return err
+	}
+	srv, err := edge.New(ec, verifier, st, log)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,9 @@ func loadEnv(sections ...envSection) error {
 		if err := envconfig.Process(s.prefix, s.spec); err != nil {
 			return fmt.Errorf("configuration: %s", strings.TrimPrefix(err.Error(), "envconfig.Process: "))
 		}
+		if d, ok := s.spec.(interface{ SetDefaults() }); ok {
+			d.SetDefaults()
+		}
 		if v, ok := s.spec.(interface{ Validate() error }); ok {
 			if err := v.Validate(); err != nil {
 				return fmt.Errorf("configuration: %w", err)

@@ -115,7 +115,12 @@ func runDev(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
-	e, err := edge.New(ec, ac, st, log.With("component", "edge"))
+	verifier, err := auth.NewVerifier([]byte(ac.Secret))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	e, err := edge.New(ec, verifier, st, log.With("component", "edge"))
 	if err != nil {
 		ln.Close()
 		return err

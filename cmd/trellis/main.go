@@ -24,18 +24,23 @@ type command struct {
 }
 
 // commands is the table of subcommands; deploy/ tests parse it to check
-// that manifests only name subcommands that exist.
-var commands = []command{
-	{name: "edge", summary: "run the WebSocket gateway browsers connect to", run: runEdge},
-	{name: "worker", summary: "run a worker: the supervisor of game connections", run: runWorker},
-	{name: "dev", summary: "run everything in one process (embedded Redis, demo game, worker, edge)", run: runDev},
-	{name: "demo-game", summary: "run the demo telnet game server", run: runDemoGame},
-	{name: "games", summary: "manage the game registry: ls, show, add, update, rm, import", run: runGames},
-	{name: "sessions", summary: "list, show and kill sessions", run: runSessions},
-	{name: "replay", summary: "replay streams: transcript, events, redrive", run: runReplay},
-	{name: "ops", summary: "operator views: lag (control stream and dead letters)", run: runOps},
-	{name: "token", summary: "mint a player token (HS256 JWT)", run: runToken},
-	{name: "bench", summary: "end-to-end load generator with baselines", run: runBench},
+// that manifests only name subcommands that exist. It is filled in init
+// because the commands' usage text reads the table.
+var commands []command
+
+func init() {
+	commands = []command{
+		{name: "edge", summary: "run the WebSocket gateway browsers connect to", run: runEdge},
+		{name: "worker", summary: "run a worker: the supervisor of game connections", run: runWorker},
+		{name: "dev", summary: "run everything in one process (embedded Redis, demo game, worker, edge)", run: runDev},
+		{name: "demo-game", summary: "run the demo telnet game server", run: runDemoGame},
+		{name: "games", summary: "manage the game registry: ls, show, add, update, rm, import", run: runGames},
+		{name: "sessions", summary: "list, show and kill sessions", run: runSessions},
+		{name: "replay", summary: "replay streams: transcript, events, redrive", run: runReplay},
+		{name: "ops", summary: "operator views: lag (control stream and dead letters)", run: runOps},
+		{name: "token", summary: "mint a player token (HS256 JWT)", run: runToken},
+		{name: "bench", summary: "end-to-end load generator with baselines", run: runBench},
+	}
 }
 
 // errUsage marks an error the user made on the command line; main prints
@@ -135,16 +140,20 @@ func upperFirst(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// parseFlags parses and turns "flag provided but not defined" style errors
-// into usage errors.
+// parseFlags parses args, printing the usage to stdout for --help; other
+// mistakes become usage errors that main reports once.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(os.Stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stdout)
-			fs.Usage()
-			return flag.ErrHelp
-		}
+	usage := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	fs.SetOutput(os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return flag.ErrHelp
+	}
+	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return nil

@@ -1,0 +1,40 @@
+// Package deploy holds what operators run, and a test that keeps it honest.
+//
+// The directory has no Go API. It contains:
+//
+//   - Dockerfile: one static, non-root image for every subcommand of the
+//     trellis binary (the subcommand is the container's argument);
+//   - compose.yaml with lb/nginx.conf: Redis, two edges behind nginx, two
+//     workers, the demo game and a job registering it, on one machine;
+//   - kubernetes/: a kustomize base (edges, workers, Redis, autoscalers,
+//     disruption budgets, network policies), a ServiceMonitor component and
+//     two overlays (example: production shape; dev: with the demo game);
+//   - check.sh: renders every overlay with kustomize.
+//
+// README.md says how to use each; ../docs/OPERATIONS.md says how to run
+// Trellis in production.
+//
+// # Why a Go test for YAML
+//
+// Manifests drift from code silently: a renamed variable is ignored by
+// envconfig, a moved probe path makes pods never ready, a renamed
+// subcommand makes a container exit at start. deploy_test.go reads every
+// manifest, the compose file and the Dockerfile, and checks them against the
+// code itself:
+//
+//   - every TRELLIS_* variable they set (or the docs mention) is one that
+//     some configuration struct reads. The valid names are computed by
+//     reflection over store.Config, worker.Config, edge.Config and
+//     auth.Config with envconfig's own naming rules (envconfig tags,
+//     split_words, nested structs), and the walker is cross-checked against
+//     envconfig.Usagef so the two cannot disagree;
+//   - each container sets only variables its subcommand reads;
+//   - container ports come from the configs' default listen addresses, and
+//     probes use paths the edge and worker handlers really serve (asked
+//     over HTTP with httptest, on a real Redis);
+//   - subcommands named by the Dockerfile, manifests and compose file exist
+//     in cmd/trellis's command table (parsed from source with go/parser);
+//   - the worker's termination grace period covers its drain timeout;
+//   - the KEDA trigger names the real control stream and consumer group;
+//   - secrets are only ever referenced, never written in a manifest.
+package deploy
