@@ -1,0 +1,131 @@
+package demogame
+
+import (
+	"flag"
+	"log/slog"
+	"time"
+)
+
+// Config says which telnet options the demo game offers and how it behaves.
+// The zero value is a full-featured game: every option offered, login on.
+type Config struct {
+	// Name is the MUD's name in the banner and in MSSP. Default "Trellis Demo".
+	Name string
+
+	// Each No* switch stops the server from offering that option, and makes
+	// it refuse the option if the client asks for it. Tests use them to
+	// check that a client copes with a game that lacks the option.
+	NoEcho, NoSGA, NoTTYPE, NoNAWS, NoCharset, NoEOR, NoGMCP, NoMSSP, NoMCCP2 bool
+	// NoNewEnviron stops the DO NEW-ENVIRON offer (MNES: the player's IP).
+	NoNewEnviron bool
+
+	// Bench turns the game into an echo server for measurements: no
+	// negotiation, no login, every received line is sent straight back
+	// (its exact bytes plus CR LF). "flood <n> [bytes]" still works.
+	Bench bool
+
+	// NegotiationWait is how long a new connection waits for the client to
+	// answer the offers before the banner is shown. The wait ends early
+	// once every offer is answered. Zero means the default, 200ms; a
+	// negative value means no wait at all.
+	NegotiationWait time.Duration
+
+	// WriteTimeout bounds one write to a client. A client that does not
+	// read for this long is disconnected, so a stuck player cannot hold up
+	// the others. Default 10s.
+	WriteTimeout time.Duration
+
+	// Logger receives connection and login events. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultName            = "Trellis Demo"
+	DefaultNegotiationWait = 200 * time.Millisecond
+	DefaultWriteTimeout    = 10 * time.Second
+)
+
+// RegisterFlags binds the fields of c to command-line flags on fs:
+// -name, -bench, -negotiation-wait, and -no-echo ... -no-mccp2.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Name, "name", DefaultName, "MUD name shown in the banner and MSSP")
+	fs.BoolVar(&c.Bench, "bench", false, "echo server for benchmarks: no negotiation, no login, every line echoed")
+	fs.DurationVar(&c.NegotiationWait, "negotiation-wait", DefaultNegotiationWait, "how long to wait for option answers before the banner")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", DefaultWriteTimeout, "disconnect a client that does not read for this long")
+	for _, f := range []struct {
+		p    *bool
+		name string
+		what string
+	}{
+		{&c.NoEcho, "no-echo", "ECHO (password masking)"},
+		{&c.NoSGA, "no-sga", "SGA (suppress go-ahead)"},
+		{&c.NoTTYPE, "no-ttype", "TTYPE / MTTS"},
+		{&c.NoNAWS, "no-naws", "NAWS (window size)"},
+		{&c.NoCharset, "no-charset", "CHARSET"},
+		{&c.NoEOR, "no-eor", "EOR prompt marks"},
+		{&c.NoGMCP, "no-gmcp", "GMCP"},
+		{&c.NoMSSP, "no-mssp", "MSSP"},
+		{&c.NoMCCP2, "no-mccp2", "MCCP2 compression"},
+		{&c.NoNewEnviron, "no-new-environ", "NEW-ENVIRON / MNES"},
+	} {
+		fs.BoolVar(f.p, f.name, false, "do not offer "+f.what)
+	}
+}
+
+// withDefaults returns c with zero fields filled in.
+func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name = DefaultName
+	}
+	if c.NegotiationWait == 0 {
+		c.NegotiationWait = DefaultNegotiationWait
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// offersUs reports whether the server may enable opt on its own side.
+// ECHO is deliberately absent: it is only switched on around the password
+// prompt, never because a client asked for it.
+func (c *Config) offersUs(opt byte) bool {
+	if c.Bench {
+		return false
+	}
+	switch opt {
+	case optSGA:
+		return !c.NoSGA
+	case optEOR:
+		return !c.NoEOR
+	case optGMCP:
+		return !c.NoGMCP
+	case optMSSP:
+		return !c.NoMSSP
+	case optMCCP2:
+		return !c.NoMCCP2
+	}
+	return false
+}
+
+// offersHim reports whether the server wants the client to enable opt.
+func (c *Config) offersHim(opt byte) bool {
+	if c.Bench {
+		return false
+	}
+	switch opt {
+	case optTTYPE:
+		return !c.NoTTYPE
+	case optNAWS:
+		return !c.NoNAWS
+	case optCHARSET:
+		return !c.NoCharset
+	case optNEWENVIRON:
+		return !c.NoNewEnviron
+	}
+	return false
+}
