@@ -1,0 +1,19 @@
+// Package auth decides who a browser is.
+//
+// Two kinds of identity reach the edge:
+//
+//   - A signed token: an HS256 JWT whose "sub" claim is the user id and whose
+//     "exp" claim bounds its life. A portal mints it (or an operator does,
+//     with `trellis token --user alice --ttl 24h`, which calls Mint) and puts
+//     it in the play URL. The verifier pins the algorithm to HS256: a token
+//     that says "alg":"none", or an RS256 token signed with the shared secret
+//     used as an RSA "public key" (the classic confusion attack), is refused
+//     before any signature is looked at.
+//
+//   - A guest cookie, when the operator allows guests: a random guest id and
+//     an HMAC of it, set HttpOnly on the play page, so a reload keeps the
+//     same identity (and so the same game connection) without any login.
+//
+// User ids end up in Redis key names and in the game's view of the world, so
+// both paths accept only ids made of a small, safe alphabet (ValidUser).
+package auth

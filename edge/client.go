@@ -1,0 +1,748 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/store"
+)
+
+// Bounds of the edge's own reads and writes around one connection.
+const (
+	backlogPage     = 500 // output entries per stream read
+	backlogPages    = 40  // pages per resume or resync, beyond any MAXLEN in use
+	maxQueuedFrames = 64  // error frames queued for a browser; more are dropped
+	detachTimeout   = 2 * time.Second
+)
+
+// client is one browser connection. Two goroutines own it:
+//
+//   - the reader (the HTTP handler's goroutine) reads frames, answers
+//     hello, relays input, and on exit leaves the hub, publishes the
+//     detach and waits for the writer;
+//   - the writer is the only one that writes to the socket. It sends the
+//     welcome and the backlog, then live output in stream order, drops ids
+//     it already sent, re-reads the stream when it sees a hole, and pings.
+//
+// The hub hands live output to deliver, which never blocks: it appends to
+// a bounded queue, and a browser that lets the queue fill is cut with
+// 4008 (its output stays in the stream for its resume).
+type client struct {
+	srv    *Server
+	conn   *websocket.Conn
+	id     string // viewer id
+	ip     string
+	guest  string // the guest id from the upgrade request's cookie, if any
+	log    *slog.Logger
+	ctx    context.Context // canceled when the connection ends
+	cancel context.CancelFunc
+
+	// Set by the reader on hello, before the writer learns of them
+	// through the attach job.
+	user string
+	sess *session
+	cols atomic.Int32
+	rows atomic.Int32
+
+	qmu      sync.Mutex
+	frames   [][]byte       // control frames (errors) to send
+	live     []store.Output // live output not yet sent
+	attachTo *attachJob
+	resync   bool
+	wake     chan struct{} // capacity 1: "look at the queues"
+
+	closeOnce sync.Once
+	done      chan struct{} // closed when the connection is to be closed
+	closeCode int
+	closeText string
+	written   chan struct{} // closed when the writer returned
+}
+
+type attachJob struct {
+	sess   *session
+	user   string
+	game   string
+	resume string
+}
+
+func (c *client) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// deliver queues a live output entry. It is called by the hub with its
+// lock held, so it must never block.
+func (c *client) deliver(o store.Output) {
+	c.qmu.Lock()
+	if len(c.live) >= c.srv.cfg.SendQueue {
+		c.qmu.Unlock()
+		c.closeWith(CloseTooSlow, "too slow")
+		return
+	}
+	c.live = append(c.live, o)
+	c.qmu.Unlock()
+	c.poke()
+}
+
+// requestResync asks the writer to re-read the stream from the last id it
+// sent (the live path lost messages).
+func (c *client) requestResync() {
+	c.qmu.Lock()
+	c.resync = true
+	c.qmu.Unlock()
+	c.poke()
+}
+
+// sendFrame queues a control frame. Under a flood of bad messages the
+// queue fills and further frames are dropped: they are advice, and the
+// rate limiter already caps how many are made.
+func (c *client) sendFrame(b []byte) {
+	c.qmu.Lock()
+	if len(c.frames) < maxQueuedFrames {
+		c.frames = append(c.frames, b)
+	}
+	c.qmu.Unlock()
+	c.poke()
+}
+
+func (c *client) sendError(code, msg string) {
+	c.srv.m.errors.WithLabelValues(code).Inc()
+	c.sendFrame(encodeError(code, msg))
+}
+
+// closeWith asks the writer to send queued error frames and a close frame
+// with code, then end the connection. The first call wins.
+func (c *client) closeWith(code int, text string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeText = code, text
+		c.srv.m.closes.WithLabelValues(strconv.Itoa(code)).Inc()
+		close(c.done)
+	})
+}
+
+func (c *client) closing() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// fail sends an error frame and closes with code.
+func (c *client) fail(code int, errCode, msg string) {
+	c.sendError(errCode, msg)
+	c.closeWith(code, msg)
+}
+
+// serve runs the reader in the calling goroutine and the writer in a new
+// one, and returns once both ended.
+func (c *client) serve() {
+	go c.writeLoop()
+	c.readLoop()
+
+	// Tear down: the writer may still be sending the close frame.
+	c.closeWith(CloseGoingAway, "")
+	<-c.written
+	c.cancel()
+	_ = c.conn.Close()
+	if s := c.sess; s != nil {
+		c.srv.hub.leave(s, c)
+		ctx, cancel := context.WithTimeout(c.srv.baseCtx, detachTimeout)
+		_, err := c.srv.st.PublishControl(ctx, store.Command{
+			Type: store.CmdDetach, User: c.user, Game: s.key.Game, Viewer: c.id, Edge: c.srv.cfg.ID,
+		})
+		cancel()
+		if err != nil {
+			c.srv.m.redisErrors.Inc()
+			c.log.Warn("publish detach failed; the worker's viewer pruning will catch up", "err", err)
+		}
+	}
+}
+
+// readLoop reads frames until the connection fails or the writer has
+// closed it (then it keeps reading, discarding, until the browser's close
+// reply or the writer's deadline, so the close frame is not lost to a
+// TCP reset).
+func (c *client) readLoop() {
+	cfg := &c.srv.cfg
+	c.conn.SetReadLimit(hardMessageLimit)
+	_ = c.conn.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
+	pongWait := 2*cfg.PingInterval + cfg.WriteTimeout
+	c.conn.SetPongHandler(func(string) error {
+		if c.sess != nil && !c.closing() {
+			_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+		}
+		return nil
+	})
+	limiter := rate.NewLimiter(rate.Limit(cfg.InputRate), cfg.InputBurst)
+	var lastLimited time.Time
+	helloDone := false
+	for {
+		mt, r, err := c.conn.NextReader()
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			if !helloDone && !c.closing() && errors.As(err, &ne) && ne.Timeout() {
+				c.fail(CloseProtocol, ErrBadRequest, "no hello within "+cfg.HelloTimeout.String())
+				c.drain()
+			}
+			return
+		}
+		if c.closing() {
+			_, _ = io.Copy(io.Discard, r)
+			continue
+		}
+		c.srv.m.framesIn.Inc()
+		data, tooBig, err := readMessage(r, cfg.MaxMessage)
+		if err != nil {
+			return // includes the hard limit: gorilla already sent 1009
+		}
+		if helloDone {
+			_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+		}
+		if !limiter.Allow() {
+			// Excess frames are dropped; one notice a second is enough.
+			if now := time.Now(); now.Sub(lastLimited) >= time.Second {
+				lastLimited = now
+				c.sendError(ErrRateLimited, "too many messages: slow down")
+			}
+			continue
+		}
+		switch {
+		case mt != websocket.TextMessage:
+			c.sendError(ErrBadRequest, "binary frames are not part of the protocol")
+			continue
+		case tooBig:
+			c.sendError(ErrBadRequest, fmt.Sprintf("message over %d bytes discarded", cfg.MaxMessage))
+			continue
+		}
+		var m inbound
+		if err := json.Unmarshal(data, &m); err != nil {
+			c.sendError(ErrBadRequest, "message is not a JSON object")
+			continue
+		}
+		switch {
+		case m.Type == msgHello && helloDone:
+			c.fail(CloseProtocol, ErrBadRequest, "hello sent twice")
+		case m.Type == msgHello:
+			helloDone = true
+			if c.hello(m) {
+				_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+			}
+		case !helloDone && (m.Type == msgInput || m.Type == msgGMCP || m.Type == msgResize):
+			c.fail(CloseProtocol, ErrBadRequest, "send hello first")
+		case m.Type == msgInput:
+			c.input(m)
+		case m.Type == msgGMCP:
+			c.gmcp(m)
+		case m.Type == msgResize:
+			c.resize(m)
+		default:
+			c.sendError(ErrBadRequest, fmt.Sprintf("unknown message type %.32q", m.Type))
+		}
+		if c.closing() {
+			c.drain()
+			return
+		}
+	}
+}
+
+// drain reads and discards until the browser answers the close frame or
+// the grace ends.
+func (c *client) drain() {
+	<-c.written
+	_ = c.conn.SetReadDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	for {
+		_, r, err := c.conn.NextReader()
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, r)
+	}
+}
+
+// readMessage reads a frame of at most max bytes. A larger one is read to
+// its end and discarded (tooBig), so the stream of frames stays in sync.
+func readMessage(r io.Reader, max int) (data []byte, tooBig bool, err error) {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(r, int64(max)+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if n > int64(max) {
+		_, err = io.Copy(io.Discard, r)
+		return nil, true, err
+	}
+	return buf.Bytes(), false, nil
+}
+
+// hello authenticates, checks the game and the limits, subscribes and
+// hands the writer its attach job. It reports whether the viewer is
+// attached; on failure the connection is already being closed.
+func (c *client) hello(m inbound) bool {
+	srv := c.srv
+	ctx := c.ctx
+	user, err := c.authenticate(m.Token)
+	if err != nil {
+		c.log.Info("hello refused", "reason", err)
+		c.fail(CloseUnauthorized, ErrUnauthorized, "not signed in or the sign-in expired")
+		return false
+	}
+	c.log = c.log.With("user", user, "game", m.Game)
+	game, err := srv.st.GetGame(ctx, m.Game)
+	if errors.Is(err, store.ErrUnknownGame) {
+		c.fail(CloseUnknownGame, ErrUnknownGame, fmt.Sprintf("no game %.40q here", m.Game))
+		return false
+	}
+	if err != nil {
+		c.internal("look up game", err)
+		return false
+	}
+	if err := c.checkSessionLimit(ctx, user, game.ID); err != nil {
+		if errors.Is(err, errTooManySessions) {
+			c.fail(CloseTooManySession, ErrTooManySessions, err.Error())
+		} else {
+			c.internal("count sessions", err)
+		}
+		return false
+	}
+	key := store.SessionKey{User: user, Game: game.ID}
+	c.cols.Store(int32(clampWindow(m.Cols)))
+	c.rows.Store(int32(clampWindow(m.Rows)))
+
+	// Subscribe first: once Redis confirmed it, every entry written later
+	// arrives live, and the backlog read covers everything before.
+	c.user = user // before join: the watchdog reads it once c is a viewer
+	sess, err := srv.hub.join(ctx, key, c)
+	if err != nil {
+		c.internal("subscribe", err)
+		return false
+	}
+	c.sess = sess
+	resume := m.Resume
+	if !streamIDPattern.MatchString(resume) {
+		resume = ""
+	}
+	c.qmu.Lock()
+	c.attachTo = &attachJob{sess: sess, user: user, game: game.ID, resume: resume}
+	c.qmu.Unlock()
+	c.poke()
+
+	if err := srv.publishAttach(ctx, key, c, ""); err != nil {
+		c.internal("publish attach", err)
+		return false
+	}
+	return true
+}
+
+var errTooManySessions = errors.New("too many sessions")
+
+func (c *client) authenticate(token string) (string, error) {
+	if token != "" {
+		return c.srv.auth.Verify(token)
+	}
+	if c.srv.cfg.Guest && c.guest != "" {
+		return c.guest, nil
+	}
+	return "", auth.ErrNoToken
+}
+
+// checkSessionLimit counts the user's live sessions in other games; the
+// game being attached does not count (a reload re-attaches it).
+func (c *client) checkSessionLimit(ctx context.Context, user, game string) error {
+	limit := c.srv.cfg.MaxSessionsPerUser
+	if limit == 0 {
+		return nil
+	}
+	games, err := c.srv.st.ListGames(ctx)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(games))
+	for _, g := range games {
+		if g.ID != game {
+			ids = append(ids, g.ID)
+		}
+	}
+	n, err := c.srv.st.CountUserSessions(ctx, user, ids)
+	if err != nil {
+		return err
+	}
+	if n >= limit {
+		return fmt.Errorf("%w: %d of %d in use; leave another game first", errTooManySessions, n, limit)
+	}
+	return nil
+}
+
+func (c *client) internal(what string, err error) {
+	c.srv.m.redisErrors.Inc()
+	c.log.Warn(what+" failed", "err", err)
+	c.fail(CloseInternal, ErrInternal, "the edge cannot reach its store; retrying")
+}
+
+func (c *client) input(m inbound) {
+	if m.Text == nil {
+		c.sendError(ErrBadRequest, "input without text")
+		return
+	}
+	text := *m.Text
+	if len(text) > c.srv.cfg.MaxLine {
+		c.sendError(ErrLineTooLong, fmt.Sprintf("line of %d bytes; the limit is %d", len(text), c.srv.cfg.MaxLine))
+		return
+	}
+	if bytes.ContainsAny([]byte(text), "\r\n") {
+		c.sendError(ErrBadRequest, "input must be one line")
+		return
+	}
+	c.relay(store.Command{Type: store.CmdInput, Text: text})
+}
+
+func (c *client) gmcp(m inbound) {
+	if !gmcpPackage.MatchString(m.Package) {
+		c.sendError(ErrBadRequest, "gmcp needs a package name like Core.Ping")
+		return
+	}
+	if len(m.Data) > c.srv.cfg.MaxLine {
+		c.sendError(ErrLineTooLong, fmt.Sprintf("gmcp body of %d bytes; the limit is %d", len(m.Data), c.srv.cfg.MaxLine))
+		return
+	}
+	c.relay(store.Command{Type: store.CmdGMCP, Package: m.Package, Data: m.Data})
+}
+
+// relay sends input to the session's owner with the fence it holds. A
+// cached route that no worker answers on is refreshed once.
+func (c *client) relay(cmd store.Command) {
+	s := c.sess
+	cmd.User, cmd.Game, cmd.Viewer = c.user, s.key.Game, c.id
+	for attempt := 0; attempt < 2; attempt++ {
+		owner, fence, ok := s.route()
+		if !ok || attempt > 0 {
+			l, live, err := c.srv.st.GetLease(c.ctx, s.key)
+			if err != nil {
+				c.srv.m.redisErrors.Inc()
+				c.sendError(ErrInternal, "could not send the line; try again")
+				return
+			}
+			s.setRoute(l, live)
+			if !live {
+				break
+			}
+			owner, fence = l.Owner, l.Fence
+		}
+		cmd.Fence = fence
+		err := c.srv.st.SendInput(c.ctx, owner, cmd)
+		if err == nil {
+			c.srv.m.inputs.Inc()
+			return
+		}
+		if !errors.Is(err, store.ErrNoReceiver) {
+			c.srv.m.redisErrors.Inc()
+			c.sendError(ErrInternal, "could not send the line; try again")
+			return
+		}
+	}
+	c.sendError(ErrNoSession, "no game connection right now; the line was not sent")
+}
+
+func (c *client) resize(m inbound) {
+	cols, rows := clampWindow(m.Cols), clampWindow(m.Rows)
+	if cols < 1 || rows < 1 {
+		c.sendError(ErrBadRequest, "resize needs cols and rows from 1 to 1000")
+		return
+	}
+	c.cols.Store(int32(cols))
+	c.rows.Store(int32(rows))
+	owner, fence, ok := c.sess.route()
+	if !ok {
+		// The next attach carries the size; nobody to tell now.
+		return
+	}
+	_, err := c.srv.st.SendInbox(c.ctx, owner, store.Command{
+		Type: store.CmdResize, User: c.user, Game: c.sess.key.Game,
+		Viewer: c.id, Cols: cols, Rows: rows, Fence: fence,
+	})
+	if err != nil {
+		c.srv.m.redisErrors.Inc()
+		c.log.Debug("send resize failed", "err", err)
+	}
+}
+
+// writer state, owned by the writer goroutine.
+type writer struct {
+	c        *client
+	attached bool
+	sess     *session
+	lastID   string
+	fence    int64
+	seq      uint64
+}
+
+func (c *client) writeLoop() {
+	defer close(c.written)
+	w := &writer{c: c}
+	ping := time.NewTicker(c.srv.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-c.done:
+			w.finish()
+			return
+		case <-ping.C:
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
+				w.abort(err)
+				return
+			}
+		case <-c.wake:
+			if err := w.flush(); err != nil {
+				if c.closing() {
+					w.finish()
+					return
+				}
+				w.abort(err)
+				return
+			}
+		}
+	}
+}
+
+// abort ends a connection whose writes fail: the browser is gone.
+func (w *writer) abort(err error) {
+	w.c.log.Debug("write failed", "err", err)
+	w.c.closeWith(CloseGoingAway, "")
+	_ = w.c.conn.Close()
+}
+
+// finish sends the queued error frames and the close frame, then gives the
+// reader up to WriteTimeout to see the browser's reply. Closing the socket
+// sooner would be wrong: a browser still reading a backlog of frames answers
+// pings on its way, and data arriving at a closed socket makes the kernel
+// reset the connection, which throws away the close frame still queued for
+// the browser.
+func (w *writer) finish() {
+	c := w.c
+	c.qmu.Lock()
+	frames := c.frames
+	c.frames = nil
+	c.qmu.Unlock()
+	for _, f := range frames {
+		if err := w.write(f); err != nil {
+			_ = c.conn.Close()
+			return
+		}
+	}
+	msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
+	if err := c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
+		_ = c.conn.Close()
+		return
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+}
+
+func (w *writer) write(b []byte) error {
+	c := w.c
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		return err
+	}
+	c.srv.m.framesOut.Inc()
+	return nil
+}
+
+var errClosing = errors.New("connection closing")
+
+// flush sends whatever is queued: error frames first, then the attach,
+// then a resync, then live output.
+func (w *writer) flush() error {
+	c := w.c
+	c.qmu.Lock()
+	frames := c.frames
+	c.frames = nil
+	job := c.attachTo
+	c.attachTo = nil
+	resync := c.resync
+	c.resync = false
+	var live []store.Output
+	if w.attached || job != nil {
+		live = c.live
+		c.live = nil
+	}
+	c.qmu.Unlock()
+
+	for _, f := range frames {
+		if err := w.write(f); err != nil {
+			return err
+		}
+	}
+	if job != nil {
+		if err := w.attach(job); err != nil {
+			return err
+		}
+		resync = false
+	}
+	if !w.attached {
+		return nil
+	}
+	if resync {
+		if err := w.readFrom("reconnect"); err != nil {
+			return err
+		}
+	}
+	for _, o := range live {
+		if c.closing() {
+			return errClosing
+		}
+		if err := w.relay(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attach sends the welcome, any gap, the GMCP state and the backlog.
+func (w *writer) attach(job *attachJob) error {
+	c := w.c
+	st := c.srv.st
+	key := job.sess.key
+	entries, gap, err := st.ReadOutput(c.ctx, key, job.resume, backlogPage)
+	if err != nil {
+		c.internal("read backlog", err)
+		return errClosing
+	}
+	if err := w.write(encodeWelcome(job.user, job.game, job.resume != "" && !gap)); err != nil {
+		return err
+	}
+	if gap {
+		if err := w.write(encodeGap("", "some earlier output is no longer kept")); err != nil {
+			return err
+		}
+	}
+	state, err := st.GMCPState(c.ctx, key)
+	if err != nil {
+		c.srv.m.redisErrors.Inc()
+		c.log.Warn("read gmcp state failed", "err", err)
+	}
+	for _, o := range state {
+		if err := w.send(o, false); err != nil {
+			return err
+		}
+	}
+	w.sess, w.lastID, w.attached = job.sess, job.resume, true
+	if err := w.sendAll(entries); err != nil {
+		return err
+	}
+	if len(entries) == backlogPage {
+		return w.readFrom("")
+	}
+	return nil
+}
+
+// readFrom re-reads the stream after the last id sent and sends what it
+// finds. cause names why, for metrics ("" for the rest of a backlog).
+func (w *writer) readFrom(cause string) error {
+	c := w.c
+	if cause != "" {
+		c.srv.m.resyncs.WithLabelValues(cause).Inc()
+	}
+	for range backlogPages {
+		entries, gap, err := c.srv.st.ReadOutput(c.ctx, w.sess.key, w.lastID, backlogPage)
+		if err != nil {
+			c.internal("re-read output", err)
+			return errClosing
+		}
+		if gap {
+			if err := w.write(encodeGap("", "some output was lost while the connection to the store was down")); err != nil {
+				return err
+			}
+		}
+		if err := w.sendAll(entries); err != nil {
+			return err
+		}
+		if len(entries) < backlogPage {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (w *writer) sendAll(entries []store.Output) error {
+	for _, o := range entries {
+		if w.c.closing() {
+			return errClosing
+		}
+		w.sess.observe(o)
+		if err := w.send(o, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// relay sends a live entry unless it was already sent; a hole in the
+// sequence numbers means the live path lost entries, and the stream has
+// them.
+func (w *writer) relay(o store.Output) error {
+	if o.ID == "" || store.CompareIDs(o.ID, w.lastID) <= 0 {
+		return nil
+	}
+	if o.Seq > 0 && o.Fence == w.fence && w.seq > 0 && o.Seq > w.seq+1 {
+		if err := w.readFrom("seq_hole"); err != nil {
+			return err
+		}
+		if store.CompareIDs(o.ID, w.lastID) <= 0 {
+			return nil
+		}
+	}
+	return w.send(o, true)
+}
+
+func (w *writer) send(o store.Output, withID bool) error {
+	b, err := encodeOutput(o, withID)
+	if err != nil {
+		w.c.log.Warn("skipping output entry", "err", err)
+		return nil
+	}
+	if err := w.write(b); err != nil {
+		return err
+	}
+	if withID {
+		w.lastID = o.ID
+		if o.Seq > 0 {
+			w.fence, w.seq = o.Fence, o.Seq
+		}
+	}
+	return nil
+}
+
+func newClient(srv *Server, conn *websocket.Conn, ip, guest string) *client {
+	ctx, cancel := context.WithCancel(srv.baseCtx)
+	id := uuid.NewString()
+	return &client{
+		srv:     srv,
+		conn:    conn,
+		id:      id,
+		ip:      ip,
+		guest:   guest,
+		log:     srv.log.With("viewer", id),
+		ctx:     ctx,
+		cancel:  cancel,
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		written: make(chan struct{}),
+	}
+}

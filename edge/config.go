@@ -1,0 +1,115 @@
+package edge
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Config is the edge's part of the environment, read with the prefix
+// TRELLIS_EDGE_ (envconfig.Process("TRELLIS_EDGE", &cfg)).
+type Config struct {
+	Listen string `default:":8080" desc:"address of the HTTP and WebSocket listener"`
+	// ID names this edge in heartbeats, attaches and events. Empty means
+	// hostname + "-" + 8 hex digits, unique per process.
+	ID string `desc:"edge instance id (default: hostname-xxxxxxxx)"`
+	// AllowedOrigins lists the origins (scheme://host[:port]) whose pages
+	// may open /ws; "*" allows any. Empty means the page must come from
+	// the host the request was sent to.
+	AllowedOrigins     []string      `split_words:"true" desc:"origins allowed to open /ws (default: same host)"`
+	Guest              bool          `default:"false" desc:"allow players without a token, identified by a signed cookie"`
+	MaxSessionsPerUser int           `split_words:"true" default:"5" desc:"game sessions one user may hold at once (0: no limit)"`
+	InputRate          float64       `split_words:"true" default:"20" desc:"messages per second a browser may send (token bucket rate)"`
+	InputBurst         int           `split_words:"true" default:"40" desc:"token bucket size for browser messages"`
+	MaxLine            int           `split_words:"true" default:"4096" desc:"longest input line in bytes"`
+	MaxMessage         int           `split_words:"true" default:"65536" desc:"largest browser frame accepted; larger ones are discarded with an error (1 MiB closes)"`
+	SendQueue          int           `split_words:"true" default:"1024" desc:"output entries queued per browser before it is cut as too slow (4008)"`
+	WriteTimeout       time.Duration `split_words:"true" default:"10s" desc:"deadline of one write to a browser"`
+	PingInterval       time.Duration `split_words:"true" default:"25s" desc:"WebSocket ping interval; two missed pongs close the connection"`
+	HelloTimeout       time.Duration `split_words:"true" default:"10s" desc:"time a browser has to send hello"`
+	Compression        bool          `desc:"offer permessage-deflate"`
+	LeaseCheck         time.Duration `split_words:"true" default:"2s" desc:"how often the watchdog checks the leases of watched sessions"`
+	// TrustProxy takes the player's address from the last X-Forwarded-For
+	// entry (the one the trusted proxy in front of the edge appended).
+	TrustProxy bool `split_words:"true" desc:"take the player IP from X-Forwarded-For (only behind a proxy that sets it)"`
+}
+
+// Validate reports the first setting that cannot work, naming its
+// variable and value, and fills in the instance id.
+func (c *Config) Validate() error {
+	switch {
+	case strings.TrimSpace(c.Listen) == "":
+		return fmt.Errorf("TRELLIS_EDGE_LISTEN=%q: want host:port", c.Listen)
+	case c.MaxSessionsPerUser < 0:
+		return fmt.Errorf("TRELLIS_EDGE_MAX_SESSIONS_PER_USER=%d: must be 0 (no limit) or more", c.MaxSessionsPerUser)
+	case !(c.InputRate > 0):
+		return fmt.Errorf("TRELLIS_EDGE_INPUT_RATE=%v: must be positive", c.InputRate)
+	case c.InputBurst < 1:
+		return fmt.Errorf("TRELLIS_EDGE_INPUT_BURST=%d: must be at least 1", c.InputBurst)
+	case c.MaxMessage < 512 || c.MaxMessage > hardMessageLimit:
+		return fmt.Errorf("TRELLIS_EDGE_MAX_MESSAGE=%d: want 512 to %d", c.MaxMessage, hardMessageLimit)
+	case c.MaxLine < 1 || c.MaxLine > c.MaxMessage:
+		return fmt.Errorf("TRELLIS_EDGE_MAX_LINE=%d: want 1 to TRELLIS_EDGE_MAX_MESSAGE (%d)", c.MaxLine, c.MaxMessage)
+	case c.SendQueue < 16:
+		return fmt.Errorf("TRELLIS_EDGE_SEND_QUEUE=%d: must be at least 16", c.SendQueue)
+	case c.WriteTimeout <= 0:
+		return fmt.Errorf("TRELLIS_EDGE_WRITE_TIMEOUT=%s: must be positive", c.WriteTimeout)
+	case c.PingInterval < 10*time.Millisecond:
+		return fmt.Errorf("TRELLIS_EDGE_PING_INTERVAL=%s: must be at least 10ms", c.PingInterval)
+	case c.HelloTimeout <= 0:
+		return fmt.Errorf("TRELLIS_EDGE_HELLO_TIMEOUT=%s: must be positive", c.HelloTimeout)
+	case c.LeaseCheck < 10*time.Millisecond:
+		return fmt.Errorf("TRELLIS_EDGE_LEASE_CHECK=%s: must be at least 10ms", c.LeaseCheck)
+	}
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("TRELLIS_EDGE_ALLOWED_ORIGINS: %q is not an origin like https://play.example.com", o)
+		}
+	}
+	if c.ID == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "edge"
+		}
+		c.ID = host + "-" + uuid.NewString()[:8]
+	}
+	return nil
+}
+
+// withDefaults fills zero fields with the documented defaults, so a Config
+// literal in a test or a caller that skipped envconfig still works.
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.InputRate == 0 {
+		c.InputRate = 20
+	}
+	def(&c.InputBurst, 40)
+	def(&c.MaxLine, 4096)
+	def(&c.MaxMessage, 65536)
+	def(&c.SendQueue, 1024)
+	defDur(&c.WriteTimeout, 10*time.Second)
+	defDur(&c.PingInterval, 25*time.Second)
+	defDur(&c.HelloTimeout, 10*time.Second)
+	defDur(&c.LeaseCheck, 2*time.Second)
+	return c
+}

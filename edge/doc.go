@@ -1,0 +1,47 @@
+// Package edge is the stateless front door of Trellis: it serves the web
+// client, speaks the JSON WebSocket protocol with browsers (docs/PROTOCOL.md)
+// and moves their traffic through Redis to whichever worker holds their game
+// connection. Kill an edge and nothing is lost: browsers reconnect to another
+// one and resume from the output stream.
+//
+// # Routes
+//
+//	GET /                 the games list (static/index.html, fetches /api/games)
+//	GET /play/<game>      the client page; 404 for a game not in the registry;
+//	                      sets the guest cookie in guest mode
+//	GET /static/...       the embedded client (package edge/web)
+//	GET /api/games        [{"id","name","description","players"}], players from MSSP or null
+//	GET /ws               the WebSocket
+//	GET /healthz /readyz  liveness; readiness = serving and Redis heartbeat ok
+//	GET /metrics          Prometheus, on a registry private to the Server
+//
+// # How a connection works
+//
+// Each browser connection is a client with two goroutines (client.go): the
+// reader handles hello, input, gmcp and resize; the writer is the only one
+// that writes to the socket. Live output reaches clients through the hub
+// (hub.go), which owns the edge's single pub/sub connection: the first viewer
+// of a session SUBSCRIBEs its channel, the last one UNSUBSCRIBEs it, and each
+// message is decoded once and queued to every viewer without blocking. A
+// browser whose queue fills (Config.SendQueue) is closed with 4008; its
+// output stays in the stream and it resumes from there.
+//
+// Attach order is what makes resume exact: subscribe and wait for Redis to
+// confirm, then read the stream after the browser's resume id, then relay
+// live messages, dropping ids already sent. Each entry carries a per-fence
+// sequence number; a hole means a live message was lost, and the writer
+// re-reads the stream from its last id. After the pub/sub connection drops
+// and comes back, every viewer re-reads the same way.
+//
+// Input goes to the session's owner (from its lease, cached and refreshed
+// when output shows a new fence or the owner stops listening) with the
+// lease's fence; with no lease the browser hears no_session.
+//
+// The watchdog (watchdog.go) checks the leases of the sessions the edge has
+// viewers for every Config.LeaseCheck, and re-publishes attaches (reason
+// "failover") when a lease vanished or changed hands while the last status
+// was not a final one, so a dead or drained worker's sessions move.
+//
+// Who the player is comes from package edge/auth: an HS256 token, or in
+// guest mode a signed cookie.
+package edge

@@ -1,0 +1,182 @@
+package edge
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+
+	"github.com/trellis-mud/trellis/store"
+)
+
+// Close codes the edge ends a WebSocket with. The browser client does not
+// reconnect on its own after the 40xx codes except 4008.
+const (
+	CloseGoingAway      = 1001 // the edge shuts down: reconnect elsewhere
+	CloseInternal       = 1011 // the edge failed (Redis away): reconnect with backoff
+	CloseMessageTooBig  = 1009 // a frame over the hard limit (1 MiB)
+	CloseProtocol       = 4000 // no hello in time, hello twice, a message before hello
+	CloseUnauthorized   = 4001 // bad, expired or missing token
+	CloseUnknownGame    = 4004 // the game is not in the registry
+	CloseTooSlow        = 4008 // the browser did not keep up; its output stays in the stream
+	CloseTooManySession = 4029 // the user has too many sessions
+)
+
+// Error codes of error frames.
+const (
+	ErrBadRequest      = "bad_request"
+	ErrUnknownGame     = "unknown_game"
+	ErrUnauthorized    = "unauthorized"
+	ErrTooManySessions = "too_many_sessions"
+	ErrRateLimited     = "rate_limited"
+	ErrLineTooLong     = "line_too_long"
+	ErrNoSession       = "no_session"
+	ErrInternal        = "internal"
+)
+
+// hardMessageLimit is the size past which the edge stops reading a frame
+// and closes with 1009. Frames between Config.MaxMessage and this are read,
+// discarded and answered with an error, and the connection stays up.
+const hardMessageLimit = 1 << 20
+
+// inbound is every client message; Type says which fields matter.
+type inbound struct {
+	Type    string          `json:"type"`
+	Game    string          `json:"game"`
+	Token   string          `json:"token"`
+	Resume  string          `json:"resume"`
+	Cols    int             `json:"cols"`
+	Rows    int             `json:"rows"`
+	Text    *string         `json:"text"`
+	Package string          `json:"package"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// Client message types.
+const (
+	msgHello  = "hello"
+	msgInput  = "input"
+	msgGMCP   = "gmcp"
+	msgResize = "resize"
+)
+
+var (
+	streamIDPattern = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+	gmcpPackage     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,127}$`)
+)
+
+// maxWindow bounds the window size a browser may claim: NAWS carries 16
+// bits, and nobody reads 1000 columns.
+const maxWindow = 1000
+
+func clampWindow(n int) int { return max(0, min(n, maxWindow)) }
+
+// Frames the edge sends. Every frame that comes from the output stream
+// carries the stream id; the browser sends back the last one as resume.
+type (
+	welcomeFrame struct {
+		Type    string `json:"type"`
+		User    string `json:"user"`
+		Game    string `json:"game"`
+		Resumed bool   `json:"resumed"`
+	}
+	outputFrame struct {
+		Type   string `json:"type"`
+		ID     string `json:"id"`
+		Text   string `json:"text"`
+		Prompt bool   `json:"prompt"`
+	}
+	inputFrame struct {
+		Type     string `json:"type"`
+		ID       string `json:"id"`
+		Text     string `json:"text,omitempty"`
+		Redacted bool   `json:"redacted,omitempty"`
+	}
+	gmcpFrame struct {
+		Type    string          `json:"type"`
+		ID      string          `json:"id,omitempty"` // absent on the state replayed at attach
+		Package string          `json:"package"`
+		Data    json.RawMessage `json:"data"`
+	}
+	echoFrame struct {
+		Type   string `json:"type"`
+		ID     string `json:"id"`
+		Server bool   `json:"server"`
+	}
+	statusFrame struct {
+		Type    string `json:"type"`
+		ID      string `json:"id"`
+		State   string `json:"state"`
+		Message string `json:"message,omitempty"`
+	}
+	gapFrame struct {
+		Type    string `json:"type"`
+		ID      string `json:"id,omitempty"`
+		Message string `json:"message"`
+	}
+	errorFrame struct {
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+)
+
+func encodeWelcome(user, game string, resumed bool) []byte {
+	return mustJSON(welcomeFrame{Type: "welcome", User: user, Game: game, Resumed: resumed})
+}
+
+func encodeError(code, msg string) []byte {
+	return mustJSON(errorFrame{Type: "error", Code: code, Message: msg})
+}
+
+func encodeGap(id, msg string) []byte {
+	return mustJSON(gapFrame{Type: "gap", ID: id, Message: msg})
+}
+
+// encodeOutput turns a stream entry into the browser's frame. withID=false
+// is for GMCP state replayed at attach: those entries are older than the
+// backlog and must not move the browser's resume point back.
+func encodeOutput(o store.Output, withID bool) ([]byte, error) {
+	id := o.ID
+	if !withID {
+		id = ""
+	}
+	var v any
+	switch o.Kind {
+	case store.OutText:
+		v = outputFrame{Type: "output", ID: id, Text: o.Text, Prompt: o.Prompt}
+	case store.OutInput:
+		if o.Redacted {
+			v = inputFrame{Type: "input", ID: id, Redacted: true}
+		} else {
+			v = inputFrame{Type: "input", ID: id, Text: o.Text}
+		}
+	case store.OutGMCP:
+		data := o.Data
+		if len(data) == 0 || !json.Valid(data) {
+			data = json.RawMessage("null")
+		}
+		v = gmcpFrame{Type: "gmcp", ID: id, Package: o.Package, Data: data}
+	case store.OutEcho:
+		v = echoFrame{Type: "echo", ID: id, Server: o.Echo}
+	case store.OutStatus:
+		v = statusFrame{Type: "status", ID: id, State: o.State, Message: o.Text}
+	case store.OutGap:
+		msg := o.Text
+		if msg == "" {
+			msg = "some output was lost"
+		}
+		v = gapFrame{Type: "gap", ID: id, Message: msg}
+	default:
+		return nil, fmt.Errorf("output entry %s: unknown kind %q", o.ID, o.Kind)
+	}
+	return json.Marshal(v)
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own frame structs of strings and bools come here.
+		panic("edge: encode frame: " + err.Error())
+	}
+	return b
+}

@@ -1,0 +1,296 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+
+	"github.com/trellis-mud/trellis/store"
+)
+
+func TestBadMessagesGetErrorsAndKeepTheConnection(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxMessage = 1024; c.MaxLine = 100 })
+	c := e.hello(newUser(), "demo", "")
+	cases := []struct {
+		name string
+		mt   int
+		body string
+		code string
+	}{
+		{"invalid JSON", websocket.TextMessage, `{"type":`, ErrBadRequest},
+		{"JSON not an object", websocket.TextMessage, `[1,2]`, ErrBadRequest},
+		{"binary frame", websocket.BinaryMessage, `{"type":"input","text":"x"}`, ErrBadRequest},
+		{"unknown type", websocket.TextMessage, `{"type":"teleport"}`, ErrBadRequest},
+		{"oversize frame", websocket.TextMessage, `{"type":"input","text":"` + strings.Repeat("a", 2000) + `"}`, ErrBadRequest},
+		{"line too long", websocket.TextMessage, `{"type":"input","text":"` + strings.Repeat("a", 101) + `"}`, ErrLineTooLong},
+		{"two lines", websocket.TextMessage, `{"type":"input","text":"a\nb"}`, ErrBadRequest},
+		{"input without text", websocket.TextMessage, `{"type":"input"}`, ErrBadRequest},
+		{"gmcp bad package", websocket.TextMessage, `{"type":"gmcp","package":"no spaces","data":{}}`, ErrBadRequest},
+		{"resize out of range", websocket.TextMessage, `{"type":"resize","cols":0,"rows":10}`, ErrBadRequest},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c.t = t
+			c.sendRaw(tc.mt, []byte(tc.body))
+			c.expectError(tc.code)
+		})
+	}
+	c.t = t
+	// Still up: a valid message is handled.
+	c.send(map[string]any{"type": "input", "text": "look"})
+	c.expectError(ErrNoSession)
+}
+
+func TestHardLimitClosesWith1009(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.hello(newUser(), "demo", "")
+	big := make([]byte, hardMessageLimit+1)
+	for i := range big {
+		big[i] = 'a'
+	}
+	_ = c.conn.WriteMessage(websocket.TextMessage, big) // may fail once the edge closed
+	c.expectClose(websocket.CloseMessageTooBig)
+}
+
+func TestProtocolViolationsClose4000(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.HelloTimeout = 200 * time.Millisecond })
+	t.Run("input before hello", func(t *testing.T) {
+		c := e.dial(nil)
+		c.t = t
+		c.send(map[string]any{"type": "input", "text": "look"})
+		c.expectError(ErrBadRequest)
+		c.expectClose(CloseProtocol)
+	})
+	t.Run("hello twice", func(t *testing.T) {
+		c := e.hello(newUser(), "demo", "")
+		c.t = t
+		c.send(map[string]any{"type": "hello", "game": "demo", "token": e.token("x")})
+		c.expectError(ErrBadRequest)
+		c.expectClose(CloseProtocol)
+	})
+	t.Run("no hello in time", func(t *testing.T) {
+		c := e.dial(nil)
+		c.t = t
+		c.expectError(ErrBadRequest)
+		c.expectClose(CloseProtocol)
+	})
+}
+
+func TestHelloRefusals(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxSessionsPerUser = 1 })
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := jwt.NewNumericDate(time.Now().Add(time.Hour))
+	sign := func(m jwt.SigningMethod, key any, c jwt.RegisteredClaims) string {
+		s, err := jwt.NewWithClaims(m, c).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	busy := newUser()
+	e.worker("w-busy", store.SessionKey{User: busy, Game: "other"})
+
+	cases := []struct {
+		name  string
+		hello map[string]any
+		code  string
+		close int
+	}{
+		{"no token", map[string]any{"game": "demo"}, ErrUnauthorized, CloseUnauthorized},
+		{"forged token", map[string]any{"game": "demo",
+			"token": sign(jwt.SigningMethodHS256, []byte("not-the-secret-not-the-secret-!!"), jwt.RegisteredClaims{Subject: "alice", ExpiresAt: exp})},
+			ErrUnauthorized, CloseUnauthorized},
+		{"expired token", map[string]any{"game": "demo",
+			"token": sign(jwt.SigningMethodHS256, testSecret, jwt.RegisteredClaims{Subject: "alice", ExpiresAt: jwt.NewNumericDate(time.Now().Add(-time.Hour))})},
+			ErrUnauthorized, CloseUnauthorized},
+		{"alg none", map[string]any{"game": "demo",
+			"token": sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.RegisteredClaims{Subject: "alice", ExpiresAt: exp})},
+			ErrUnauthorized, CloseUnauthorized},
+		{"alg RS256", map[string]any{"game": "demo",
+			"token": sign(jwt.SigningMethodRS256, rsaKey, jwt.RegisteredClaims{Subject: "alice", ExpiresAt: exp})},
+			ErrUnauthorized, CloseUnauthorized},
+		{"bad user id", map[string]any{"game": "demo",
+			"token": sign(jwt.SigningMethodHS256, testSecret, jwt.RegisteredClaims{Subject: "a}b{c", ExpiresAt: exp})},
+			ErrUnauthorized, CloseUnauthorized},
+		{"unknown game", map[string]any{"game": "nope", "token": e.token("alice")}, ErrUnknownGame, CloseUnknownGame},
+		{"game id garbage", map[string]any{"game": "../x", "token": e.token("alice")}, ErrUnknownGame, CloseUnknownGame},
+		{"too many sessions", map[string]any{"game": "demo", "token": e.token(busy)}, ErrTooManySessions, CloseTooManySession},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := e.dial(nil)
+			c.t = t
+			tc.hello["type"] = "hello"
+			c.send(tc.hello)
+			c.expectError(tc.code)
+			c.expectClose(tc.close)
+		})
+	}
+	// The game being attached does not count against the limit: busy may
+	// re-attach "other".
+	c := e.dial(nil)
+	c.send(map[string]any{"type": "hello", "game": "other", "token": e.token(busy)})
+	if f := c.next(); f.Type != "welcome" {
+		t.Fatalf("re-attach of the held game: %+v", f)
+	}
+}
+
+// A flood of 10,000 messages: the edge drops what is over the rate, says
+// so at most once a second, relays at most what the bucket allows, keeps
+// no queue per message, and the connection survives.
+func TestFloodIsRateLimited(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.InputRate = 20; c.InputBurst = 40 })
+	user := newUser()
+	w := e.worker("w1", store.SessionKey{User: user, Game: "demo"})
+	c := e.hello(user, "demo", "")
+	msg, _ := json.Marshal(map[string]any{"type": "input", "text": "flood"})
+	start := time.Now()
+	for range 10_000 {
+		c.sendRaw(websocket.TextMessage, msg)
+	}
+	elapsed := time.Since(start)
+	c.expectError(ErrRateLimited)
+
+	// Count what reached the worker; the bucket allows burst + rate*time.
+	relayed := 0
+	deadline := time.After(time.Second)
+count:
+	for {
+		select {
+		case <-w.inputs:
+			relayed++
+		case <-deadline:
+			break count
+		}
+	}
+	allowed := 40 + int(20*(elapsed+time.Second).Seconds()) + 1
+	if relayed == 0 || relayed > allowed {
+		t.Fatalf("%d of 10000 flood lines relayed, want 1..%d", relayed, allowed)
+	}
+	// Error frames are not one per dropped message.
+	errs := 0
+	for {
+		f, err := c.read(200 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		if f.Code == ErrRateLimited {
+			errs++
+		}
+	}
+	if maxErrs := int(elapsed.Seconds()) + 2; errs > maxErrs {
+		t.Fatalf("%d rate_limited frames, want at most %d", errs, maxErrs)
+	}
+	// The connection survives: once tokens are back, a line goes through.
+	waitFor(t, "a line after the flood", func() bool {
+		c.send(map[string]any{"type": "input", "text": "after"})
+		select {
+		case m := <-w.inputs:
+			return strings.Contains(m.Payload, `"after"`)
+		case <-time.After(100 * time.Millisecond):
+			return false
+		}
+	})
+}
+
+func TestOriginChecks(t *testing.T) {
+	t.Run("same host by default", func(t *testing.T) {
+		e := newEnv(t, nil)
+		if _, err := e.tryDial(http.Header{"Origin": {"http://" + e.addr}}); err != nil {
+			t.Fatalf("same-host origin refused: %v", err)
+		}
+		_, err := e.tryDial(http.Header{"Origin": {"https://evil.example"}})
+		if err == nil || !strings.Contains(err.Error(), "HTTP 403") {
+			t.Fatalf("foreign origin: %v, want HTTP 403", err)
+		}
+	})
+	t.Run("configured list", func(t *testing.T) {
+		e := newEnv(t, func(c *Config) { c.AllowedOrigins = []string{"https://play.example.com"} })
+		if _, err := e.tryDial(http.Header{"Origin": {"https://play.example.com"}}); err != nil {
+			t.Fatalf("listed origin refused: %v", err)
+		}
+		for _, o := range []string{"http://" + e.addr, "http://play.example.com", "https://play.example.com.evil"} {
+			if _, err := e.tryDial(http.Header{"Origin": {o}}); err == nil || !strings.Contains(err.Error(), "HTTP 403") {
+				t.Fatalf("origin %s: %v, want HTTP 403", o, err)
+			}
+		}
+	})
+}
+
+func TestGuestMode(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Guest = true })
+	resp, _ := httpGet(t, "http://"+e.addr+"/play/demo", nil)
+	var cookie *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "trellis_guest" {
+			cookie = ck
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly {
+		t.Fatalf("no HttpOnly guest cookie on /play/demo: %v", resp.Cookies())
+	}
+	h := http.Header{"Cookie": {cookie.Name + "=" + cookie.Value}}
+	var users []string
+	for range 2 { // a reload keeps the identity
+		c := e.dial(h)
+		c.send(map[string]any{"type": "hello", "game": "demo"})
+		f := c.next()
+		if f.Type != "welcome" || !strings.HasPrefix(f.User, "guest-") {
+			t.Fatalf("guest hello: %+v", f)
+		}
+		users = append(users, f.User)
+	}
+	if users[0] != users[1] {
+		t.Fatalf("guest identity changed across reloads: %v", users)
+	}
+	// A forged cookie is no identity.
+	c := e.dial(http.Header{"Cookie": {cookie.Name + "=guest-0000000000000000.AAAA"}})
+	c.send(map[string]any{"type": "hello", "game": "demo"})
+	c.expectError(ErrUnauthorized)
+	c.expectClose(CloseUnauthorized)
+}
+
+func TestGuestModeOffNeedsToken(t *testing.T) {
+	e := newEnv(t, nil)
+	resp, _ := httpGet(t, "http://"+e.addr+"/play/demo", nil)
+	if len(resp.Cookies()) != 0 {
+		t.Fatalf("cookies set without guest mode: %v", resp.Cookies())
+	}
+}
+
+func TestSlowBrowserIsCut(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.SendQueue = 16; c.WriteTimeout = 30 * time.Second })
+	user := newUser()
+	key := store.SessionKey{User: user, Game: "demo"}
+	w := e.worker("w1", key)
+	c := e.hello(user, "demo", "")
+	// The browser reads nothing while the game floods: the socket buffers
+	// fill, the writer blocks, the queue overflows.
+	chunk := strings.Repeat("x", 16<<10)
+	for range 100 {
+		batch := make([]store.Append, 40)
+		for i := range batch {
+			w.seq++
+			batch[i] = store.Append{Key: key, Out: store.Output{Kind: store.OutText, Text: chunk, Fence: w.lease.Fence, Seq: w.seq}}
+		}
+		if _, err := e.st.AppendOutputs(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+		if counterValue(t, e.srv.m.closes.WithLabelValues("4008")) > 0 {
+			break
+		}
+	}
+	waitFor(t, "the slow close", func() bool { return counterValue(t, e.srv.m.closes.WithLabelValues("4008")) > 0 })
+	c.expectClose(CloseTooSlow)
+}

@@ -1,0 +1,152 @@
+package edge
+
+import (
+	"context"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/trellis-mud/trellis/store"
+)
+
+// watchdogConcurrency bounds the lease reads in flight in one pass.
+const watchdogConcurrency = 32
+
+// failoverRetryAfter is how many checks the watchdog waits for a session
+// it re-attached to show a lease before it publishes the attach again, and
+// failoverTries how often it does so before leaving it to the player.
+const (
+	failoverRetryAfter = 10
+	failoverTries      = 5
+)
+
+// watchdog re-attaches this edge's viewers when the worker holding their
+// session died or drained (contract item 6). Every LeaseCheck it reads the
+// lease of each session it has viewers for. A lease that vanished, or whose
+// fence changed, while the last status relayed is not a final one
+// (disconnected, failed) means the game connection was lost or moved
+// without the player asking: the edge publishes an attach with reason
+// "failover" for each of its viewers, so a live worker starts (or, for a
+// moved session, learns about) them.
+func (s *Server) watchdog(ctx context.Context) {
+	t := time.NewTicker(s.cfg.LeaseCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.checkLeases(ctx)
+		s.watchdogPasses.Add(1)
+	}
+}
+
+type leaseResult struct {
+	lease store.Lease
+	ok    bool
+	err   error
+}
+
+func (s *Server) checkLeases(ctx context.Context) {
+	snap := s.hub.snapshot()
+	if len(snap) == 0 {
+		return
+	}
+	sessions := make([]*session, 0, len(snap))
+	for sess := range snap {
+		sessions = append(sessions, sess)
+	}
+	results := make([]leaseResult, len(sessions))
+	var g errgroup.Group
+	g.SetLimit(watchdogConcurrency)
+	for i, sess := range sessions {
+		g.Go(func() error {
+			l, ok, err := s.st.GetLease(ctx, sess.key)
+			results[i] = leaseResult{l, ok, err}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	for i, sess := range sessions {
+		r := results[i]
+		if r.err != nil {
+			if ctx.Err() == nil {
+				s.m.redisErrors.Inc()
+				s.log.Debug("watchdog lease read failed", "session", sess.key.String(), "err", r.err)
+			}
+			continue
+		}
+		if s.needsFailover(ctx, sess, r.lease, r.ok) {
+			s.failover(ctx, sess, snap[sess])
+		}
+	}
+}
+
+// needsFailover compares the lease with the one the viewers were attached
+// to, and keeps the session's routing up to date.
+func (s *Server) needsFailover(ctx context.Context, sess *session, l store.Lease, ok bool) bool {
+	sess.setRoute(l, ok)
+	sess.mu.Lock()
+	watched, lastID := sess.watched, sess.lastID
+	switch {
+	case ok && (watched == 0 || l.Fence == watched):
+		sess.watched, sess.failoverTry = l.Fence, 0
+		sess.mu.Unlock()
+		return false
+	case !ok && watched == 0:
+		// Never saw a lease, or already re-attached and waiting for it.
+		retry := !sess.failoverAt.IsZero() && sess.failoverTry < failoverTries &&
+			time.Since(sess.failoverAt) > failoverRetryAfter*s.cfg.LeaseCheck
+		sess.mu.Unlock()
+		return retry && !s.endedNormally(ctx, sess, lastID)
+	}
+	sess.mu.Unlock()
+	// The lease vanished or changed hands: was it the game that ended?
+	return !s.endedNormally(ctx, sess, lastID)
+}
+
+// endedNormally reads the stream after the last entry the edge saw, so a
+// final status lost on the live path is not missed, and reports whether
+// the session's last status says it ended on purpose.
+func (s *Server) endedNormally(ctx context.Context, sess *session, after string) bool {
+	for range backlogPages {
+		entries, _, err := s.st.ReadOutput(ctx, sess.key, after, backlogPage)
+		if err != nil {
+			s.m.redisErrors.Inc()
+			return true // unknown: do not restart on a guess
+		}
+		for _, o := range entries {
+			sess.observe(o)
+		}
+		if len(entries) < backlogPage {
+			break
+		}
+		after = entries[len(entries)-1].ID
+	}
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	switch sess.lastStatus {
+	case store.StateDisconnected, store.StateFailed:
+		sess.watched, sess.failoverAt, sess.failoverTry = 0, time.Time{}, 0
+		return true
+	}
+	return false
+}
+
+func (s *Server) failover(ctx context.Context, sess *session, viewers []*client) {
+	sess.mu.Lock()
+	sess.watched = 0
+	sess.failoverAt = time.Now()
+	sess.failoverTry++
+	sess.mu.Unlock()
+	s.log.Info("session lost its worker; re-attaching", "session", sess.key.String(), "viewers", len(viewers))
+	for _, c := range viewers {
+		if err := s.publishAttach(ctx, sess.key, c, "failover"); err != nil {
+			s.m.redisErrors.Inc()
+			s.log.Warn("failover attach failed", "session", sess.key.String(), "err", err)
+			continue
+		}
+		s.m.failovers.Inc()
+	}
+}

@@ -1,0 +1,253 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"go.uber.org/goleak"
+
+	"github.com/trellis-mud/trellis/edge"
+	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/internal/demogame"
+	"github.com/trellis-mud/trellis/internal/redistest"
+	"github.com/trellis-mud/trellis/store"
+	"github.com/trellis-mud/trellis/worker"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+const chromiumPath = "/usr/bin/chromium"
+
+var secret = []byte("e2e-secret-e2e-secret-e2e-secret")
+
+// stack is Redis + demo game + worker + edge, all on loopback.
+type stack struct {
+	st      *store.Store
+	edgeURL string
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	rdb := redistest.Client(t)
+	st := store.New(rdb)
+
+	game, gameAddr, stopGame, err := demogame.Start(ctx, demogame.Config{Logger: logger}, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = game
+	host, port, _ := net.SplitHostPort(gameAddr)
+	var portNum int
+	for _, c := range port {
+		portNum = portNum*10 + int(c-'0')
+	}
+	if err := st.PutGame(ctx, store.Game{ID: "demo", Name: "Trellis Demo", Host: host, Port: portNum}); err != nil {
+		t.Fatal(err)
+	}
+
+	w, err := worker.New(worker.Config{Name: "e2e-worker", AdminListen: ""}, st, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	workerDone := make(chan error, 1)
+	go func() { workerDone <- w.Run(ctx) }()
+
+	v, err := auth.NewVerifier(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := edge.New(edge.Config{ID: "e2e-edge", Listen: "127.0.0.1:0"}, v, st, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edgeDone := make(chan error, 1)
+	go func() { edgeDone <- e.Serve(ctx, ln) }()
+
+	t.Cleanup(func() {
+		cancel()
+		for name, ch := range map[string]chan error{"edge": edgeDone, "worker": workerDone} {
+			select {
+			case err := <-ch:
+				if err != nil && !errors.Is(err, context.Canceled) {
+					t.Errorf("%s: %v", name, err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("%s did not stop within 30s", name)
+			}
+		}
+		stopGame()
+	})
+	return &stack{st: st, edgeURL: "http://" + ln.Addr().String()}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// browser starts a headless chromium with a fresh profile; it skips the
+// test when chromium is absent outside CI, and fails in CI.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := exec.LookPath(chromiumPath); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("chromium not found at %s (install Debian's chromium to run the browser test); skipping outside CI", chromiumPath)
+		}
+		t.Fatalf("chromium not found at %s and CI is set: the browser test must run", chromiumPath)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 900),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc() // waits for chromium to exit
+	})
+	return ctx
+}
+
+// waitOutput waits until #output contains text.
+func waitOutput(text string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](`document.querySelector('#output') && document.querySelector('#output').textContent.includes(`+jsString(text)+`)`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))
+}
+
+func jsString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
+	return "'" + r.Replace(s) + "'"
+}
+
+// typeLine types a line into #input and presses Enter.
+func typeLine(line string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.WaitVisible(chromedp.CSS(`#input`)),
+		chromedp.SendKeys(chromedp.CSS(`#input`), line+"\r"),
+	)
+}
+
+func TestBrowserPlaysReloadsAndSeesColours(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) }) // after the stack stopped
+	ctx := browser(t)
+	s := startStack(t)
+
+	tok, err := auth.Mint(secret, "alice", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	artifacts := os.Getenv("TRELLIS_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = t.TempDir()
+	} else if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	screenshot := func(name string) {
+		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 is PNG
+		if err != nil {
+			t.Logf("screenshot %s: %v", name, err)
+			return
+		}
+		path := filepath.Join(artifacts, name)
+		if err := os.WriteFile(path, shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+	defer func() {
+		if t.Failed() {
+			screenshot("browser-failure.png")
+		}
+	}()
+
+	// Log in to the game: name, then the password under a masked field.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.edgeURL+"/play/demo?token="+tok),
+		waitOutput("What is your name?"),
+		typeLine("Alice"),
+		waitOutput("Password:"),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#input').type === 'password'`, chromedp.WithPollingTimeout(10*time.Second)),
+		typeLine("sekrit"),
+		waitOutput("> "),
+		typeLine("say hello"),
+		waitOutput("You say: hello"),
+	)
+	if err != nil {
+		t.Fatalf("login and say: %v", err)
+	}
+
+	// Reload: the earlier output comes back from the transcript, and the
+	// game connection is the same one (no name prompt, commands work).
+	err = chromedp.Do(ctx,
+		chromedp.Reload(),
+		waitOutput("You say: hello"),
+		typeLine("say again"),
+		waitOutput("You say: again"),
+	)
+	if err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(`#output`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(text, "What is your name?"); n != 1 {
+		t.Fatalf("the name prompt appears %d times after the reload, want 1 (from the transcript): a second login happened", n)
+	}
+	if strings.Contains(text, "sekrit") {
+		t.Fatal("the password is visible in the output")
+	}
+
+	// Colours are rendered as styled elements, not as escape codes.
+	const colourSpans = `document.querySelectorAll('#output span[class*="fg-"], #output span[style*="color"]').length`
+	err = chromedp.Do(ctx,
+		typeLine("colors"),
+		chromedp.Poll[chromedp.Void](colourSpans+` > 8`, chromedp.WithPollingTimeout(20*time.Second)),
+	)
+	if err != nil {
+		t.Fatalf("colors: %v", err)
+	}
+	styled, err := chromedp.Run(ctx, chromedp.Evaluate[int](colourSpans))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('#output').textContent.includes('\x1b[')`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw {
+		t.Fatal("raw escape sequences in the output")
+	}
+	t.Logf("%d styled colour spans", styled)
+	screenshot("browser-colors.png")
+}
