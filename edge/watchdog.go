@@ -4,13 +4,8 @@ import (
 	"context"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/trellis-mud/trellis/store"
 )
-
-// watchdogConcurrency bounds the lease reads in flight in one pass.
-const watchdogConcurrency = 32
 
 // failoverRetryAfter is how many checks the watchdog waits for a session
 // it re-attached to show a lease before it publishes the attach again, and
@@ -42,11 +37,9 @@ func (s *Server) watchdog(ctx context.Context) {
 	}
 }
 
-type leaseResult struct {
-	lease store.Lease
-	ok    bool
-	err   error
-}
+// watchdogBatch bounds the leases read in one pipelined round trip, so one
+// pass over a busy edge does not hold a Redis connection for long.
+const watchdogBatch = 1000
 
 func (s *Server) checkLeases(ctx context.Context) {
 	snap := s.hub.snapshot()
@@ -57,28 +50,24 @@ func (s *Server) checkLeases(ctx context.Context) {
 	for sess := range snap {
 		sessions = append(sessions, sess)
 	}
-	results := make([]leaseResult, len(sessions))
-	var g errgroup.Group
-	g.SetLimit(watchdogConcurrency)
-	for i, sess := range sessions {
-		g.Go(func() error {
-			l, ok, err := s.st.GetLease(ctx, sess.key)
-			results[i] = leaseResult{l, ok, err}
-			return nil
-		})
-	}
-	_ = g.Wait()
-	for i, sess := range sessions {
-		r := results[i]
-		if r.err != nil {
+	for start := 0; start < len(sessions); start += watchdogBatch {
+		batch := sessions[start:min(start+watchdogBatch, len(sessions))]
+		keys := make([]store.SessionKey, len(batch))
+		for i, sess := range batch {
+			keys[i] = sess.key
+		}
+		states, err := s.st.GetLeases(ctx, keys)
+		if err != nil {
 			if ctx.Err() == nil {
 				s.m.redisErrors.Inc()
-				s.log.Debug("watchdog lease read failed", "session", sess.key.String(), "err", r.err)
+				s.log.Debug("watchdog lease read failed", "sessions", len(keys), "err", err)
 			}
-			continue
+			return
 		}
-		if s.needsFailover(ctx, sess, r.lease, r.ok) {
-			s.failover(ctx, sess, snap[sess])
+		for i, sess := range batch {
+			if s.needsFailover(ctx, sess, states[i].Lease, states[i].Live) {
+				s.failover(ctx, sess, snap[sess])
+			}
 		}
 	}
 }

@@ -162,3 +162,44 @@ func msTime(s string) time.Time {
 	}
 	return time.UnixMilli(n)
 }
+
+// LeaseState is the outcome of one lookup in GetLeases.
+type LeaseState struct {
+	Lease Lease
+	Live  bool // false: nobody holds the lease
+}
+
+// GetLeases looks up many leases in one pipelined round trip (an edge's
+// watchdog checks every session it serves this way). The error is set only
+// when the round trip failed; then nothing is known about any lease.
+func (s *Store) GetLeases(ctx context.Context, keys []SessionKey) ([]LeaseState, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HMGet(ctx, k.leaseKey(), "owner", "session", "fence", "acquired", "renewed")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("get %d leases: %w", len(keys), err)
+	}
+	out := make([]LeaseState, len(keys))
+	for i, c := range cmds {
+		v := c.Val()
+		owner, _ := v[0].(string)
+		if owner == "" {
+			out[i] = LeaseState{Lease: Lease{Key: keys[i]}}
+			continue
+		}
+		l := Lease{Key: keys[i], Owner: owner}
+		l.Session, _ = v[1].(string)
+		f, _ := v[2].(string)
+		l.Fence, _ = strconv.ParseInt(f, 10, 64)
+		a, _ := v[3].(string)
+		r, _ := v[4].(string)
+		l.Acquired, l.Renewed = msTime(a), msTime(r)
+		out[i] = LeaseState{Lease: l, Live: true}
+	}
+	return out, nil
+}
