@@ -96,14 +96,22 @@ func (c *ControlConsumer) Read(ctx context.Context, count int64, block time.Dura
 		}
 		c.pendingDone = true
 	}
-	if block <= 0 {
-		block = 0
+	var msgs []ControlMessage
+	err := blockInSlices(ctx, block, func(slice time.Duration) (bool, error) {
+		var err error
+		msgs, err = c.read(ctx, ">", count, slice)
+		return len(msgs) > 0, err
+	})
+	if err != nil {
+		if len(msgs) == 0 && ctx.Err() != nil {
+			return nil, fmt.Errorf("read control stream as %s: %w", c.name, err)
+		}
+		return nil, err
 	}
-	msgs, err := c.read(ctx, ">", count, block)
 	for i := range msgs {
 		msgs[i].Deliveries = 1
 	}
-	return msgs, err
+	return msgs, nil
 }
 
 func (c *ControlConsumer) read(ctx context.Context, from string, count int64, block time.Duration) ([]ControlMessage, error) {

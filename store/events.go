@@ -113,17 +113,26 @@ func (s *Store) ReadEvents(ctx context.Context, from, to string, count int64) ([
 	return decodeEvents(res), nil
 }
 
-// FollowEvents blocks up to block for events after the id after ("$" for
-// only new ones) and returns them.
+// FollowEvents blocks up to block (0: until ctx is done) for events after
+// the id after ("$" for only new ones) and returns them.
 func (s *Store) FollowEvents(ctx context.Context, after string, count int64, block time.Duration) ([]Event, error) {
-	res, err := s.rdb.XRead(ctx, &redis.XReadArgs{
-		Streams: []string{keyEvents, after},
-		Count:   count,
-		Block:   block,
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
+	after, err := s.resolveNewest(ctx, keyEvents, after)
+	if err != nil {
+		return nil, fmt.Errorf("follow events after $: %w", err)
 	}
+	var res []redis.XStream
+	err = blockInSlices(ctx, block, func(slice time.Duration) (bool, error) {
+		var err error
+		res, err = s.rdb.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{keyEvents, after},
+			Count:   count,
+			Block:   slice,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			return false, nil
+		}
+		return err == nil, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("follow events after %s: %w", after, err)
 	}

@@ -55,19 +55,29 @@ type InboxMessage struct {
 	Err     error // set when the entry could not be decoded
 }
 
-// ReadInbox blocks up to block for inbox entries after the id after ("$"
-// for only new ones, "0" for all). Entries are deleted once read: the inbox
-// is a mailbox, not a log (the control stream and the event log are).
+// ReadInbox blocks up to block (0: until ctx is done) for inbox entries
+// after the id after ("$" for only new ones, "0" for all). Entries are
+// deleted once read: the inbox is a mailbox, not a log (the control stream
+// and the event log are).
 func (s *Store) ReadInbox(ctx context.Context, worker, after string, count int64, block time.Duration) ([]InboxMessage, error) {
 	key := inboxKey(worker)
-	res, err := s.rdb.XRead(ctx, &redis.XReadArgs{
-		Streams: []string{key, after},
-		Count:   count,
-		Block:   block,
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
+	after, err := s.resolveNewest(ctx, key, after)
+	if err != nil {
+		return nil, fmt.Errorf("read inbox of %s: %w", worker, err)
 	}
+	var res []redis.XStream
+	err = blockInSlices(ctx, block, func(slice time.Duration) (bool, error) {
+		var err error
+		res, err = s.rdb.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{key, after},
+			Count:   count,
+			Block:   slice,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			return false, nil
+		}
+		return err == nil, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read inbox of %s: %w", worker, err)
 	}

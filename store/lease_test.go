@@ -313,3 +313,29 @@ func BenchmarkRenewLeases100(b *testing.B) {
 		}
 	}
 }
+
+func TestGetLeasesBatch(t *testing.T) {
+	t.Parallel()
+	at := time.UnixMilli(1_700_000_000_000)
+	s, _ := newStore(t, WithClock(newClock(at).Now))
+	ctx := testContext(t)
+	if got, err := s.GetLeases(ctx, nil); err != nil || got != nil {
+		t.Fatalf("GetLeases(nil) = %v, %v", got, err)
+	}
+	held := SessionKey{User: "u:1", Game: "g"}
+	free := SessionKey{User: "u:2", Game: "g"}
+	l, err := s.AcquireLease(ctx, held, "w1", "s1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetLeases(ctx, []SessionKey{free, held, free})
+	if err != nil || len(got) != 3 {
+		t.Fatalf("GetLeases = %+v, %v", got, err)
+	}
+	if got[0].Live || got[2].Live || got[0].Lease.Key != free || got[0].Lease.Owner != "" {
+		t.Errorf("free lease reported as %+v", got[0])
+	}
+	if !got[1].Live || got[1].Lease != l {
+		t.Errorf("held lease reported as %+v, want %+v", got[1], l)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -54,6 +55,11 @@ func (c Config) clientOptions() (*redis.UniversalOptions, error) {
 	if strings.Contains(c.URL, "://") {
 		single, err := redis.ParseURL(c.URL)
 		if err != nil {
+			// url.Parse's errors quote the whole URL, password included.
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				err = uerr.Err
+			}
 			return nil, fmt.Errorf("TRELLIS_REDIS_URL=%q: %w", redactURL(c.URL), err)
 		}
 		o = redis.UniversalOptions{
@@ -85,14 +91,32 @@ func (c Config) clientOptions() (*redis.UniversalOptions, error) {
 	// pool of dead connections; callers retry with their own policy.
 	o.PoolTimeout = c.ReadTimeout + time.Second
 	o.MaxRetries = 1
+	// go-redis dials up to 5 times with a backoff before a command fails;
+	// with MaxRetries that makes every call against a stopped Redis wait
+	// about a second. One dial per attempt is enough: a refused connection
+	// will not be accepted 100 ms later.
+	o.DialerRetries = 1
+	// Let callers' context deadlines bound every call; without this
+	// go-redis waits out its own timeouts whatever the context says.
+	o.ContextTimeoutEnabled = true
 	return &o, nil
 }
 
+// redactURL hides the user info of a URL for messages. It works on the raw
+// text, because the URL it is given may be one url.Parse rejects; the last
+// '@' of the authority ends the user info, as a password may hold an
+// unescaped '@'.
 func redactURL(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "***" + u[i:]
-		}
+	j := strings.Index(u, "://")
+	if j < 0 {
+		return u
+	}
+	auth := u[j+3:]
+	if k := strings.IndexAny(auth, "/?#"); k >= 0 {
+		auth = auth[:k]
+	}
+	if i := strings.LastIndex(auth, "@"); i >= 0 {
+		return u[:j+3] + "***" + u[j+3+i:]
 	}
 	return u
 }

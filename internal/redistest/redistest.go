@@ -241,6 +241,10 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 		ReadTimeout:  2 * time.Second,
 		WriteTimeout: 2 * time.Second,
 		MaxRetries:   1,
+		// Fail at once while the server is down (fault tests), and let
+		// callers' context deadlines bound every call.
+		DialerRetries:         1,
+		ContextTimeoutEnabled: true,
 	})
 	tb.Cleanup(func() { rdb.Close() })
 	return rdb

@@ -1,0 +1,368 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func TestAppendOutputPublishesWhatItStores(t *testing.T) {
+	t.Parallel()
+	at := time.UnixMilli(1_700_000_000_000)
+	s, rdb := newStore(t, WithClock(newClock(at).Now))
+	ctx := testContext(t)
+	// Channels are shared by all databases: a key no other test uses.
+	key := SessionKey{User: "pub-" + t.Name(), Game: "g"}
+
+	sub := rdb.Subscribe(ctx, key.OutputChannel())
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out := Output{Kind: OutText, Text: "You see a \x1b[1mdoor\x1b[0m.\n", Prompt: true, Seq: 1}
+	id, err := s.AppendOutput(ctx, key, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sub.ReceiveMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := ParseOutputMessage(msg.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := out
+	want.ID, want.Time = id, at.UnixMilli()
+	if !outputsEqual(live, want) {
+		t.Errorf("published %+v, want %+v", live, want)
+	}
+
+	stored, gap, err := s.ReadOutput(ctx, key, "", 10)
+	if err != nil || gap {
+		t.Fatalf("ReadOutput: gap=%v err=%v", gap, err)
+	}
+	if len(stored) != 1 || !outputsEqual(stored[0], want) {
+		t.Errorf("stored %+v, want [%+v]", stored, want)
+	}
+	if last, err := s.LastOutputID(ctx, key); err != nil || last != id {
+		t.Errorf("LastOutputID = %q, %v; want %s", last, err, id)
+	}
+	if r, err := s.OutputRange(ctx, key, id, id, 10); err != nil || len(r) != 1 || r[0].ID != id {
+		t.Errorf("OutputRange(%s, %s) = %+v, %v", id, id, r, err)
+	}
+	if last, err := s.LastOutputID(ctx, SessionKey{User: "nobody", Game: "g"}); err != nil || last != "" {
+		t.Errorf("LastOutputID of an empty session = %q, %v", last, err)
+	}
+}
+
+func outputsEqual(a, b Output) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return a.ID == b.ID && string(ja) == string(jb)
+}
+
+func TestParseOutputMessageRejects(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"", "1-0", "1-0 {", "1-0 []"} {
+		if o, err := ParseOutputMessage(p); err == nil {
+			t.Errorf("ParseOutputMessage(%q) = %+v, want an error", p, o)
+		}
+	}
+}
+
+func TestAppendOutputFences(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := testContext(t)
+	key := SessionKey{User: "fenced", Game: "g"}
+	text := func(fence int64) Output { return Output{Kind: OutText, Text: "x", Fence: fence} }
+
+	// Nobody holds the lease: only an unfenced write passes.
+	if _, err := s.AppendOutput(ctx, key, text(0)); err != nil {
+		t.Errorf("unfenced write without a lease: %v", err)
+	}
+	if _, err := s.AppendOutput(ctx, key, text(5)); !errors.Is(err, ErrStaleFence) {
+		t.Errorf("fenced write without a lease: err=%v, want ErrStaleFence", err)
+	}
+
+	old, err := s.AcquireLease(ctx, key, "w1", "s1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseLease(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.AcquireLease(ctx, key, "w2", "s2", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendOutput(ctx, key, text(l.Fence)); err != nil {
+		t.Errorf("write with the live fence: %v", err)
+	}
+	for _, f := range []int64{0, old.Fence, l.Fence + 1} {
+		if _, err := s.AppendOutput(ctx, key, text(f)); !errors.Is(err, ErrStaleFence) {
+			t.Errorf("write with fence %d while %d is live: err=%v, want ErrStaleFence", f, l.Fence, err)
+		}
+	}
+	if err := s.ReleaseLease(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendOutput(ctx, key, text(l.Fence)); !errors.Is(err, ErrStaleFence) {
+		t.Errorf("write after release: err=%v, want ErrStaleFence", err)
+	}
+	got, _, err := s.ReadOutput(ctx, key, "0", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Fence != 0 || got[1].Fence != l.Fence {
+		t.Errorf("stream holds %+v, want only the two accepted writes", got)
+	}
+}
+
+func TestAppendOutputsBatchAcrossSessions(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := testContext(t)
+	k1, k2, k3 := SessionKey{User: "a", Game: "g"}, SessionKey{User: "b", Game: "g"}, SessionKey{User: "c", Game: "g"}
+	l2, err := s.AcquireLease(ctx, k2, "w", "s", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.AppendOutputs(ctx, nil); err != nil || res != nil {
+		t.Fatalf("empty batch: %v, %v", res, err)
+	}
+	batch := []Append{
+		{Key: k1, Out: Output{Kind: OutText, Text: "a1"}},
+		{Key: k2, Out: Output{Kind: OutText, Text: "b1", Fence: l2.Fence, Seq: 1}},
+		{Key: k3, Out: Output{Kind: OutText, Text: "c1", Fence: 99}},
+		{Key: k1, Out: Output{Kind: OutText, Text: "a2"}},
+		{Key: k2, Out: Output{Kind: OutStatus, State: StateConnected, Worker: "w", Fence: l2.Fence, Seq: 2}},
+	}
+	res, err := s.AppendOutputs(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if i == 2 {
+			if !errors.Is(r.Err, ErrStaleFence) || r.ID != "" {
+				t.Errorf("entry 2: %+v, want ErrStaleFence", r)
+			}
+			continue
+		}
+		if r.Err != nil || r.ID == "" {
+			t.Errorf("entry %d: %+v", i, r)
+		}
+	}
+	check := func(k SessionKey, want ...string) {
+		t.Helper()
+		got, _, err := s.ReadOutput(ctx, k, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var texts []string
+		for _, o := range got {
+			texts = append(texts, o.Text+o.State)
+		}
+		if fmt.Sprint(texts) != fmt.Sprint(want) {
+			t.Errorf("%s holds %v, want %v", k, texts, want)
+		}
+	}
+	check(k1, "a1", "a2")
+	check(k2, "b1", StateConnected)
+	check(k3)
+	if CompareIDs(res[0].ID, res[3].ID) >= 0 {
+		t.Errorf("ids %s, %s out of order", res[0].ID, res[3].ID)
+	}
+}
+
+func TestGMCPStateKeepsTheLastPerPackage(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := testContext(t)
+	key := SessionKey{User: "gmcp", Game: "g"}
+	gmcp := func(pkg, data string) Output {
+		return Output{Kind: OutGMCP, Package: pkg, Data: json.RawMessage(data)}
+	}
+	var lastVitals, room string
+	for i, o := range []Output{
+		gmcp("Char.Vitals", `{"hp":1}`),
+		gmcp("Room.Info", `{"num":7}`),
+		gmcp("Char.Vitals", `{"hp":2}`),
+		{Kind: OutText, Package: "Not.GMCP", Text: "text entries never enter the state"},
+	} {
+		id, err := s.AppendOutput(ctx, key, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch i {
+		case 1:
+			room = id
+		case 2:
+			lastVitals = id
+		}
+	}
+	state, err := s.GMCPState(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, o := range state {
+		got[o.Package] = o.ID + " " + string(o.Data)
+	}
+	want := map[string]string{"Char.Vitals": lastVitals + ` {"hp":2}`, "Room.Info": room + ` {"num":7}`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("GMCP state %v, want %v", got, want)
+	}
+}
+
+func TestTranscriptExpiry(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStore(t)
+	ctx := testContext(t)
+	key := SessionKey{User: "ended", Game: "g"}
+	if _, err := s.AppendOutput(ctx, key, Output{Kind: OutGMCP, Package: "Char", Data: json.RawMessage(`1`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ExpireTranscript(ctx, key, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rdb.PTTL(ctx, key.outKey()).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Errorf("transcript ttl %v after ExpireTranscript(1h)", ttl)
+	}
+	if st, err := s.GMCPState(ctx, key); err != nil || len(st) != 0 {
+		t.Errorf("GMCP state of an ended session: %v, %v", st, err)
+	}
+	if err := s.KeepTranscript(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rdb.PTTL(ctx, key.outKey()).Val(); ttl != -1 {
+		t.Errorf("transcript ttl %v after KeepTranscript, want none", ttl)
+	}
+	// Both are harmless on a session that never wrote anything.
+	none := SessionKey{User: "never", Game: "g"}
+	if err := s.KeepTranscript(ctx, none); err != nil {
+		t.Error(err)
+	}
+	if err := s.ExpireTranscript(ctx, none, time.Minute); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestReadOutputTrimmingAndGaps(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStore(t, WithOutputMaxLen(10))
+	ctx := testContext(t)
+	key := SessionKey{User: "chatty", Game: "g"}
+
+	// MAXLEN ~ trims only whole stream nodes (100 entries by default), so
+	// write enough that several nodes fill up and go.
+	const n = 600
+	batch := make([]Append, n)
+	for i := range batch {
+		batch[i] = Append{Key: key, Out: Output{Kind: OutText, Text: fmt.Sprint("line ", i), Seq: uint64(i + 1)}}
+	}
+	res, err := s.AppendOutputs(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	length := rdb.XLen(ctx, key.outKey()).Val()
+	if length >= n || length < 10 {
+		t.Fatalf("stream kept %d of %d entries with max length 10", length, n)
+	}
+	kept, gap, err := s.ReadOutput(ctx, key, "0", n)
+	if err != nil || gap {
+		t.Fatalf("read from the start: gap=%v err=%v", gap, err)
+	}
+	if int64(len(kept)) != length || kept[len(kept)-1].ID != res[n-1].ID {
+		t.Fatalf("read %d entries ending %s, want %d ending %s", len(kept), kept[len(kept)-1].ID, length, res[n-1].ID)
+	}
+
+	// Resuming from an entry long trimmed: the reader must be told.
+	got, gap, err := s.ReadOutput(ctx, key, res[0].ID, 5)
+	if err != nil || !gap {
+		t.Errorf("resume from a trimmed id: gap=%v err=%v, want a gap", gap, err)
+	}
+	if len(got) != 5 || got[0].ID != kept[0].ID {
+		t.Errorf("resume from a trimmed id returned %d entries from %v, want 5 from %s", len(got), got, kept[0].ID)
+	}
+	// Resuming from a kept entry: no gap, exactly what followed it.
+	got, gap, err = s.ReadOutput(ctx, key, kept[len(kept)-3].ID, 10)
+	if err != nil || gap {
+		t.Errorf("resume from a kept id: gap=%v err=%v", gap, err)
+	}
+	if len(got) != 2 || got[1].ID != res[n-1].ID || got[1].Seq != n {
+		t.Errorf("resume from a kept id returned %+v, want the last 2", got)
+	}
+	if got, gap, err := s.ReadOutput(ctx, key, res[n-1].ID, 10); err != nil || gap || len(got) != 0 {
+		t.Errorf("resume from the newest id: %v gap=%v err=%v", got, gap, err)
+	}
+
+	// A transcript that expired entirely is a gap too.
+	if got, gap, err := s.ReadOutput(ctx, SessionKey{User: "gone", Game: "g"}, "1-0", 10); err != nil || !gap || len(got) != 0 {
+		t.Errorf("resume on a vanished stream: %v gap=%v err=%v", got, gap, err)
+	}
+}
+
+func TestReadOutputSkipsUndecodableEntries(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStore(t)
+	ctx := testContext(t)
+	key := SessionKey{User: "bad", Game: "g"}
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: key.outKey(), Values: []string{"v", "{broken"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.AppendOutput(ctx, key, Output{Kind: OutText, Text: "fine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := s.ReadOutput(ctx, key, "", 10); err != nil || len(got) != 1 || got[0].ID != id {
+		t.Errorf("ReadOutput = %+v, %v; want only %s", got, err, id)
+	}
+	if got, err := s.OutputRange(ctx, key, "-", "+", 10); err != nil || len(got) != 1 || got[0].ID != id {
+		t.Errorf("OutputRange = %+v, %v; want only %s", got, err, id)
+	}
+}
+
+func TestCompareIDs(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{
+		{"1-0", "1-0", 0},
+		{"1-0", "1-1", -1},
+		{"2-0", "1-9", 1},
+		{"9-0", "10-0", -1}, // numeric, not lexical
+		{"10-2", "10-10", -1},
+		{"5", "5-0", 0},
+		{"x-1", "0-0", 0}, // garbage orders as 0-0
+	} {
+		if got := CompareIDs(c.a, c.b); got != c.want {
+			t.Errorf("CompareIDs(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}
+
+func BenchmarkAppendOutputs64(b *testing.B) {
+	s := New(redistestClient(b), WithOutputMaxLen(1000))
+	ctx := b.Context()
+	batch := make([]Append, 64)
+	for i := range batch {
+		batch[i] = Append{Key: SessionKey{User: fmt.Sprint("bench", i), Game: "g"}, Out: Output{Kind: OutText, Text: "0123456789abcdef 0123456789abcdef 0123456789abcdef"}}
+	}
+	for b.Loop() {
+		if _, err := s.AppendOutputs(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
