@@ -35,7 +35,7 @@ bench: build bench-go
 	./$(BIN) bench --quick
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./worker/telnet/ ./worker/supervisor/ ./store/ ./internal/ansi/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./worker/telnet/ ./worker/supervisor/ ./store/ ./internal/ansi/ ./internal/bench/
 
 ## fuzz: the telnet decoder's fuzz target, two minutes
 fuzz:

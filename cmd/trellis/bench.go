@@ -2,9 +2,220 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/internal/bench"
+	"github.com/trellis-mud/trellis/store"
 )
 
 func runBench(ctx context.Context, args []string) error {
-	return fmt.Errorf("not built yet: see issue 'trellis bench' (use `make bench` for the Go micro-benchmarks)")
+	var lc LogConfig
+	fs := newFlags("bench", "bench [--quick] [--url ws://host/ws --token-secret S] [-o table|json] [--report FILE]", logSection(&lc))
+	quick := fs.Bool("quick", false, "every scenario, small (100 and 1,000 clients); about a minute and a half")
+	url := fs.String("url", "", "drive a running edge at this WebSocket URL (ws://host:port/ws) instead of an in-process stack")
+	secret := fs.String("token-secret", "", "with --url: the edge's TRELLIS_AUTH_SECRET, to mint tokens (default: $TRELLIS_AUTH_SECRET)")
+	game := fs.String("game", "bench", "with --url: the game id to play; it must be a demo game in -bench mode")
+	redisURL := fs.String("redis-url", "", "with --url: the stack's Redis, for the memory and command-count figures")
+	gameAddr := fs.String("game-addr", "", "with --url: host:port of that game, to run the direct-proxy baseline against it")
+	clients := fs.String("clients", "", "echo client counts, comma-separated (default 100,1000,10000; --quick 100,1000)")
+	rounds := fs.Int("rounds", 0, "lines each echo client sends, one per second (default 15; --quick 6)")
+	out := fs.String("o", "table", "output: table or json")
+	report := fs.String("report", "", "also write a Markdown report to this file")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process during the stack's largest echo run")
+	wsMax := fs.Int("websockify-max", 100, "largest client count to drive websockify with (it forks a process per connection); 0: not at all")
+	only := fs.String("only", "", "run only these scenarios, comma-separated: "+strings.Join(bench.Scenarios, ", "))
+	timeout := fs.Duration("scenario-timeout", 0, "deadline of each scenario (default 3m; --quick 45s)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *out != "table" && *out != "json" {
+		return fmt.Errorf("%w: -o %q: want table or json", errUsage, *out)
+	}
+	if err := loadEnv(logSection(&lc)); err != nil {
+		return err
+	}
+	// Components log warnings only: at 10,000 clients, info lines would
+	// be the benchmark.
+	if os.Getenv("TRELLIS_LOG_LEVEL") == "" {
+		lc.Level = "warn"
+	}
+	log, err := lc.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+
+	opts := bench.FullOptions()
+	if *quick {
+		opts = bench.QuickOptions()
+	}
+	if *clients != "" {
+		opts.Clients = nil
+		for _, f := range strings.Split(*clients, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("%w: --clients %q: want positive numbers separated by commas", errUsage, *clients)
+			}
+			opts.Clients = append(opts.Clients, n)
+		}
+	}
+	if *rounds > 0 {
+		opts.EchoRounds = *rounds
+	}
+	if *timeout > 0 {
+		opts.ScenarioTimeout = *timeout
+	}
+	if *only != "" {
+		for _, name := range strings.Split(*only, ",") {
+			name = strings.TrimSpace(name)
+			if !slices.Contains(bench.Scenarios, name) {
+				return fmt.Errorf("%w: --only %q: scenarios are %s", errUsage, name, strings.Join(bench.Scenarios, ", "))
+			}
+			opts.Only = append(opts.Only, name)
+		}
+	}
+	opts.CPUProfile = *cpuprofile
+	opts.Progress = os.Stderr
+
+	limit := bench.RaiseFileLimit()
+	largest := 0
+	for _, n := range opts.Clients {
+		largest = max(largest, n)
+	}
+	// In one process each session holds about four descriptors.
+	perSession := uint64(4)
+	if *url != "" {
+		perSession = 1
+	}
+	if need := uint64(largest)*perSession + 512; limit > 0 && limit < need {
+		return fmt.Errorf("%d clients need about %d open files; the limit is %d (raise it with ulimit -n, or use --clients)", largest, need, limit)
+	}
+
+	var (
+		env     bench.Env
+		stopEnv func() error
+	)
+	if *url == "" {
+		st, err := bench.StartStack(ctx, bench.StackOptions{
+			MaxSessions:   largest*2 + 1000,
+			Websockify:    *wsMax > 0,
+			WebsockifyMax: *wsMax,
+			Log:           log,
+		})
+		if err != nil {
+			return err
+		}
+		env, stopEnv = st.Env(), st.Close
+	} else {
+		env, stopEnv, err = externalEnv(ctx, *url, *secret, *game, *redisURL, *gameAddr, log)
+		if err != nil {
+			return err
+		}
+	}
+
+	res, runErr := bench.Run(ctx, env, opts)
+	res.Command = "trellis bench " + strings.Join(args, " ")
+	if err := stopEnv(); err != nil {
+		log.Warn("stopping the stack", "err", err)
+	}
+	if errors.Is(runErr, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "bench: interrupted; partial results follow")
+	}
+	if *out == "json" {
+		err = res.WriteJSON(os.Stdout)
+	} else {
+		err = res.WriteTable(os.Stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if *report != "" {
+		if err := writeReport(*report, res); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "bench: report written to %s\n", *report)
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	return nil
+}
+
+func writeReport(path string, res *bench.Results) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if err := res.WriteMarkdown(f); err != nil {
+		f.Close()
+		return fmt.Errorf("report %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// externalEnv targets a running stack. The direct-proxy baseline runs in
+// this process when the game's address is known.
+func externalEnv(ctx context.Context, url, secret, game, redisURL, gameAddr string, log *slog.Logger) (bench.Env, func() error, error) {
+	if secret == "" {
+		secret = os.Getenv("TRELLIS_AUTH_SECRET")
+	}
+	if secret == "" {
+		return bench.Env{}, nil, fmt.Errorf("%w: --url needs --token-secret (or TRELLIS_AUTH_SECRET) to mint tokens", errUsage)
+	}
+	key := []byte(secret)
+	if _, err := auth.Mint(key, "bench", time.Minute); err != nil {
+		return bench.Env{}, nil, err
+	}
+	env := bench.Env{
+		Stack: bench.Target{
+			Name: "trellis", URL: url, Protocol: bench.JSON, Game: game, Resumable: true,
+			Token: func(user string) (string, error) { return auth.Mint(key, user, time.Hour) },
+		},
+		Log: log,
+	}
+	var closers []func() error
+	closeAll := func() error {
+		var errs []error
+		for _, c := range closers {
+			errs = append(errs, c())
+		}
+		return errors.Join(errs...)
+	}
+	if redisURL != "" {
+		st, err := store.Open(store.Config{URL: redisURL, DialTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second,
+			OutputMaxLen: 5000, EventsMaxAge: time.Hour, ControlMaxLen: 1000})
+		if err != nil {
+			return bench.Env{}, nil, err
+		}
+		if err := st.Ping(ctx); err != nil {
+			st.Close()
+			return bench.Env{}, nil, err
+		}
+		env.Redis = st.Client()
+		closers = append(closers, st.Close)
+	}
+	if gameAddr != "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			closeAll()
+			return bench.Env{}, nil, fmt.Errorf("direct proxy: listen: %w", err)
+		}
+		pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = bench.NewProxy(gameAddr, log).Serve(pctx, ln)
+		}()
+		closers = append(closers, func() error { stop(); <-done; return nil })
+		env.Direct = &bench.Target{Name: "direct", URL: "ws://" + ln.Addr().String() + "/", Protocol: bench.JSON, Game: game}
+	}
+	return env, closeAll, nil
 }

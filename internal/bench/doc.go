@@ -1,0 +1,56 @@
+// Package bench is the end-to-end load generator behind `trellis bench`.
+//
+// It drives a Trellis stack through its public door, the browser's
+// WebSocket protocol, with many clients against the demo game in bench
+// mode (every line echoed at once), and measures what a player would feel
+// and what an operator would pay:
+//
+//   - attach: WebSocket open -> first game byte (the echo of a line sent the
+//     moment the session takes input);
+//   - echo: N clients typing one line per second each; the line carries its
+//     send time ("bench <client> <round> <unixnano>"), so the round trip is
+//     measured without clocks shared between goroutines; exact percentiles;
+//   - reattach: a client leaves while the game writes 100 lines, comes back
+//     with resume and waits for the last of them;
+//   - flood: one session, the game writes numbered lines as fast as it can:
+//     MB/s delivered, lines lost (must be 0), peak memory;
+//   - idle capacity: memory per connected session in the edge, the worker
+//     and Redis, measured at the largest echo client count before typing
+//     starts;
+//   - cost: Redis commands per input line and per output message, from INFO
+//     commandstats deltas with the background rate taken out.
+//
+// Every latency figure is compared with baselines measured in the same run
+// on the same machine: Proxy, the least a WebSocket-to-TCP gateway can do (a
+// goroutine pair per connection, no Redis), and websockify when installed
+// (echo only: it relays raw bytes and forks a process per connection).
+//
+// # Using it
+//
+//	st, err := bench.StartStack(ctx, bench.StackOptions{Websockify: true})
+//	defer st.Close()
+//	res, err := bench.Run(ctx, st.Env(), bench.QuickOptions())
+//	res.WriteTable(os.Stdout)
+//
+// StartStack runs the whole system in this process (a real redis-server
+// child, the demo game, a worker and an edge on loopback ports). Run can
+// also drive a stack elsewhere: build an Env whose Stack target has the
+// edge's URL and a token minter.
+//
+// # Reading the memory figures
+//
+// The edge and the worker share one heap in the in-process stack, with the
+// benchmark's own clients and the demo game. Live heap is attributed to a
+// component by the code that allocated it (the runtime's heap profile,
+// sampled every 4 KiB on average while a run is measured), goroutine stacks
+// by each component's share of goroutines. The figures are estimates; the
+// error shrinks as the number of sessions grows, so trust them at 1,000
+// sessions and more.
+//
+// # Keeping a 2-core machine honest
+//
+// Clients connect at a fixed rate (500/s by default) with at most 64
+// handshakes in flight; eight goroutines write for all clients, each line at
+// its client's slot in the second, so load is even rather than bursty.
+// Every scenario has a deadline and a bounded amount of work.
+package bench

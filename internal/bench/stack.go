@@ -1,0 +1,285 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/trellis-mud/trellis/edge"
+	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/internal/demogame"
+	"github.com/trellis-mud/trellis/internal/redistest"
+	"github.com/trellis-mud/trellis/store"
+	"github.com/trellis-mud/trellis/worker"
+)
+
+// StackOptions configures an in-process stack.
+type StackOptions struct {
+	// MaxSessions is the worker's session limit; it must exceed the
+	// largest client count. Default 20,000.
+	MaxSessions int
+	// IdleGrace is how long a session outlives its last viewer. Short,
+	// so that one scenario's sessions are gone before the next starts,
+	// but longer than the reattach scenario's time away. Default 2s.
+	IdleGrace time.Duration
+	// Websockify starts /usr/bin/websockify in front of the game as a
+	// second baseline when it is installed.
+	Websockify bool
+	// WebsockifyMax is the largest client count websockify is driven
+	// with. Default 100.
+	WebsockifyMax int
+	Log           *slog.Logger
+}
+
+// Stack is the whole system in this process: a real redis-server (a child
+// process), the demo game in bench mode, a worker and an edge, plus the
+// baselines in front of the same game. Close stops all of it.
+type Stack struct {
+	Redis    *redistest.Server
+	Store    *store.Store
+	Worker   *worker.Worker
+	Edge     *edge.Server
+	GameAddr string
+	env      Env
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	errs   []error
+	ws     *exec.Cmd
+}
+
+// memProfileRate is the heap profile's sampling rate during a run.
+const memProfileRate = 4096
+
+// benchGame is the id the bench game is registered under.
+const benchGame = "bench"
+
+// StartStack starts everything on loopback ports. It refuses to run
+// without redis-server: an in-memory imitation would measure the wrong
+// thing.
+func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = 20_000
+	}
+	if o.IdleGrace <= 0 {
+		o.IdleGrace = 2 * time.Second
+	}
+	if o.WebsockifyMax <= 0 {
+		o.WebsockifyMax = 100
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	// The idle-memory figures split the heap by component from the heap
+	// profile; the default rate (one sample per 512 KiB) is too coarse
+	// for per-session figures. It must be set before the stack allocates.
+	runtime.MemProfileRate = memProfileRate
+	rs, err := redistest.Start(redistest.Options{})
+	if err != nil {
+		if errors.Is(err, redistest.ErrNoRedis) {
+			return nil, fmt.Errorf("the benchmark needs a real Redis: %w (or target a running stack with --url)", err)
+		}
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Stack{Redis: rs, cancel: cancel}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	var rc store.Config
+	rc.URL = rs.URL(0)
+	rc.PoolSize = 64
+	rc.DialTimeout, rc.ReadTimeout = 2*time.Second, 5*time.Second
+	rc.OutputMaxLen, rc.EventsMaxAge, rc.ControlMaxLen = 5000, time.Hour, 1_000_000
+	if s.Store, err = store.Open(rc); err != nil {
+		return nil, err
+	}
+
+	gameLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("bench game: listen: %w", err)
+	}
+	s.GameAddr = gameLn.Addr().String()
+	game := demogame.New(demogame.Config{Bench: true, Logger: o.Log.With("component", "demo-game")})
+	s.goRun("demo game", func() error { return game.Serve(runCtx, gameLn) })
+	host, port, _ := net.SplitHostPort(s.GameAddr)
+	p, _ := strconv.Atoi(port)
+	if err := s.Store.PutGame(ctx, store.Game{ID: benchGame, Name: "Bench", Host: host, Port: p}); err != nil {
+		return nil, fmt.Errorf("register bench game: %w", err)
+	}
+
+	wc := worker.Config{
+		Name:         "bench",
+		MaxSessions:  o.MaxSessions,
+		IdleGrace:    o.IdleGrace,
+		DrainTimeout: time.Second,
+	}
+	if s.Worker, err = worker.New(wc, s.Store, o.Log.With("component", "worker")); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	s.goRun("worker", func() error { return s.Worker.Run(runCtx) })
+
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	verifier, err := auth.NewVerifier(secret)
+	if err != nil {
+		return nil, err
+	}
+	ec := edge.Config{
+		Listen:             "127.0.0.1:0",
+		ID:                 "bench-edge",
+		MaxSessionsPerUser: 0,
+		// The cost scenario types as fast as echoes come back; the
+		// rate limit is not what is measured.
+		InputRate:  1000,
+		InputBurst: 100,
+	}
+	if s.Edge, err = edge.New(ec, verifier, s.Store, o.Log.With("component", "edge")); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	edgeLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("edge: listen: %w", err)
+	}
+	s.goRun("edge", func() error { return s.Edge.Serve(runCtx, edgeLn) })
+
+	proxyLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("direct proxy: listen: %w", err)
+	}
+	proxy := NewProxy(s.GameAddr, o.Log.With("component", "direct-proxy"))
+	s.goRun("direct proxy", func() error { return proxy.Serve(runCtx, proxyLn) })
+
+	s.env = Env{
+		Stack: Target{
+			Name: "trellis", URL: "ws://" + edgeLn.Addr().String() + "/ws", Protocol: JSON, Game: benchGame,
+			Token:     func(user string) (string, error) { return auth.Mint(secret, user, time.Hour) },
+			Resumable: true,
+		},
+		Direct:        &Target{Name: "direct", URL: "ws://" + proxyLn.Addr().String() + "/", Protocol: JSON, Game: benchGame},
+		Redis:         s.Store.Client(),
+		InProcess:     true,
+		Sessions:      s.Worker.Sessions,
+		WebsockifyMax: o.WebsockifyMax,
+		Log:           o.Log,
+	}
+	if o.Websockify {
+		if t, err := s.startWebsockify(); err != nil {
+			o.Log.Warn("websockify baseline not available", "err", err)
+		} else {
+			s.env.Websockify = t
+		}
+	}
+	return s, nil
+}
+
+// Env is what Run drives for this stack.
+func (s *Stack) Env() Env { return s.env }
+
+// goRun runs one component until the stack is closed, keeping its error.
+func (s *Stack) goRun(name string, run func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := run(); err != nil && !errors.Is(err, context.Canceled) {
+			s.errMu.Lock()
+			s.errs = append(s.errs, fmt.Errorf("%s: %w", name, err))
+			s.errMu.Unlock()
+		}
+	}()
+}
+
+// startWebsockify runs websockify on a free port in front of the game.
+// It relays raw bytes, so it is a baseline for the echo scenario only.
+func (s *Stack) startWebsockify() (*Target, error) {
+	path, err := exec.LookPath("websockify")
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(path, addr, s.GameAddr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start websockify: %w", err)
+	}
+	s.ws = cmd
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("websockify on %s not listening after 10s: %w", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &Target{Name: "websockify", URL: "ws://" + addr + "/", Protocol: Raw}, nil
+}
+
+// Close stops every component, waits for them and returns the errors
+// they ended with.
+func (s *Stack) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	if s.ws != nil && s.ws.Process != nil {
+		// websockify forks a child per connection: end the whole group.
+		_ = syscall.Kill(-s.ws.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = s.ws.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			_ = syscall.Kill(-s.ws.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}
+	if s.Store != nil {
+		s.Store.Close()
+	}
+	if s.Redis != nil {
+		s.Redis.Close()
+	}
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return errors.Join(s.errs...)
+}
+
+// RaiseFileLimit lifts the open-file limit as far as allowed: every
+// session costs about four descriptors in one process (client and edge
+// ends of the WebSocket, worker and game ends of the telnet connection).
+// It returns the limit in effect.
+func RaiseFileLimit() uint64 {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0
+	}
+	want := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
+	if want.Max > l.Max {
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
+			return want.Cur
+		}
+	}
+	l.Cur = l.Max
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
+	return l.Cur
+}
