@@ -42,12 +42,14 @@ const (
 // a bounded queue, and a browser that lets the queue fill is cut with
 // 4008 (its output stays in the stream for its resume).
 type client struct {
-	srv    *Server
-	conn   *websocket.Conn
-	id     string // viewer id
-	ip     string
-	guest  string // the guest id from the upgrade request's cookie, if any
-	log    *slog.Logger
+	srv   *Server
+	conn  *websocket.Conn
+	id    string // viewer id
+	ip    string
+	guest string // the guest id from the upgrade request's cookie, if any
+	// log is replaced once, by the reader on hello (adding user and game),
+	// while the writer may log a failed write: hence atomic.
+	log    atomic.Pointer[slog.Logger]
 	ctx    context.Context // canceled when the connection ends
 	cancel context.CancelFunc
 
@@ -171,7 +173,7 @@ func (c *client) serve() {
 		cancel()
 		if err != nil {
 			c.srv.m.redisErrors.Inc()
-			c.log.Warn("publish detach failed; the worker's viewer pruning will catch up", "err", err)
+			c.logger().Warn("publish detach failed; the worker's viewer pruning will catch up", "err", err)
 		}
 	}
 }
@@ -210,8 +212,13 @@ func (c *client) readLoop() {
 		}
 		c.srv.m.framesIn.Inc()
 		data, tooBig, err := readMessage(r, cfg.MaxMessage)
+		if errors.Is(err, errOverHardLimit) {
+			c.closeWith(CloseMessageTooBig, "message too big")
+			c.drain()
+			return
+		}
 		if err != nil {
-			return // includes the hard limit: gorilla already sent 1009
+			return // includes the hard limit on the wire: gorilla already sent 1009
 		}
 		if helloDone {
 			_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
@@ -277,8 +284,15 @@ func (c *client) drain() {
 	}
 }
 
+// errOverHardLimit reports a message that inflated past hardMessageLimit.
+var errOverHardLimit = errors.New("message over the hard limit")
+
 // readMessage reads a frame of at most max bytes. A larger one is read to
 // its end and discarded (tooBig), so the stream of frames stays in sync.
+// The discarding stops at hardMessageLimit bytes (errOverHardLimit):
+// gorilla's read limit counts the bytes on the wire, and with
+// permessage-deflate a few KiB can inflate to a GiB, every byte of which
+// would cost CPU to throw away.
 func readMessage(r io.Reader, max int) (data []byte, tooBig bool, err error) {
 	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(r, int64(max)+1))
@@ -286,7 +300,10 @@ func readMessage(r io.Reader, max int) (data []byte, tooBig bool, err error) {
 		return nil, false, err
 	}
 	if n > int64(max) {
-		_, err = io.Copy(io.Discard, r)
+		m, err := io.Copy(io.Discard, io.LimitReader(r, hardMessageLimit-n+1))
+		if err == nil && n+m > hardMessageLimit {
+			err = errOverHardLimit
+		}
 		return nil, true, err
 	}
 	return buf.Bytes(), false, nil
@@ -300,11 +317,11 @@ func (c *client) hello(m inbound) bool {
 	ctx := c.ctx
 	user, err := c.authenticate(m.Token)
 	if err != nil {
-		c.log.Info("hello refused", "reason", err)
+		c.logger().Info("hello refused", "reason", err)
 		c.fail(CloseUnauthorized, ErrUnauthorized, "not signed in or the sign-in expired")
 		return false
 	}
-	c.log = c.log.With("user", user, "game", m.Game)
+	c.log.Store(c.logger().With("user", user))
 	game, err := srv.st.GetGame(ctx, m.Game)
 	if errors.Is(err, store.ErrUnknownGame) {
 		c.fail(CloseUnknownGame, ErrUnknownGame, fmt.Sprintf("no game %.40q here", m.Game))
@@ -314,14 +331,7 @@ func (c *client) hello(m inbound) bool {
 		c.internal("look up game", err)
 		return false
 	}
-	if err := c.checkSessionLimit(ctx, user, game.ID); err != nil {
-		if errors.Is(err, errTooManySessions) {
-			c.fail(CloseTooManySession, ErrTooManySessions, err.Error())
-		} else {
-			c.internal("count sessions", err)
-		}
-		return false
-	}
+	c.log.Store(c.logger().With("game", game.ID))
 	key := store.SessionKey{User: user, Game: game.ID}
 	c.cols.Store(int32(clampWindow(m.Cols)))
 	c.rows.Store(int32(clampWindow(m.Rows)))
@@ -334,7 +344,17 @@ func (c *client) hello(m inbound) bool {
 		c.internal("subscribe", err)
 		return false
 	}
-	c.sess = sess
+	c.sess = sess // from here on, serve leaves the hub and detaches
+	// The limit is checked once c is a viewer, so hellos racing on this
+	// edge see each other (see checkSessionLimit).
+	if err := c.checkSessionLimit(ctx, user, game.ID); err != nil {
+		if errors.Is(err, errTooManySessions) {
+			c.fail(CloseTooManySession, ErrTooManySessions, err.Error())
+		} else {
+			c.internal("count sessions", err)
+		}
+		return false
+	}
 	resume := m.Resume
 	if !streamIDPattern.MatchString(resume) {
 		resume = ""
@@ -363,8 +383,13 @@ func (c *client) authenticate(token string) (string, error) {
 	return "", auth.ErrNoToken
 }
 
-// checkSessionLimit counts the user's live sessions in other games; the
-// game being attached does not count (a reload re-attaches it).
+// checkSessionLimit counts the user's sessions in other games; the game
+// being attached does not count (a reload re-attaches it). A session
+// counts if its lease is live or if this edge has a viewer attaching to it:
+// a worker takes the lease only some time after the attach, so leases
+// alone would let a script saying hello to game after game open a game
+// connection for each before the first lease appears. (Hellos spread over
+// several edges at once can still get past it, by at most one batch.)
 func (c *client) checkSessionLimit(ctx context.Context, user, game string) error {
 	limit := c.srv.cfg.MaxSessionsPerUser
 	if limit == 0 {
@@ -375,8 +400,13 @@ func (c *client) checkSessionLimit(ctx context.Context, user, game string) error
 		return err
 	}
 	ids := make([]string, 0, len(games))
+	local := 0
 	for _, g := range games {
-		if g.ID != game {
+		switch {
+		case g.ID == game:
+		case c.srv.hub.attaching(store.SessionKey{User: user, Game: g.ID}):
+			local++
+		default:
 			ids = append(ids, g.ID)
 		}
 	}
@@ -384,6 +414,7 @@ func (c *client) checkSessionLimit(ctx context.Context, user, game string) error
 	if err != nil {
 		return err
 	}
+	n += local
 	if n >= limit {
 		return fmt.Errorf("%w: %d of %d in use; leave another game first", errTooManySessions, n, limit)
 	}
@@ -392,7 +423,7 @@ func (c *client) checkSessionLimit(ctx context.Context, user, game string) error
 
 func (c *client) internal(what string, err error) {
 	c.srv.m.redisErrors.Inc()
-	c.log.Warn(what+" failed", "err", err)
+	c.logger().Warn(what+" failed", "err", err)
 	c.fail(CloseInternal, ErrInternal, "the edge cannot reach its store; retrying")
 }
 
@@ -444,6 +475,9 @@ func (c *client) relay(cmd store.Command) {
 				break
 			}
 			owner, fence = l.Owner, l.Fence
+			if o, f, ok := s.route(); ok && f > fence {
+				owner, fence = o, f // a status entry newer than this read
+			}
 		}
 		cmd.Fence = fence
 		err := c.srv.st.SendInput(c.ctx, owner, cmd)
@@ -479,7 +513,7 @@ func (c *client) resize(m inbound) {
 	})
 	if err != nil {
 		c.srv.m.redisErrors.Inc()
-		c.log.Debug("send resize failed", "err", err)
+		c.logger().Debug("send resize failed", "err", err)
 	}
 }
 
@@ -523,7 +557,7 @@ func (c *client) writeLoop() {
 
 // abort ends a connection whose writes fail: the browser is gone.
 func (w *writer) abort(err error) {
-	w.c.log.Debug("write failed", "err", err)
+	w.c.logger().Debug("write failed", "err", err)
 	w.c.closeWith(CloseGoingAway, "")
 	_ = w.c.conn.Close()
 }
@@ -635,7 +669,7 @@ func (w *writer) attach(job *attachJob) error {
 	state, err := st.GMCPState(c.ctx, key)
 	if err != nil {
 		c.srv.m.redisErrors.Inc()
-		c.log.Warn("read gmcp state failed", "err", err)
+		c.logger().Warn("read gmcp state failed", "err", err)
 	}
 	for _, o := range state {
 		if err := w.send(o, false); err != nil {
@@ -714,7 +748,7 @@ func (w *writer) relay(o store.Output) error {
 func (w *writer) send(o store.Output, withID bool) error {
 	b, err := encodeOutput(o, withID)
 	if err != nil {
-		w.c.log.Warn("skipping output entry", "err", err)
+		w.c.logger().Warn("skipping output entry", "err", err)
 		return nil
 	}
 	if err := w.write(b); err != nil {
@@ -732,17 +766,20 @@ func (w *writer) send(o store.Output, withID bool) error {
 func newClient(srv *Server, conn *websocket.Conn, ip, guest string) *client {
 	ctx, cancel := context.WithCancel(srv.baseCtx)
 	id := uuid.NewString()
-	return &client{
+	c := &client{
 		srv:     srv,
 		conn:    conn,
 		id:      id,
 		ip:      ip,
 		guest:   guest,
-		log:     srv.log.With("viewer", id),
 		ctx:     ctx,
 		cancel:  cancel,
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		written: make(chan struct{}),
 	}
+	c.log.Store(srv.log.With("viewer", id))
+	return c
 }
+
+func (c *client) logger() *slog.Logger { return c.log.Load() }

@@ -89,10 +89,18 @@ type session struct {
 
 // observe records what an output entry says about the session: the newest
 // id, the last status, and (status entries name their writer) the owner.
+// Entries not newer than the last one observed are old news: a late
+// viewer's backlog replay, or a live message the stream re-read already
+// covered. They must not move the route back to a previous owner, nor the
+// last status back to a live one (the watchdog would restart a session
+// the game ended).
 func (s *session) observe(o store.Output) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if o.ID != "" && store.CompareIDs(o.ID, s.lastID) > 0 {
+	if o.ID != "" {
+		if store.CompareIDs(o.ID, s.lastID) <= 0 {
+			return
+		}
 		s.lastID = o.ID
 	}
 	if o.Kind == store.OutStatus {
@@ -116,9 +124,15 @@ func (s *session) route() (owner string, fence int64, ok bool) {
 	return s.owner, s.fence, s.routed
 }
 
+// setRoute records a lease read. Fences only go up, so a lease older than
+// the route already known (a read that raced a newer status entry) is
+// ignored.
 func (s *session) setRoute(l store.Lease, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ok && l.Fence < s.fence {
+		return
+	}
 	s.owner, s.fence, s.routed = l.Owner, l.Fence, ok
 	if !ok {
 		s.owner, s.fence = "", 0
@@ -179,6 +193,21 @@ func (h *hub) leave(s *session, c *client) {
 		// The reconnect will not subscribe it again: go-redis forgot it.
 		h.log.Debug("unsubscribe failed", "channel", s.channel, "err", err)
 	}
+}
+
+// attaching reports whether key has viewers on this edge and has not
+// ended (its last status is not disconnected or failed): a session being
+// attached or in play, whether or not its lease exists yet.
+func (h *hub) attaching(key store.SessionKey) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.sessions[key.OutputChannel()]
+	if s == nil || len(s.viewers) == 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastStatus != store.StateDisconnected && s.lastStatus != store.StateFailed
 }
 
 // snapshot returns the sessions and their viewers, for the watchdog and

@@ -240,15 +240,18 @@ func (s *Server) routes() http.Handler {
 	return securityHeaders(mux)
 }
 
-// securityHeaders keeps game text from ever running as script and keeps
-// the token in the play URL out of Referer headers.
+// securityHeaders keeps game text from ever running as script, keeps the
+// token in the play URL out of Referer headers, and keeps other sites from
+// framing the terminal (a page that overlays it could make a player type
+// into the game for them).
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
 		h.Set("Content-Security-Policy",
-			"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'")
+			"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 		next.ServeHTTP(w, r)
 	})
 }

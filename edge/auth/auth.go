@@ -105,7 +105,7 @@ func (v *Verifier) Verify(token string) (string, error) {
 	case err != nil:
 		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if !ValidUser(claims.Subject) {
+	if !ValidUser(claims.Subject) || isGuest(claims.Subject) {
 		return "", fmt.Errorf("%w: sub %.70q", ErrInvalidUser, claims.Subject)
 	}
 	return claims.Subject, nil
@@ -119,6 +119,9 @@ func Mint(secret []byte, user string, ttl time.Duration) (string, error) {
 	}
 	if !ValidUser(user) {
 		return "", fmt.Errorf("mint token: user %q: want 1-64 of A-Z a-z 0-9 _ . @ -, starting with a letter or digit", user)
+	}
+	if isGuest(user) {
+		return "", fmt.Errorf("mint token: user %q: the %q prefix is reserved for guest cookies", user, guestPrefix)
 	}
 	if ttl <= 0 {
 		return "", fmt.Errorf("mint token: ttl %s must be positive", ttl)
@@ -136,6 +139,18 @@ func Mint(secret []byte, user string, ttl time.Duration) (string, error) {
 	return s, nil
 }
 
+// guestPrefix starts every guest id. Tokens may not name such an id: a
+// session belongs to its (user, game), so a token for "guest-..." would
+// hand its holder that guest's game connection.
+const guestPrefix = "guest-"
+
+// isGuest reports whether id is in the guests' namespace. Ids compare
+// case-sensitively everywhere (Redis keys), but refusing "GUEST-" too keeps
+// look-alikes out of logs and admin screens.
+func isGuest(id string) bool {
+	return len(id) >= len(guestPrefix) && strings.EqualFold(id[:len(guestPrefix)], guestPrefix)
+}
+
 // GuestCookie is the name of the guest identity cookie.
 const GuestCookie = "trellis_guest"
 
@@ -146,7 +161,7 @@ const guestMaxAge = 365 * 24 * time.Hour
 func NewGuest() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
-	return "guest-" + hex.EncodeToString(b[:])
+	return guestPrefix + hex.EncodeToString(b[:])
 }
 
 // SignGuest returns the cookie value for a guest id.
@@ -158,7 +173,7 @@ func (v *Verifier) SignGuest(id string) string {
 // was not signed with this secret.
 func (v *Verifier) VerifyGuest(value string) (string, bool) {
 	id, sig, ok := strings.Cut(value, ".")
-	if !ok || !strings.HasPrefix(id, "guest-") || !ValidUser(id) {
+	if !ok || !strings.HasPrefix(id, guestPrefix) || !ValidUser(id) {
 		return "", false
 	}
 	got, err := base64.RawURLEncoding.DecodeString(sig)

@@ -206,3 +206,22 @@ func TestGuestCookie(t *testing.T) {
 		}
 	}
 }
+
+// The "guest-" namespace belongs to guest cookies: a token naming a guest id
+// would hand its holder that guest's game session.
+func TestTokenCannotClaimAGuestID(t *testing.T) {
+	v := verifier(t)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
+		Subject:   "guest-0123456789abcdef",
+		ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour)),
+	}).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user, err := v.Verify(tok); !errors.Is(err, ErrInvalidUser) {
+		t.Errorf("Verify(token for a guest id) = %q, %v; want ErrInvalidUser", user, err)
+	}
+	if _, err := Mint(secret, "guest-0123456789abcdef", time.Hour); err == nil {
+		t.Error("Mint for a guest id succeeded")
+	}
+}

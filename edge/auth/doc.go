@@ -15,5 +15,8 @@
 //     same identity (and so the same game connection) without any login.
 //
 // User ids end up in Redis key names and in the game's view of the world, so
-// both paths accept only ids made of a small, safe alphabet (ValidUser).
+// both paths accept only ids made of a small, safe alphabet (ValidUser). The
+// two namespaces do not overlap: guest ids start with "guest-", and a token
+// whose subject does is refused, since a (user, game) names one game
+// connection and its holder would take over that guest's.
 package auth
