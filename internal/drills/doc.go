@@ -1,0 +1,59 @@
+// Package drills holds Trellis's multi-process failure drills: tests that
+// build the real trellis binary, start redis-server, two edges and two
+// workers as separate processes against the demo game, and then break
+// things the way production breaks them — SIGKILL an edge in the middle
+// of a flood, SIGKILL a worker, restart Redis, roll the workers — while
+// WebSocket players keep playing.
+//
+// The package has no production code. Everything lives in _test.go files:
+//
+//   - main_test.go builds ./cmd/trellis once per run (with -race when the
+//     test binary itself is race-enabled, so the processes are checked for
+//     data races as well and the build reuses the test's compile cache).
+//   - cluster_test.go starts and stops the processes: one redis-server with
+//     AOF per drill, the demo game, edges and workers configured through
+//     their TRELLIS_* environment with short leases so failover is quick.
+//     Each process's output is captured and printed when a drill fails;
+//     a child that reports a data race or panics fails the drill.
+//   - player_test.go is a scripted browser: a WebSocket client that sends
+//     hello with a minted token, keeps every frame, the last stream id and
+//     the game's text, and reconnects with resume on its own after an
+//     abnormal close, round-robin over the edges, exactly as the web client
+//     does.
+//   - bystander_test.go is a character logged in to the demo game over
+//     plain telnet, bypassing Trellis: what it says becomes game output on
+//     the Trellis players' connections at moments a drill picks (while
+//     Redis is down, say).
+//   - drills_test.go holds the drills themselves.
+//
+// The drills:
+//
+//   - TestReloadStickiness: a reload through the other edge keeps the game
+//     connection and replays the backlog from the resume id.
+//   - TestEdgeKilledDuringFlood: SIGKILL the edge relaying "flood 5000";
+//     the player resumes on the other edge with every line exactly once.
+//   - TestWorkerKilled: SIGKILL the session's worker; the edge re-attaches
+//     after the lease expires, the other worker takes over with a higher
+//     fence, and the player sees status "reconnected".
+//   - TestRedisRestart: stop redis-server (AOF) for a second while the game
+//     talks; the session keeps its game connection and lease, and every
+//     game line arrives exactly once.
+//   - TestRollingRestart: drain w1, start w3, drain w2; every player is told
+//     (draining, reconnected), ends up on w3, and every process exits.
+//   - TestManyPlayersAttachAtOnce: 200 players attach at the same moment.
+//
+// The demo game runs inside the test process rather than as a child: the
+// drills break edges, workers and Redis, never the game, and an in-process
+// game lets them count its accepted connections exactly ("the game saw no
+// new connection" is the proof that a session was kept).
+//
+// # What a drill may assert
+//
+// Drills assert outcomes — the same game connection, every line exactly
+// once, a status frame, a process that exits — never wall-clock durations.
+// Waits are bounded (a lease TTL plus a margin) so that a broken failover
+// fails the drill instead of hanging it; the times measured (seconds to
+// recover, lines lost) are logged with t.Logf under "DRILL" for the
+// report. The drills are slow by unit-test standards (a few seconds each)
+// and are skipped with -short.
+package drills
