@@ -1,0 +1,144 @@
+package worker
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// Config is a worker's configuration, read from the environment with the
+// prefix TRELLIS_WORKER_ (envconfig.Process("TRELLIS_WORKER", &cfg)). Zero
+// fields take the defaults below when the Config reaches New, so a Config
+// literal in a test needs only the fields it cares about.
+type Config struct {
+	Name          string        `envconfig:"NAME" desc:"consumer name in the control group; stable across restarts (default: hostname)"`
+	AdminListen   string        `envconfig:"ADMIN_LISTEN" default:"127.0.0.1:9091" desc:"address of /metrics and /healthz (empty: none)"`
+	MaxSessions   int           `envconfig:"MAX_SESSIONS" default:"5000" desc:"sessions this worker runs at most; it stops pulling work when full"`
+	IdleGrace     time.Duration `envconfig:"IDLE_GRACE" default:"10m" desc:"how long a session with no viewer is kept"`
+	DrainTimeout  time.Duration `envconfig:"DRAIN_TIMEOUT" default:"30s" desc:"how long a draining worker lets sessions run before closing them"`
+	LeaseTTL      time.Duration `envconfig:"LEASE_TTL" default:"10s" desc:"session lease TTL; renewed every TTL/3"`
+	DialTimeout   time.Duration `envconfig:"DIAL_TIMEOUT" default:"10s" desc:"timeout of a dial to a game (TCP and TLS)"`
+	ClaimMinIdle  time.Duration `envconfig:"CLAIM_MIN_IDLE" default:"15s" desc:"control entries pending this long with another worker are claimed"`
+	MaxDeliveries int           `envconfig:"MAX_DELIVERIES" default:"5" desc:"attempts before a control entry is dead-lettered"`
+	FlushDelay    time.Duration `envconfig:"FLUSH_DELAY" default:"2ms" desc:"how long output is coalesced before it is written"`
+	FlushBytes    int           `envconfig:"FLUSH_BYTES" default:"16384" desc:"output of one session that triggers a write at once"`
+	SessionBuffer int           `envconfig:"SESSION_BUFFER" default:"1048576" desc:"bytes of output kept per session while Redis is away (oldest dropped)"`
+	TranscriptTTL time.Duration `envconfig:"TRANSCRIPT_TTL" default:"24h" desc:"how long the output stream of an ended session is kept"`
+
+	RestartIntensity int           `envconfig:"RESTART_INTENSITY" default:"5" desc:"game connection failures within RESTART_PERIOD before a session gives up"`
+	RestartPeriod    time.Duration `envconfig:"RESTART_PERIOD" default:"1m" desc:"window of RESTART_INTENSITY"`
+	BackoffMin       time.Duration `envconfig:"BACKOFF_MIN" default:"500ms" desc:"first redial delay"`
+	BackoffMax       time.Duration `envconfig:"BACKOFF_MAX" default:"30s" desc:"longest redial delay"`
+
+	ClientName    string        `envconfig:"CLIENT_NAME" default:"Trellis" desc:"client name sent to games (TTYPE, GMCP Core.Hello, MNES)"`
+	ClientVersion string        `envconfig:"CLIENT_VERSION" default:"1.0" desc:"client version sent to games"`
+	ViewerCheck   time.Duration `envconfig:"VIEWER_CHECK" default:"10s" desc:"how often viewers held by dead edges are forgotten"`
+	CloseTimeout  time.Duration `envconfig:"CLOSE_TIMEOUT" default:"5s" desc:"how long a stopped session has to close before its socket is forced shut"`
+}
+
+// Defaults; they match the default tags above.
+const (
+	DefaultAdminListen   = "127.0.0.1:9091"
+	DefaultMaxSessions   = 5000
+	DefaultIdleGrace     = 10 * time.Minute
+	DefaultDrainTimeout  = 30 * time.Second
+	DefaultLeaseTTL      = 10 * time.Second
+	DefaultDialTimeout   = 10 * time.Second
+	DefaultClaimMinIdle  = 15 * time.Second
+	DefaultMaxDeliveries = 5
+	DefaultFlushDelay    = 2 * time.Millisecond
+	DefaultFlushBytes    = 16 << 10
+	DefaultSessionBuffer = 1 << 20
+	DefaultTranscriptTTL = 24 * time.Hour
+	DefaultIntensity     = 5
+	DefaultPeriod        = time.Minute
+	DefaultBackoffMin    = 500 * time.Millisecond
+	DefaultBackoffMax    = 30 * time.Second
+	DefaultClientName    = "Trellis"
+	DefaultClientVersion = "1.0"
+	DefaultViewerCheck   = 10 * time.Second
+	DefaultCloseTimeout  = 5 * time.Second
+)
+
+// SetDefaults fills zero fields with the defaults, and Name with the host
+// name. AdminListen is left alone: empty means no admin server.
+func (c *Config) SetDefaults() {
+	if c.Name == "" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			c.Name = h
+		} else {
+			c.Name = "worker"
+		}
+	}
+	setDur := func(p *time.Duration, d time.Duration) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	setInt := func(p *int, n int) {
+		if *p == 0 {
+			*p = n
+		}
+	}
+	setInt(&c.MaxSessions, DefaultMaxSessions)
+	setDur(&c.IdleGrace, DefaultIdleGrace)
+	setDur(&c.DrainTimeout, DefaultDrainTimeout)
+	setDur(&c.LeaseTTL, DefaultLeaseTTL)
+	setDur(&c.DialTimeout, DefaultDialTimeout)
+	setDur(&c.ClaimMinIdle, DefaultClaimMinIdle)
+	setInt(&c.MaxDeliveries, DefaultMaxDeliveries)
+	setDur(&c.FlushDelay, DefaultFlushDelay)
+	setInt(&c.FlushBytes, DefaultFlushBytes)
+	setInt(&c.SessionBuffer, DefaultSessionBuffer)
+	setDur(&c.TranscriptTTL, DefaultTranscriptTTL)
+	setInt(&c.RestartIntensity, DefaultIntensity)
+	setDur(&c.RestartPeriod, DefaultPeriod)
+	setDur(&c.BackoffMin, DefaultBackoffMin)
+	setDur(&c.BackoffMax, DefaultBackoffMax)
+	if c.ClientName == "" {
+		c.ClientName = DefaultClientName
+	}
+	if c.ClientVersion == "" {
+		c.ClientVersion = DefaultClientVersion
+	}
+	setDur(&c.ViewerCheck, DefaultViewerCheck)
+	setDur(&c.CloseTimeout, DefaultCloseTimeout)
+}
+
+// Validate reports the first setting that cannot work, naming its
+// environment variable and the bad value.
+func (c *Config) Validate() error {
+	type check struct {
+		bad  bool
+		name string
+		val  any
+		want string
+	}
+	for _, k := range []check{
+		{c.MaxSessions < 1, "MAX_SESSIONS", c.MaxSessions, "at least 1"},
+		{c.IdleGrace < 0, "IDLE_GRACE", c.IdleGrace, "0 or more"},
+		{c.DrainTimeout < 0, "DRAIN_TIMEOUT", c.DrainTimeout, "0 or more"},
+		{c.LeaseTTL < time.Second, "LEASE_TTL", c.LeaseTTL, "at least 1s"},
+		{c.DialTimeout <= 0, "DIAL_TIMEOUT", c.DialTimeout, "positive"},
+		{c.ClaimMinIdle <= 0, "CLAIM_MIN_IDLE", c.ClaimMinIdle, "positive"},
+		{c.MaxDeliveries < 1, "MAX_DELIVERIES", c.MaxDeliveries, "at least 1"},
+		{c.FlushDelay < 0 || c.FlushDelay > time.Second, "FLUSH_DELAY", c.FlushDelay, "between 0 and 1s"},
+		{c.FlushBytes < 512, "FLUSH_BYTES", c.FlushBytes, "at least 512"},
+		{c.SessionBuffer < c.FlushBytes, "SESSION_BUFFER", c.SessionBuffer, fmt.Sprintf("at least FLUSH_BYTES (%d)", c.FlushBytes)},
+		{c.TranscriptTTL < time.Second, "TRANSCRIPT_TTL", c.TranscriptTTL, "at least 1s"},
+		{c.RestartIntensity < 0, "RESTART_INTENSITY", c.RestartIntensity, "0 or more"},
+		{c.RestartPeriod <= 0, "RESTART_PERIOD", c.RestartPeriod, "positive"},
+		{c.BackoffMin <= 0, "BACKOFF_MIN", c.BackoffMin, "positive"},
+		{c.BackoffMax < c.BackoffMin, "BACKOFF_MAX", c.BackoffMax, fmt.Sprintf("at least BACKOFF_MIN (%s)", c.BackoffMin)},
+		{c.ViewerCheck <= 0, "VIEWER_CHECK", c.ViewerCheck, "positive"},
+		{c.CloseTimeout <= 0, "CLOSE_TIMEOUT", c.CloseTimeout, "positive"},
+	} {
+		if k.bad {
+			return fmt.Errorf("TRELLIS_WORKER_%s=%v: must be %s", k.name, k.val, k.want)
+		}
+	}
+	if c.Name == "" {
+		return fmt.Errorf("TRELLIS_WORKER_NAME is empty")
+	}
+	return nil
+}

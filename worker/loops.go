@@ -1,0 +1,246 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trellis-mud/trellis/store"
+)
+
+// maxInputLine bounds one line of input; the edge refuses longer ones
+// already, this is the worker not trusting the wire.
+const maxInputLine = 16 << 10
+
+// renewLeases renews every lease of the worker in one pipelined round trip
+// each TTL/3. A lease the batch reports lost stops its session. While
+// renewals fail, it retries faster, and sessions whose lease may have
+// expired by the next retry are stopped (self-fence): another worker may
+// own them by then, and two game connections must never both talk.
+func (w *Worker) renewLeases(ctx context.Context) error {
+	ttl := w.cfg.LeaseTTL
+	interval := ttl / 3
+	retry := max(ttl/10, 50*time.Millisecond)
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	w.renewedAt.Store(time.Now().UnixNano())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		sessions := w.snapshot()
+		leases := make([]store.Lease, 0, len(sessions))
+		live := sessions[:0]
+		for _, s := range sessions {
+			if !s.lost.Load() {
+				leases = append(leases, s.lease)
+				live = append(live, s)
+			}
+		}
+		start := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, interval)
+		var (
+			lost []store.Lease
+			err  error
+		)
+		if len(leases) > 0 {
+			lost, err = w.st.RenewLeases(rctx, leases, ttl)
+		} else {
+			// Nothing to renew: still learn whether Redis answers, so a
+			// fenced worker starts taking work again only once it does.
+			err = w.st.Ping(rctx)
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			w.m.redisErrors.WithLabelValues("renew_leases").Inc()
+			w.log.Warn("lease renewal failed", "leases", len(leases), "err", err)
+			w.selfFence(live, time.Now().Add(retry))
+			t.Reset(retry)
+			continue
+		}
+		w.m.renewSeconds.Observe(time.Since(start).Seconds())
+		w.renewedAt.Store(start.UnixNano())
+		w.fenced.Store(false)
+		gone := make(map[store.SessionKey]bool, len(lost))
+		for _, l := range lost {
+			gone[l.Key] = true
+		}
+		until := start.Add(ttl).UnixNano()
+		for _, s := range live {
+			if gone[s.key] {
+				w.leaseLost(s, "renewal refused: another owner or expired")
+			} else {
+				s.validUntil.Store(until)
+			}
+		}
+		t.Reset(interval)
+	}
+}
+
+// selfFence stops the sessions whose lease may be gone by deadline.
+func (w *Worker) selfFence(sessions []*session, deadline time.Time) {
+	n := 0
+	for _, s := range sessions {
+		if s.validUntil.Load() > deadline.UnixNano() || !s.lost.CompareAndSwap(false, true) {
+			continue
+		}
+		s.end.Store(int32(endSelfFence))
+		s.out.close()
+		w.endSession(s, endSelfFence)
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	w.fenced.Store(true)
+	w.m.selfFences.Add(float64(n))
+	w.log.Error("self-fenced: lease renewal failed past the TTL; sessions stopped", "sessions", n)
+	w.event(store.EvWorkerSelfFenced, store.SessionKey{}, "", map[string]any{"sessions": n})
+}
+
+// subscribeInput subscribes to the worker's input channel and waits
+// (briefly) for Redis to confirm, so input sent right after a session
+// starts finds a receiver. go-redis resubscribes after a reconnect.
+func (w *Worker) subscribeInput(ctx context.Context) *redis.PubSub {
+	ps := w.st.Client().Subscribe(ctx, store.InputChannel(w.id))
+	if _, err := ps.ReceiveTimeout(ctx, 2*time.Second); err != nil {
+		w.m.redisErrors.WithLabelValues("subscribe_input").Inc()
+		w.log.Warn("input subscription not confirmed yet", "err", err)
+	}
+	return ps
+}
+
+// readInput applies player input received on the worker's input channel.
+func (w *Worker) readInput(ctx context.Context, ps *redis.PubSub) error {
+	for {
+		msg, err := ps.ReceiveMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.m.redisErrors.WithLabelValues("receive_input").Inc()
+			sleepCtx(ctx, 100*time.Millisecond)
+			continue
+		}
+		cmd, err := store.ParseInput(msg.Payload)
+		if err != nil {
+			w.m.inputDropped.WithLabelValues("malformed").Inc()
+			continue
+		}
+		w.applyInput(cmd)
+	}
+}
+
+// applyInput checks the fence and hands the input to its session. Input
+// text is never logged: it may be a password.
+func (w *Worker) applyInput(cmd store.Command) {
+	s, ok := w.sup.Lookup(cmd.Key())
+	switch {
+	case !ok:
+		w.m.inputDropped.WithLabelValues("no_session").Inc()
+		return
+	case cmd.Fence != s.lease.Fence:
+		w.m.inputDropped.WithLabelValues("stale_fence").Inc()
+		w.log.Debug("input with stale fence dropped", "key", s.key.String(),
+			"fence", cmd.Fence, "live_fence", s.lease.Fence, "bytes", len(cmd.Text))
+		return
+	case len(cmd.Text) > maxInputLine || len(cmd.Data) > maxInputLine:
+		w.m.inputDropped.WithLabelValues("too_long").Inc()
+		return
+	}
+	var sent bool
+	if cmd.Type == store.CmdGMCP {
+		sent = s.gmcp(cmd.Package, cmd.Data)
+	} else {
+		sent = s.input(cmd.Text)
+	}
+	if !sent {
+		w.m.inputDropped.WithLabelValues("not_connected").Inc()
+	}
+}
+
+// readInbox handles commands other workers forwarded to this one.
+func (w *Worker) readInbox(ctx context.Context) error {
+	after := "0"
+	block := min(500*time.Millisecond, w.cfg.LeaseTTL/4)
+	var backoff time.Duration
+	for ctx.Err() == nil {
+		msgs, err := w.st.ReadInbox(ctx, w.id, after, 100, block)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			w.m.redisErrors.WithLabelValues("read_inbox").Inc()
+			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+			sleepCtx(ctx, backoff)
+			continue
+		}
+		backoff = 0
+		for _, m := range msgs {
+			after = m.ID
+			if m.Err != nil {
+				w.log.Warn("undecodable inbox entry dropped", "id", m.ID, "err", m.Err)
+				continue
+			}
+			if err := w.ctl.Handle(ctx, m.Command, true); err != nil {
+				w.log.Warn("forwarded command failed", "type", m.Command.Type,
+					"key", m.Command.Key().String(), "correlation", m.Command.Correlation, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// pruneViewers forgets viewers whose edge has no live heartbeat, so an
+// edge that died without sending detaches does not keep sessions alive
+// forever: they get the idle grace like any other.
+func (w *Worker) pruneViewers(ctx context.Context) error {
+	t := time.NewTicker(w.cfg.ViewerCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		sessions := w.snapshot()
+		edges := make(map[string]bool)
+		for _, s := range sessions {
+			s.edges(edges)
+		}
+		if len(edges) == 0 {
+			continue
+		}
+		names := make([]string, 0, len(edges))
+		for e := range edges {
+			names = append(names, e)
+		}
+		live, err := w.st.LiveEdges(ctx, names)
+		if err != nil {
+			w.m.redisErrors.WithLabelValues("live_edges").Inc()
+			continue
+		}
+		dead := make(map[string]bool)
+		for _, e := range names {
+			if !live[e] {
+				dead[e] = true
+			}
+		}
+		if len(dead) == 0 {
+			continue
+		}
+		for _, s := range sessions {
+			if s.forgetEdges(dead) {
+				w.event(store.EvSessionIdle, s.key, s.correlation, map[string]any{
+					"why": "edge gone", "grace": w.cfg.IdleGrace.String(),
+				})
+			}
+		}
+	}
+}

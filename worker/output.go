@@ -1,0 +1,409 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/trellis-mud/trellis/store"
+)
+
+// The output pipeline. Each session appends what its game says to its own
+// outbox, which never blocks: the game reader must keep reading whatever
+// Redis does. One flusher per worker writes the outboxes of all sessions
+// that have something, in one pipelined round trip, FlushDelay after the
+// first of them got something (or at once when one holds FlushBytes).
+//
+// While Redis is away the flusher keeps retrying with backoff and outboxes
+// keep filling, each up to SessionBuffer bytes; past that the oldest text is
+// dropped and counted, and once Redis is back a gap entry saying how much
+// was lost goes before the rest.
+//
+// Seq numbers are given when entries are taken for a write, so dropped
+// entries leave no hole; a failed round trip gives its numbers back.
+
+// entryOverhead approximates the bytes an entry costs beyond its payload.
+const entryOverhead = 48
+
+// maxBatch bounds the entries of one round trip, so one huge flood cannot
+// make a single pipeline of unbounded size.
+const maxBatch = 4096
+
+// outbox is one session's pending output.
+type outbox struct {
+	mu       sync.Mutex
+	pending  []store.Output
+	bytes    int    // size of pending
+	lost     int64  // bytes dropped since the last gap entry
+	seq      uint64 // last Seq handed out
+	queued   bool   // on the flusher's dirty list
+	inflight bool   // entries taken by a write that has not returned
+	closed   bool   // the lease is lost: nothing more can be written
+	waiters  []chan struct{}
+}
+
+func entrySize(o *store.Output) int {
+	return len(o.Text) + len(o.Data) + len(o.Package) + entryOverhead
+}
+
+// push appends o and reports whether the session must be queued, and
+// whether the outbox is full enough to flush at once.
+func (b *outbox) push(o store.Output, flushBytes, limit int) (queue, urgent bool, dropped int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false, false, 0
+	}
+	n := len(b.pending)
+	if o.Kind == store.OutText && n > 0 && b.pending[n-1].Kind == store.OutText &&
+		!b.pending[n-1].Prompt && len(b.pending[n-1].Text)+len(o.Text) <= flushBytes {
+		// Coalesce: many small reads become one entry.
+		b.pending[n-1].Text += o.Text
+		b.pending[n-1].Prompt = o.Prompt
+		b.bytes += len(o.Text)
+	} else {
+		b.pending = append(b.pending, o)
+		b.bytes += entrySize(&o)
+	}
+	dropped = b.trimLocked(limit)
+	queue = !b.queued
+	b.queued = true
+	return queue, b.bytes >= flushBytes, dropped
+}
+
+// markPrompt marks the text just pushed as a prompt. If that text was
+// written already, an empty prompt entry carries the mark.
+func (b *outbox) markPrompt(flushBytes, limit int) (queue, urgent bool, dropped int) {
+	b.mu.Lock()
+	if n := len(b.pending); n > 0 && b.pending[n-1].Kind == store.OutText && !b.closed {
+		b.pending[n-1].Prompt = true
+		b.mu.Unlock()
+		return false, false, 0
+	}
+	b.mu.Unlock()
+	return b.push(store.Output{Kind: store.OutText, Prompt: true}, flushBytes, limit)
+}
+
+// trimLocked drops the oldest entries, text first, until the outbox fits
+// in limit bytes, and returns the bytes dropped.
+func (b *outbox) trimLocked(limit int) int {
+	dropped := 0
+	for b.bytes > limit && len(b.pending) > 1 {
+		i := 0
+		for i < len(b.pending)-1 && b.pending[i].Kind != store.OutText {
+			i++
+		}
+		if b.pending[i].Kind != store.OutText {
+			i = 0 // no text to drop: drop the oldest of anything
+		}
+		sz := entrySize(&b.pending[i])
+		b.bytes -= sz
+		dropped += sz
+		b.pending = append(b.pending[:i], b.pending[i+1:]...)
+	}
+	b.lost += int64(dropped)
+	return dropped
+}
+
+// take removes up to max entries for a write, numbering them. A gap entry
+// goes first if output was lost.
+func (b *outbox) take(fence int64, worker string, max int, dst []store.Output) (out []store.Output, gap int64, more bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.queued = false
+	if b.closed || (len(b.pending) == 0 && b.lost == 0) {
+		b.pending, b.bytes = b.pending[:0], 0
+		return dst, 0, false
+	}
+	b.inflight = true
+	if b.lost > 0 {
+		gap = b.lost
+		b.lost = 0
+		b.seq++
+		dst = append(dst, store.Output{Kind: store.OutGap, Fence: fence, Seq: b.seq, Worker: worker,
+			Text: fmt.Sprintf("%d bytes of output were lost while the server could not store them", gap)})
+		max--
+	}
+	n := min(len(b.pending), max)
+	for i := range n {
+		o := b.pending[i]
+		b.seq++
+		o.Seq, o.Fence = b.seq, fence
+		b.bytes -= entrySize(&b.pending[i])
+		dst = append(dst, o)
+	}
+	rest := copy(b.pending, b.pending[n:])
+	clear(b.pending[rest:])
+	b.pending = b.pending[:rest]
+	if rest == 0 && cap(b.pending) > 64 {
+		b.pending = nil // a burst should not pin memory on an idle session
+	}
+	more = rest > 0
+	if more {
+		b.queued = true
+	}
+	return dst, gap, more
+}
+
+// giveBack returns the entries of a failed write to the front, with their
+// numbers released, and reports whether the session must be queued again.
+func (b *outbox) giveBack(taken []store.Output, gap int64, limit int) (queue bool, dropped int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.inflight = false
+	if b.closed {
+		return false, 0
+	}
+	b.seq -= uint64(len(taken))
+	b.lost += gap
+	if gap > 0 {
+		taken = taken[1:]
+	}
+	back := make([]store.Output, 0, len(taken)+len(b.pending))
+	for _, o := range taken {
+		o.Seq = 0
+		back = append(back, o)
+		b.bytes += entrySize(&o)
+	}
+	b.pending = append(back, b.pending...)
+	dropped = b.trimLocked(limit)
+	queue = !b.queued
+	b.queued = true
+	return queue, dropped
+}
+
+// written ends a write; it wakes flush waiters once nothing is pending.
+func (b *outbox) written() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.inflight = false
+	b.wakeLocked()
+}
+
+func (b *outbox) wakeLocked() {
+	if (len(b.pending) == 0 || b.closed) && !b.inflight {
+		for _, w := range b.waiters {
+			close(w)
+		}
+		b.waiters = nil
+	}
+}
+
+// close drops everything pending: the session can no longer write.
+func (b *outbox) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	b.pending, b.bytes = nil, 0
+	b.wakeLocked()
+}
+
+// drained returns nil if nothing is pending, else a channel closed when
+// the outbox has been written out.
+func (b *outbox) drained() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if (len(b.pending) == 0 && b.lost == 0 || b.closed) && !b.inflight {
+		return nil
+	}
+	ch := make(chan struct{})
+	b.waiters = append(b.waiters, ch)
+	return ch
+}
+
+// flusher writes the outboxes of all sessions of a worker.
+type flusher struct {
+	w *Worker
+
+	mu     sync.Mutex
+	dirty  []*session
+	wake   chan struct{} // something became dirty
+	urgent chan struct{} // something is full, or waits for a flush
+}
+
+func newFlusher(w *Worker) *flusher {
+	return &flusher{w: w, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
+}
+
+// enqueue puts s on the dirty list.
+func (f *flusher) enqueue(s *session, urgent bool) {
+	f.mu.Lock()
+	f.dirty = append(f.dirty, s)
+	f.mu.Unlock()
+	notify(f.wake)
+	if urgent {
+		notify(f.urgent)
+	}
+}
+
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// run writes dirty outboxes until ctx is done.
+func (f *flusher) run(ctx context.Context) error {
+	var backoff time.Duration
+	delay := time.NewTimer(time.Hour)
+	delay.Stop()
+	defer delay.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-f.wake:
+		case <-f.urgent:
+		}
+		if d := f.w.cfg.FlushDelay; d > 0 {
+			delay.Reset(d)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-delay.C:
+			case <-f.urgent:
+				delay.Stop()
+			}
+		}
+		if err := f.flush(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			backoff = min(max(2*backoff, 20*time.Millisecond), time.Second)
+			f.w.log.Warn("output write failed; buffering", "err", err, "retry_in", backoff)
+			sleepCtx(ctx, backoff)
+			notify(f.wake)
+			continue
+		}
+		backoff = 0
+	}
+}
+
+type taken struct {
+	s       *session
+	from, n int
+	gap     int64
+}
+
+// flush writes what the dirty sessions hold, in one round trip (or a few,
+// when more than maxBatch entries wait).
+func (f *flusher) flush(ctx context.Context) error {
+	for {
+		f.mu.Lock()
+		dirty := f.dirty
+		f.dirty = nil
+		f.mu.Unlock()
+		if len(dirty) == 0 {
+			return nil
+		}
+		var (
+			outs  []store.Output
+			takes []taken
+			again []*session
+		)
+		for i, s := range dirty {
+			if len(outs) >= maxBatch {
+				again = append(again, dirty[i:]...)
+				break
+			}
+			from := len(outs)
+			var gap int64
+			var more bool
+			outs, gap, more = s.out.take(s.lease.Fence, f.w.id, maxBatch-len(outs), outs)
+			if len(outs) > from {
+				takes = append(takes, taken{s: s, from: from, n: len(outs) - from, gap: gap})
+			} else {
+				s.out.written()
+			}
+			if more {
+				again = append(again, s)
+			}
+		}
+		if len(again) > 0 {
+			f.mu.Lock()
+			f.dirty = append(f.dirty, again...)
+			f.mu.Unlock()
+		}
+		if len(outs) == 0 {
+			continue
+		}
+		batch := make([]store.Append, len(outs))
+		for _, t := range takes {
+			for i := t.from; i < t.from+t.n; i++ {
+				batch[i] = store.Append{Key: t.s.key, Out: outs[i]}
+			}
+		}
+		res, err := f.w.st.AppendOutputs(ctx, batch)
+		if err != nil {
+			f.w.m.redisErrors.WithLabelValues("append_output").Inc()
+			for _, t := range takes {
+				queue, dropped := t.s.out.giveBack(outs[t.from:t.from+t.n], t.gap, f.w.cfg.SessionBuffer)
+				f.w.m.lostBytes.Add(float64(dropped))
+				if queue {
+					f.mu.Lock()
+					f.dirty = append(f.dirty, t.s)
+					f.mu.Unlock()
+				}
+			}
+			return err
+		}
+		f.w.m.batchEntries.Observe(float64(len(batch)))
+		for _, t := range takes {
+			stale := false
+			for i := t.from; i < t.from+t.n; i++ {
+				f.w.m.outputBytes.Add(float64(len(outs[i].Text)))
+				if e := res[i].Err; e != nil {
+					if errors.Is(e, store.ErrStaleFence) {
+						stale = true
+					} else {
+						f.w.m.redisErrors.WithLabelValues("append_output").Inc()
+						f.w.log.Warn("output entry refused", "key", t.s.key.String(), "err", e)
+					}
+				}
+			}
+			t.s.out.written()
+			if stale {
+				f.w.leaseLost(t.s, "output write refused: stale fence")
+			}
+		}
+	}
+}
+
+// flushSession waits until s's outbox is written, or ctx is done.
+func (f *flusher) flushSession(ctx context.Context, s *session) bool {
+	ch := s.out.drained()
+	if ch == nil {
+		return true
+	}
+	s.out.mu.Lock()
+	queue := !s.out.queued && !s.out.inflight
+	if queue {
+		s.out.queued = true
+	}
+	s.out.mu.Unlock()
+	if queue {
+		f.enqueue(s, true)
+	} else {
+		notify(f.urgent)
+	}
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,138 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/trellis-mud/trellis/internal/demogame"
+	"github.com/trellis-mud/trellis/internal/redistest"
+	"github.com/trellis-mud/trellis/store"
+)
+
+func TestOutboxCoalescesTextAndMarksPrompts(t *testing.T) {
+	var b outbox
+	b.push(store.Output{Kind: store.OutText, Text: "a"}, 100, 1000)
+	b.push(store.Output{Kind: store.OutText, Text: "b"}, 100, 1000)
+	b.markPrompt(100, 1000)
+	b.push(store.Output{Kind: store.OutText, Text: "c"}, 100, 1000)
+	b.push(store.Output{Kind: store.OutEcho, Echo: true}, 100, 1000)
+	out, gap, more := b.take(7, "w", 100, nil)
+	if gap != 0 || more || len(out) != 3 {
+		t.Fatalf("take = %d entries, gap %d, more %v", len(out), gap, more)
+	}
+	if out[0].Text != "ab" || !out[0].Prompt || out[1].Text != "c" || out[1].Prompt || out[2].Kind != store.OutEcho {
+		t.Fatalf("entries %+v", out)
+	}
+	for i, o := range out {
+		if o.Seq != uint64(i+1) || o.Fence != 7 {
+			t.Fatalf("entry %d seq %d fence %d", i, o.Seq, o.Fence)
+		}
+	}
+	// A prompt mark after the text was taken becomes an empty prompt entry.
+	b.written()
+	b.markPrompt(100, 1000)
+	out, _, _ = b.take(7, "w", 100, nil)
+	if len(out) != 1 || !out[0].Prompt || out[0].Text != "" || out[0].Seq != 4 {
+		t.Fatalf("late prompt %+v", out)
+	}
+}
+
+func TestOutboxBoundedWhileRedisAwayThenGap(t *testing.T) {
+	var b outbox
+	const limit = 4096
+	for range 100 {
+		b.push(store.Output{Kind: store.OutText, Text: strings.Repeat("x", 100)}, 100, limit)
+	}
+	b.push(store.Output{Kind: store.OutStatus, State: "connected"}, 100, limit)
+	if b.bytes > limit {
+		t.Fatalf("outbox holds %d bytes, limit %d", b.bytes, limit)
+	}
+	// A write fails: entries come back, numbers are released.
+	taken, gap, _ := b.take(1, "w", 10, nil)
+	if gap == 0 || taken[0].Kind != store.OutGap || !strings.Contains(taken[0].Text, "bytes of output were lost") {
+		t.Fatalf("first entry after loss %+v", taken[0])
+	}
+	b.giveBack(taken, gap, limit)
+	if b.seq != 0 {
+		t.Fatalf("seq %d after a failed write, want 0", b.seq)
+	}
+	// Redis is back: the gap comes first, numbers have no hole, and the
+	// status survived the text being dropped.
+	var all []store.Output
+	for {
+		out, _, more := b.take(1, "w", 10, nil)
+		all = append(all, out...)
+		b.written()
+		if !more {
+			break
+		}
+	}
+	if all[0].Kind != store.OutGap {
+		t.Fatalf("first entry %s, want gap", all[0].Kind)
+	}
+	for i, o := range all {
+		if o.Seq != uint64(i+1) {
+			t.Fatalf("entry %d has seq %d", i, o.Seq)
+		}
+	}
+	if last := all[len(all)-1]; last.Kind != store.OutStatus {
+		t.Fatalf("last entry %s, want the status", last.Kind)
+	}
+	if ch := b.drained(); ch != nil {
+		t.Fatal("drained outbox still waits")
+	}
+}
+
+func TestOutboxCloseWakesWaiters(t *testing.T) {
+	var b outbox
+	b.push(store.Output{Kind: store.OutText, Text: "x"}, 100, 1000)
+	ch := b.drained()
+	if ch == nil {
+		t.Fatal("pending outbox reported drained")
+	}
+	b.close()
+	<-ch
+	if q, _, _ := b.push(store.Output{Kind: store.OutText, Text: "y"}, 100, 1000); q {
+		t.Fatal("closed outbox accepted output")
+	}
+}
+
+// Redis goes away: renewals fail, and before the TTL is out the worker
+// stops its sessions itself, so a new owner can never talk to the game
+// alongside it.
+func TestSelfFenceWhenRedisIsAway(t *testing.T) {
+	srv := redistest.New(t, redistest.Options{})
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	rdb := redis.NewClient(mustParseURL(srv.URL(0)))
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	st := store.New(rdb)
+	game, addr, stop, err := demogame.Start(ctx, demogame.Config{Logger: slog.New(slog.DiscardHandler)}, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	e := &env{t: t, ctx: ctx, rdb: rdb, st: st, game: game, logs: &lockedBuffer{}, prefix: "fence"}
+	e.addGame("demo", addr)
+	w := e.startWorker(testConfig())
+	u := e.user("sf")
+	e.attach(u, "v1", "", "")
+	e.waitState(u, store.StateConnected)
+
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "sessions self-fenced", func() bool { return w.Sessions() == 0 && game.Conns() == 0 })
+	if !w.fenced.Load() || w.Accepting() {
+		t.Fatal("a fenced worker still accepts sessions")
+	}
+	if err := srv.StartAgain(); err != nil {
+		t.Fatal(err)
+	}
+}
