@@ -64,13 +64,23 @@ var ErrStaleFence = errors.New("stale fence")
 // unfenced write, allowed only while nobody holds the lease (a controller
 // reporting a session it could not start).
 //
-// KEYS: out, lease, gmcp. ARGV: maxlen, fence, payload, gmcp package or "".
+// A fenced entry carries its sequence number; the last one written is kept
+// in the lease hash (which lives and dies with the fence). An entry whose
+// number is not above it was written already, by a round trip whose reply
+// was lost (Redis went away after applying it): it is acknowledged as DUP
+// and not written twice.
+//
+// KEYS: out, lease, gmcp. ARGV: maxlen, fence, payload, gmcp package or "", seq.
 var appendScript = redis.NewScript(`
 local f = redis.call('HGET', KEYS[2], 'fence')
 if ARGV[2] == '0' then
   if f then return redis.error_reply('STALE lease is held') end
 elseif f ~= ARGV[2] then
   return redis.error_reply('STALE fence')
+elseif ARGV[5] ~= '0' then
+  local last = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+  if tonumber(ARGV[5]) <= last then return redis.status_reply('DUP') end
+  redis.call('HSET', KEYS[2], 'seq', ARGV[5])
 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'v', ARGV[3])
 local msg = id .. ' ' .. ARGV[3]
@@ -86,10 +96,13 @@ type Append struct {
 }
 
 // AppendResult is the outcome of one Append: the new stream id, or an error
-// (ErrStaleFence when the writer lost the lease).
+// (ErrStaleFence when the writer lost the lease). Duplicate reports an entry
+// whose sequence number was written before (a retry of a write whose reply
+// was lost); it is not an error and ID is empty.
 type AppendResult struct {
-	ID  string
-	Err error
+	ID        string
+	Duplicate bool
+	Err       error
 }
 
 // AppendOutput writes one entry and publishes it. It returns the entry's id.
@@ -129,7 +142,7 @@ func (s *Store) AppendOutputs(ctx context.Context, batch []Append) ([]AppendResu
 			pkg = a.Out.Package
 		}
 		return []string{a.Key.outKey(), a.Key.leaseKey(), a.Key.gmcpKey()},
-			[]any{s.outputMaxLen, a.Out.Fence, payloads[i], pkg}
+			[]any{s.outputMaxLen, a.Out.Fence, payloads[i], pkg, a.Out.Seq}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("append %d output entries: %w", len(batch), err)
@@ -141,6 +154,10 @@ func (s *Store) AppendOutputs(ctx context.Context, batch []Append) ([]AppendResu
 			err = fmt.Errorf("append output %s fence %d: %w", batch[i].Key, batch[i].Out.Fence, ErrStaleFence)
 		} else if err != nil {
 			err = fmt.Errorf("append output %s: %w", batch[i].Key, err)
+		}
+		if err == nil && id == "DUP" {
+			res[i] = AppendResult{Duplicate: true}
+			continue
 		}
 		res[i] = AppendResult{ID: id, Err: err}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -364,5 +365,59 @@ func BenchmarkAppendOutputs64(b *testing.B) {
 		if _, err := s.AppendOutputs(ctx, batch); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestAppendRefusesRepeatedSeq(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := testContext(t)
+	key := SessionKey{User: "dup", Game: "demo"}
+	l, err := s.AcquireLease(ctx, key, "w1", "s1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(seq uint64, text string) AppendResult {
+		t.Helper()
+		res, err := s.AppendOutputs(ctx, []Append{{Key: key, Out: Output{Kind: OutText, Text: text, Fence: l.Fence, Seq: seq}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0]
+	}
+	if r := write(1, "one"); r.Err != nil || r.Duplicate || r.ID == "" {
+		t.Fatalf("first write: %+v", r)
+	}
+	if r := write(2, "two"); r.Err != nil || r.Duplicate {
+		t.Fatalf("second write: %+v", r)
+	}
+	// A retry of a write whose reply was lost, and an older one.
+	for _, seq := range []uint64{2, 1} {
+		if r := write(seq, "again"); r.Err != nil || !r.Duplicate || r.ID != "" {
+			t.Fatalf("repeat of seq %d: %+v, want duplicate", seq, r)
+		}
+	}
+	if r := write(3, "three"); r.Err != nil || r.Duplicate {
+		t.Fatalf("third write: %+v", r)
+	}
+	got, _, err := s.ReadOutput(ctx, key, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, o := range got {
+		texts = append(texts, o.Text)
+	}
+	if strings.Join(texts, ",") != "one,two,three" {
+		t.Fatalf("stream holds %q, want one,two,three", texts)
+	}
+	// A new holder (new fence) numbers from 1 again.
+	if err := s.ReleaseLease(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = s.AcquireLease(ctx, key, "w2", "s2", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if r := write(1, "new fence"); r.Err != nil || r.Duplicate {
+		t.Fatalf("first write of a new fence: %+v", r)
 	}
 }

@@ -99,6 +99,11 @@ func (c Config) clientOptions() (*redis.UniversalOptions, error) {
 	// Let callers' context deadlines bound every call; without this
 	// go-redis waits out its own timeouts whatever the context says.
 	o.ContextTimeoutEnabled = true
+	// RESP2: Trellis uses no RESP3 feature, and go-redis's RESP3 push
+	// notification handling has hung reads in recent releases (a peek that
+	// waits for bytes the server never sends, go-redis #3935); under RESP2
+	// that code path is never entered.
+	o.Protocol = 2
 	return &o, nil
 }
 

@@ -20,10 +20,13 @@ type Config struct {
 	DialTimeout   time.Duration `envconfig:"DIAL_TIMEOUT" default:"10s" desc:"timeout of a dial to a game (TCP and TLS)"`
 	ClaimMinIdle  time.Duration `envconfig:"CLAIM_MIN_IDLE" default:"15s" desc:"control entries pending this long with another worker are claimed"`
 	MaxDeliveries int           `envconfig:"MAX_DELIVERIES" default:"5" desc:"attempts before a control entry is dead-lettered"`
-	FlushDelay    time.Duration `envconfig:"FLUSH_DELAY" default:"2ms" desc:"how long output is coalesced before it is written"`
+	FlushDelay    time.Duration `envconfig:"FLUSH_DELAY" default:"0s" desc:"extra time output is coalesced before a write (0: write as soon as the previous write returned)"`
 	FlushBytes    int           `envconfig:"FLUSH_BYTES" default:"16384" desc:"output of one session that triggers a write at once"`
 	SessionBuffer int           `envconfig:"SESSION_BUFFER" default:"1048576" desc:"bytes of output kept per session while Redis is away (oldest dropped)"`
-	TranscriptTTL time.Duration `envconfig:"TRANSCRIPT_TTL" default:"24h" desc:"how long the output stream of an ended session is kept"`
+	// RefuseCompression answers MCCP2 offers with DONT: compression saves
+	// bandwidth to distant games but costs about 40 KiB per session.
+	RefuseCompression bool          `envconfig:"REFUSE_COMPRESSION" default:"false" desc:"refuse MCCP2 compression from games (saves ~40 KiB per session; for games on the workers' network)"`
+	TranscriptTTL     time.Duration `envconfig:"TRANSCRIPT_TTL" default:"24h" desc:"how long the output stream of an ended session is kept"`
 
 	RestartIntensity int           `envconfig:"RESTART_INTENSITY" default:"5" desc:"game connection failures within RESTART_PERIOD before a session gives up"`
 	RestartPeriod    time.Duration `envconfig:"RESTART_PERIOD" default:"1m" desc:"window of RESTART_INTENSITY"`
@@ -46,7 +49,7 @@ const (
 	DefaultDialTimeout   = 10 * time.Second
 	DefaultClaimMinIdle  = 15 * time.Second
 	DefaultMaxDeliveries = 5
-	DefaultFlushDelay    = 2 * time.Millisecond
+	DefaultFlushDelay    = 0
 	DefaultFlushBytes    = 16 << 10
 	DefaultSessionBuffer = 1 << 20
 	DefaultTranscriptTTL = 24 * time.Hour
@@ -124,7 +127,7 @@ func (c *Config) Validate() error {
 		{c.MaxDeliveries < 1, "MAX_DELIVERIES", c.MaxDeliveries, "at least 1"},
 		{c.FlushDelay < 0 || c.FlushDelay > time.Second, "FLUSH_DELAY", c.FlushDelay, "between 0 and 1s"},
 		{c.FlushBytes < 512, "FLUSH_BYTES", c.FlushBytes, "at least 512"},
-		{c.SessionBuffer < c.FlushBytes, "SESSION_BUFFER", c.SessionBuffer, fmt.Sprintf("at least FLUSH_BYTES (%d)", c.FlushBytes)},
+		{c.SessionBuffer < backpressureFactor*c.FlushBytes, "SESSION_BUFFER", c.SessionBuffer, fmt.Sprintf("at least %d times FLUSH_BYTES (%d)", backpressureFactor, backpressureFactor*c.FlushBytes)},
 		{c.TranscriptTTL < time.Second, "TRANSCRIPT_TTL", c.TranscriptTTL, "at least 1s"},
 		{c.RestartIntensity < 0, "RESTART_INTENSITY", c.RestartIntensity, "0 or more"},
 		{c.RestartPeriod <= 0, "RESTART_PERIOD", c.RestartPeriod, "positive"},

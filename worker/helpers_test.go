@@ -69,6 +69,7 @@ func mustParseURL(u string) *redis.Options {
 		panic(err)
 	}
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.MaxRetries = time.Second, 2*time.Second, 2*time.Second, 1
+	o.Protocol = 2 // as store.Connect: see there
 	return o
 }
 

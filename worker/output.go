@@ -5,24 +5,38 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trellis-mud/trellis/store"
 )
 
 // The output pipeline. Each session appends what its game says to its own
-// outbox, which never blocks: the game reader must keep reading whatever
-// Redis does. One flusher per worker writes the outboxes of all sessions
-// that have something, in one pipelined round trip, FlushDelay after the
-// first of them got something (or at once when one holds FlushBytes).
+// outbox. One flusher per worker writes the outboxes of all sessions that
+// have something, in one pipelined round trip. It writes as soon as it is
+// idle (FlushDelay 0, the default): batching comes from the round trip
+// itself, since whatever arrives while one write is in flight goes out
+// together in the next, so a lone keystroke echo pays no timer and a flood
+// still travels in large batches.
 //
-// While Redis is away the flusher keeps retrying with backoff and outboxes
-// keep filling, each up to SessionBuffer bytes; past that the oldest text is
-// dropped and counted, and once Redis is back a gap entry saying how much
-// was lost goes before the rest.
+// While Redis is healthy a session whose outbox holds more than
+// backpressureFactor*FlushBytes stops reading its game until the flusher
+// has caught up: TCP flow control slows the game down, and nothing is lost
+// however fast it floods. While Redis is away the reader keeps reading (a
+// game that cannot send may time its player out), outboxes fill up to
+// SessionBuffer bytes, past that the oldest text is dropped and counted,
+// and once Redis is back a gap entry saying how much was lost goes first.
 //
-// Seq numbers are given when entries are taken for a write, so dropped
-// entries leave no hole; a failed round trip gives its numbers back.
+// Seq numbers are given once, when an entry is first taken for a write,
+// and kept if the write fails and is retried: a round trip that failed
+// after Redis applied it is then refused as a duplicate by the store
+// instead of being written twice. Entries dropped while Redis was away
+// leave holes in the numbering; edges re-read the stream on a hole, which
+// is exactly right there.
+
+// backpressureFactor times FlushBytes is the outbox size above which a
+// session's reader waits for the flusher (while Redis is healthy).
+const backpressureFactor = 4
 
 // entryOverhead approximates the bytes an entry costs beyond its payload.
 const entryOverhead = 48
@@ -42,6 +56,32 @@ type outbox struct {
 	inflight bool   // entries taken by a write that has not returned
 	closed   bool   // the lease is lost: nothing more can be written
 	waiters  []chan struct{}
+	// roomCh is closed when the outbox shrinks to roomAt bytes; one
+	// reader per session waits on it.
+	roomCh chan struct{}
+	roomAt int
+}
+
+// room returns nil when the outbox holds at most high bytes, else a channel
+// closed once it is down to half of that (or closed for good).
+func (b *outbox) room(high int) <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.bytes <= high {
+		return nil
+	}
+	if b.roomCh == nil {
+		b.roomCh = make(chan struct{})
+	}
+	b.roomAt = high / 2
+	return b.roomCh
+}
+
+func (b *outbox) wakeRoomLocked() {
+	if b.roomCh != nil && (b.closed || b.bytes <= b.roomAt) {
+		close(b.roomCh)
+		b.roomCh = nil
+	}
 }
 
 func entrySize(o *store.Output) int {
@@ -104,11 +144,13 @@ func (b *outbox) trimLocked(limit int) int {
 		b.pending = append(b.pending[:i], b.pending[i+1:]...)
 	}
 	b.lost += int64(dropped)
+	b.wakeRoomLocked()
 	return dropped
 }
 
-// take removes up to max entries for a write, numbering them. A gap entry
-// goes first if output was lost.
+// take removes up to max entries for a write, numbering them. Entries
+// given back by a failed write go first, with the numbers they had; then a
+// gap entry if output was lost; then the rest.
 func (b *outbox) take(fence int64, worker string, max int, dst []store.Output) (out []store.Output, gap int64, more bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -118,7 +160,23 @@ func (b *outbox) take(fence int64, worker string, max int, dst []store.Output) (
 		return dst, 0, false
 	}
 	b.inflight = true
-	if b.lost > 0 {
+	i := 0
+	takeOne := func() {
+		o := b.pending[i]
+		if o.Seq == 0 {
+			b.seq++
+			o.Seq = b.seq
+		}
+		o.Fence = fence
+		b.bytes -= entrySize(&b.pending[i])
+		dst = append(dst, o)
+		i++
+		max--
+	}
+	for i < len(b.pending) && max > 0 && b.pending[i].Seq != 0 {
+		takeOne()
+	}
+	if b.lost > 0 && max > 0 {
 		gap = b.lost
 		b.lost = 0
 		b.seq++
@@ -126,44 +184,36 @@ func (b *outbox) take(fence int64, worker string, max int, dst []store.Output) (
 			Text: fmt.Sprintf("%d bytes of output were lost while the server could not store them", gap)})
 		max--
 	}
-	n := min(len(b.pending), max)
-	for i := range n {
-		o := b.pending[i]
-		b.seq++
-		o.Seq, o.Fence = b.seq, fence
-		b.bytes -= entrySize(&b.pending[i])
-		dst = append(dst, o)
+	for i < len(b.pending) && max > 0 {
+		takeOne()
 	}
-	rest := copy(b.pending, b.pending[n:])
+	rest := copy(b.pending, b.pending[i:])
 	clear(b.pending[rest:])
 	b.pending = b.pending[:rest]
 	if rest == 0 && cap(b.pending) > 64 {
 		b.pending = nil // a burst should not pin memory on an idle session
 	}
-	more = rest > 0
+	b.wakeRoomLocked()
+	more = rest > 0 || b.lost > 0
 	if more {
 		b.queued = true
 	}
 	return dst, gap, more
 }
 
-// giveBack returns the entries of a failed write to the front, with their
-// numbers released, and reports whether the session must be queued again.
-func (b *outbox) giveBack(taken []store.Output, gap int64, limit int) (queue bool, dropped int) {
+// giveBack returns the entries of a failed write to the front, keeping
+// their numbers (the write may have been applied: a retry with the same
+// numbers is then refused as a duplicate), and reports whether the session
+// must be queued again.
+func (b *outbox) giveBack(taken []store.Output, limit int) (queue bool, dropped int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.inflight = false
 	if b.closed {
 		return false, 0
 	}
-	b.seq -= uint64(len(taken))
-	b.lost += gap
-	if gap > 0 {
-		taken = taken[1:]
-	}
 	back := make([]store.Output, 0, len(taken)+len(b.pending))
 	for _, o := range taken {
-		o.Seq = 0
 		back = append(back, o)
 		b.bytes += entrySize(&o)
 	}
@@ -198,6 +248,7 @@ func (b *outbox) close() {
 	b.closed = true
 	b.pending, b.bytes = nil, 0
 	b.wakeLocked()
+	b.wakeRoomLocked()
 }
 
 // drained returns nil if nothing is pending, else a channel closed when
@@ -221,10 +272,35 @@ type flusher struct {
 	dirty  []*session
 	wake   chan struct{} // something became dirty
 	urgent chan struct{} // something is full, or waits for a flush
+
+	// failing is set while writes to Redis fail; readers stop waiting
+	// for room then. failed is closed (and replaced) when it is set.
+	failing  atomic.Bool
+	failedMu sync.Mutex
+	failed   chan struct{}
 }
 
 func newFlusher(w *Worker) *flusher {
-	return &flusher{w: w, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
+	return &flusher{w: w, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), failed: make(chan struct{})}
+}
+
+// failedSignal returns a channel closed when writes next start failing.
+func (f *flusher) failedSignal() <-chan struct{} {
+	f.failedMu.Lock()
+	defer f.failedMu.Unlock()
+	return f.failed
+}
+
+// setFailing records whether writes fail, waking readers that wait for
+// room when they start failing.
+func (f *flusher) setFailing(failing bool) {
+	if f.failing.Swap(failing) == failing || !failing {
+		return
+	}
+	f.failedMu.Lock()
+	close(f.failed)
+	f.failed = make(chan struct{})
+	f.failedMu.Unlock()
 }
 
 // enqueue puts s on the dirty list.
@@ -272,12 +348,14 @@ func (f *flusher) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			f.setFailing(true)
 			backoff = min(max(2*backoff, 20*time.Millisecond), time.Second)
 			f.w.log.Warn("output write failed; buffering", "err", err, "retry_in", backoff)
 			sleepCtx(ctx, backoff)
 			notify(f.wake)
 			continue
 		}
+		f.setFailing(false)
 		backoff = 0
 	}
 }
@@ -285,7 +363,6 @@ func (f *flusher) run(ctx context.Context) error {
 type taken struct {
 	s       *session
 	from, n int
-	gap     int64
 }
 
 // flush writes what the dirty sessions hold, in one round trip (or a few,
@@ -310,11 +387,10 @@ func (f *flusher) flush(ctx context.Context) error {
 				break
 			}
 			from := len(outs)
-			var gap int64
 			var more bool
-			outs, gap, more = s.out.take(s.lease.Fence, f.w.id, maxBatch-len(outs), outs)
+			outs, _, more = s.out.take(s.lease.Fence, f.w.id, maxBatch-len(outs), outs)
 			if len(outs) > from {
-				takes = append(takes, taken{s: s, from: from, n: len(outs) - from, gap: gap})
+				takes = append(takes, taken{s: s, from: from, n: len(outs) - from})
 			} else {
 				s.out.written()
 			}
@@ -340,7 +416,7 @@ func (f *flusher) flush(ctx context.Context) error {
 		if err != nil {
 			f.w.m.redisErrors.WithLabelValues("append_output").Inc()
 			for _, t := range takes {
-				queue, dropped := t.s.out.giveBack(outs[t.from:t.from+t.n], t.gap, f.w.cfg.SessionBuffer)
+				queue, dropped := t.s.out.giveBack(outs[t.from:t.from+t.n], f.w.cfg.SessionBuffer)
 				f.w.m.lostBytes.Add(float64(dropped))
 				if queue {
 					f.mu.Lock()

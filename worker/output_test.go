@@ -53,14 +53,16 @@ func TestOutboxBoundedWhileRedisAwayThenGap(t *testing.T) {
 	if b.bytes > limit {
 		t.Fatalf("outbox holds %d bytes, limit %d", b.bytes, limit)
 	}
-	// A write fails: entries come back, numbers are released.
+	// A write fails: entries come back and keep their numbers, so a retry
+	// of a write Redis did apply is refused as a duplicate, not doubled.
 	taken, gap, _ := b.take(1, "w", 10, nil)
 	if gap == 0 || taken[0].Kind != store.OutGap || !strings.Contains(taken[0].Text, "bytes of output were lost") {
 		t.Fatalf("first entry after loss %+v", taken[0])
 	}
-	b.giveBack(taken, gap, limit)
-	if b.seq != 0 {
-		t.Fatalf("seq %d after a failed write, want 0", b.seq)
+	firstTry := append([]store.Output(nil), taken...)
+	b.giveBack(taken, limit)
+	if b.seq != uint64(len(taken)) {
+		t.Fatalf("seq %d after a failed write, want %d (numbers kept)", b.seq, len(taken))
 	}
 	// Redis is back: the gap comes first, numbers have no hole, and the
 	// status survived the text being dropped.
@@ -76,9 +78,26 @@ func TestOutboxBoundedWhileRedisAwayThenGap(t *testing.T) {
 	if all[0].Kind != store.OutGap {
 		t.Fatalf("first entry %s, want gap", all[0].Kind)
 	}
-	for i, o := range all {
-		if o.Seq != uint64(i+1) {
-			t.Fatalf("entry %d has seq %d", i, o.Seq)
+	// Entries that survived the trim keep the number of their first try.
+	firstSeq := map[uint64]store.Output{}
+	for _, o := range firstTry {
+		firstSeq[o.Seq] = o
+	}
+	kept := 0
+	for _, o := range all {
+		if f, ok := firstSeq[o.Seq]; ok {
+			kept++
+			if f.Text != o.Text || f.Kind != o.Kind {
+				t.Fatalf("seq %d reused for another entry: %q then %q", o.Seq, f.Text, o.Text)
+			}
+		}
+	}
+	if kept == 0 {
+		t.Fatal("no retried entry kept its number")
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Seq <= all[i-1].Seq {
+			t.Fatalf("entry %d has seq %d after %d: numbers must increase", i, all[i].Seq, all[i-1].Seq)
 		}
 	}
 	if last := all[len(all)-1]; last.Kind != store.OutStatus {
@@ -135,4 +154,42 @@ func TestSelfFenceWhenRedisIsAway(t *testing.T) {
 	if err := srv.StartAgain(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestOutboxRoomBackpressure(t *testing.T) {
+	var b outbox
+	const high = 1000
+	if b.room(high) != nil {
+		t.Fatal("empty outbox has no room")
+	}
+	for range 20 {
+		b.push(store.Output{Kind: store.OutText, Text: strings.Repeat("y", 100)}, 100, 1<<20)
+	}
+	ch := b.room(high)
+	if ch == nil {
+		t.Fatal("outbox over the mark reports room")
+	}
+	if again := b.room(high); again != ch {
+		t.Fatal("a second wait made a second channel")
+	}
+	// Taking a little is not enough: room comes back at half the mark.
+	b.take(1, "w", 3, nil)
+	select {
+	case <-ch:
+		t.Fatalf("room signalled with %d bytes pending", b.bytes)
+	default:
+	}
+	b.take(1, "w", 100, nil)
+	select {
+	case <-ch:
+	default:
+		t.Fatalf("no room signalled with %d bytes pending", b.bytes)
+	}
+	// Closing wakes a waiting reader too.
+	for range 20 {
+		b.push(store.Output{Kind: store.OutText, Text: strings.Repeat("z", 100)}, 100, 1<<20)
+	}
+	ch = b.room(high)
+	b.close()
+	<-ch
 }

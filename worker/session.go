@@ -159,6 +159,8 @@ func (s *session) run(ctx context.Context) error {
 		MNES:          game.MNES,
 		Width:         cols,
 		Height:        rows,
+
+		NoCompression: s.w.cfg.RefuseCompression,
 	}
 	if game.MNES && s.ip != "" {
 		opts.Env = map[string]string{"IPADDRESS": s.ip}
@@ -186,7 +188,7 @@ func (s *session) run(ctx context.Context) error {
 	s.status(state, "connected to "+game.Name)
 	s.w.sessionStarted(s, state, attempt)
 
-	err = s.read(conn, eng)
+	err = s.read(ctx, conn, eng)
 	stop()
 
 	s.mu.Lock()
@@ -240,7 +242,7 @@ func (s *session) dial(ctx context.Context, game store.Game) (net.Conn, error) {
 
 // read pumps the game's bytes through the telnet engine into the outbox
 // until the connection fails or is interrupted.
-func (s *session) read(conn net.Conn, eng *telnet.Engine) error {
+func (s *session) read(ctx context.Context, conn net.Conn, eng *telnet.Engine) error {
 	buf := make([]byte, minReadBuffer)
 	var (
 		evs     []telnet.Event
@@ -262,6 +264,7 @@ func (s *session) read(conn net.Conn, eng *telnet.Engine) error {
 			if derr != nil {
 				return fmt.Errorf("decode game output: %w", derr)
 			}
+			s.waitForRoom(ctx)
 			switch {
 			case n == len(buf) && len(buf) < maxReadBuffer:
 				buf = make([]byte, 2*len(buf))
@@ -275,6 +278,27 @@ func (s *session) read(conn net.Conn, eng *telnet.Engine) error {
 			}
 			return err
 		}
+	}
+}
+
+// waitForRoom blocks the game reader while this session's outbox is more
+// than backpressureFactor*FlushBytes behind and Redis is healthy, so a
+// flooding game is slowed by TCP flow control instead of losing output.
+// While Redis is failing it returns at once: the outbox then bounds memory
+// by dropping the oldest text (and records a gap).
+func (s *session) waitForRoom(ctx context.Context) {
+	failed := s.w.out.failedSignal()
+	if s.w.out.failing.Load() {
+		return
+	}
+	room := s.out.room(backpressureFactor * s.w.cfg.FlushBytes)
+	if room == nil {
+		return
+	}
+	select {
+	case <-room:
+	case <-ctx.Done():
+	case <-failed: // Redis went away while we waited: keep reading.
 	}
 }
 

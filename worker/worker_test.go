@@ -268,22 +268,27 @@ func TestGameDownBacksOffThenFails(t *testing.T) {
 	if !strings.Contains(last.Text, "connection refused") {
 		t.Errorf("failed status text %q does not say why", last.Text)
 	}
-	evs, _ := e.st.ReadEvents(e.ctx, "-", "+", 1000)
+	// The failed event is appended just after the failed status.
 	var restarting, failed int
-	for _, ev := range evs {
-		if ev.Subject != k.String() {
-			continue
+	waitFor(t, 5*time.Second, "the failed event", func() bool {
+		evs, _ := e.st.ReadEvents(e.ctx, "-", "+", 1000)
+		restarting, failed = 0, 0
+		for _, ev := range evs {
+			if ev.Subject != k.String() {
+				continue
+			}
+			switch ev.Type {
+			case store.EvSessionRestarting:
+				restarting++
+			case store.EvSessionFailed:
+				failed++
+			}
+			if ev.Correlation != "c-down" {
+				t.Errorf("event %s correlation %q", ev.Type, ev.Correlation)
+			}
 		}
-		switch ev.Type {
-		case store.EvSessionRestarting:
-			restarting++
-		case store.EvSessionFailed:
-			failed++
-		}
-		if ev.Correlation != "c-down" {
-			t.Errorf("event %s correlation %q", ev.Type, ev.Correlation)
-		}
-	}
+		return failed > 0
+	})
 	if restarting != 3 || failed != 1 {
 		t.Errorf("events: %d restarting, %d failed; want 3 and 1", restarting, failed)
 	}

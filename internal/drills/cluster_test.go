@@ -72,7 +72,7 @@ func newCluster(t *testing.T) *cluster {
 		t.Fatalf("start redis-server: %v", err)
 	}
 	c := &cluster{t: t, redis: srv, gameLog: &logBuffer{}}
-	c.rdb = redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+	c.rdb = redis.NewClient(&redis.Options{Addr: srv.Addr, Protocol: 2, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
 	c.st = store.New(c.rdb)
 
 	gameLogger := slog.New(slog.NewTextHandler(c.gameLog, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -129,7 +129,7 @@ func (s *Server) start() error {
 	go func() { _ = cmd.Wait(); close(exited) }()
 	s.cmd, s.exited = cmd, exited
 
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 2, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -221,7 +221,7 @@ func (s *Server) URL(db int) string { return fmt.Sprintf("redis://%s/%d", s.Addr
 func (s *Server) NewDB(tb testing.TB) int {
 	tb.Helper()
 	db := int(s.nextDB.Add(1)) % Databases
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, DB: db})
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 2, DB: db})
 	defer rdb.Close()
 	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
 		tb.Fatalf("redistest: flush db %d: %v", db, err)
@@ -237,6 +237,7 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 	rdb := redis.NewClient(&redis.Options{
 		Addr:         s.Addr,
 		DB:           db,
+		Protocol:     2, // as store.Connect: see there
 		DialTimeout:  time.Second,
 		ReadTimeout:  2 * time.Second,
 		WriteTimeout: 2 * time.Second,

@@ -1,0 +1,54 @@
+package worker
+
+import (
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/trellis-mud/trellis/internal/demogame"
+	"github.com/trellis-mud/trellis/store"
+)
+
+// A game flooding far faster than one session's writes to Redis must lose
+// nothing while Redis is healthy: the session stops reading (TCP flow
+// control slows the game) instead of dropping output. The outbox is kept
+// tiny here so the flood is many times what it may hold.
+func TestFloodLosesNothingWhileRedisIsHealthy(t *testing.T) {
+	e := newEnv(t, demogame.Config{})
+	cfg := testConfig()
+	cfg.FlushBytes = 4096
+	cfg.SessionBuffer = backpressureFactor * cfg.FlushBytes
+	e.startWorker(cfg)
+	u := e.user("flood")
+	e.attach(u, "v1", "", "")
+	e.login(u, "Flo", "secret")
+
+	const lines = 20000 // 20000 x 200 bytes = 4 MB through a 16 KiB outbox
+	e.input(u, "flood "+strconv.Itoa(lines)+" 200")
+	last := "flood " + strconv.Itoa(1000000 + lines)[1:]
+	waitFor(t, 60*time.Second, "the last flood line", func() bool {
+		outs, err := e.st.OutputRange(e.ctx, key(u), "-", "+", 100000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(outs) > 0 && regexp.MustCompile(last).MatchString(text(outs[max(0, len(outs)-5):]))
+	})
+	outs := e.outputs(u)
+	seen := make(map[int]int, lines)
+	re := regexp.MustCompile(`flood (\d{6})`)
+	for _, o := range outs {
+		if o.Kind == store.OutGap {
+			t.Errorf("gap entry while Redis was healthy: %s", o.Text)
+		}
+		for _, m := range re.FindAllStringSubmatch(o.Text, -1) {
+			n, _ := strconv.Atoi(m[1])
+			seen[n]++
+		}
+	}
+	for i := 1; i <= lines; i++ {
+		if seen[i] != 1 {
+			t.Fatalf("flood line %d seen %d times, want exactly once", i, seen[i])
+		}
+	}
+}
