@@ -50,6 +50,13 @@ type Config struct {
 	ReadBlock time.Duration
 	// ReadCount is how many entries one read takes. Default 32.
 	ReadCount int64
+	// MaxAge is how old a command may be and still be acted on. An older
+	// one is acknowledged and dropped: its viewer has long reconnected
+	// (with a fresh attach) or gone, and replaying it would act on a world
+	// that moved on — a stop from an hour ago must not end today's session
+	// if a consumer group is ever rebuilt from the start of the stream.
+	// Default 5m.
+	MaxAge time.Duration
 	// Registerer receives the controller's metrics (nil: not registered).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -58,6 +65,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.ClaimMinIdle <= 0 {
 		c.ClaimMinIdle = 15 * time.Second
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 5 * time.Minute
 	}
 	if c.MaxDeliveries <= 0 {
 		c.MaxDeliveries = 5
@@ -197,6 +207,13 @@ func (c *Controller) handleBatch(ctx context.Context, msgs []store.ControlMessag
 		}
 		if int(m.Deliveries) > c.cfg.MaxDeliveries {
 			c.deadLetter(ctx, m, fmt.Sprintf("failed %d deliveries", m.Deliveries-1))
+			continue
+		}
+		if t := m.Command.Time; !t.IsZero() && time.Since(t) > c.cfg.MaxAge {
+			c.m.commands.WithLabelValues(string(m.Command.Type), "expired").Inc()
+			c.log.Info("control command too old; dropped", "id", m.ID, "type", m.Command.Type,
+				"key", m.Command.Key().String(), "age", time.Since(t).Round(time.Second))
+			acks = append(acks, m.ID)
 			continue
 		}
 		err := c.Handle(ctx, m.Command, false)

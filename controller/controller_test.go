@@ -230,3 +230,24 @@ func TestRestartedConsumerReadsOwnPendingFirstAndDeadWorkersEntriesAreClaimed(t 
 	waitFor(t, "both sessions started", func() bool { r, _ := tab.count(); return r == 2 })
 	waitFor(t, "nothing pending", func() bool { st, _ := f.st.ControlStatus(f.ctx); return st.Pending == 0 })
 }
+
+func TestOldCommandsAreDroppedNotActedOn(t *testing.T) {
+	f := setup(t)
+	tab := newTable()
+	old := attach("u-old", "v-old")
+	old.Time = time.Now().Add(-time.Hour)
+	f.publish(old)
+	f.publish(attach("u-new", "v-new"))
+	f.run(f.controller("w1", "w1-aaaa", tab))
+	waitFor(t, "the fresh attach started and both acknowledged", func() bool {
+		r, _ := tab.count()
+		st, _ := f.st.ControlStatus(f.ctx)
+		return r == 1 && st.Pending == 0 && st.Lag == 0
+	})
+	if _, ok, _ := f.st.GetLease(f.ctx, store.SessionKey{User: "u-old", Game: "g"}); ok {
+		t.Fatal("an hour-old attach took a lease")
+	}
+	if _, ok, _ := f.st.GetLease(f.ctx, store.SessionKey{User: "u-new", Game: "g"}); !ok {
+		t.Fatal("the fresh attach took no lease")
+	}
+}
