@@ -30,7 +30,7 @@ func runBench(ctx context.Context, args []string) error {
 	rounds := fs.Int("rounds", 0, "lines each echo client sends, one per second (default 15; --quick 6)")
 	out := fs.String("o", "table", "output: table or json")
 	report := fs.String("report", "", "also write a Markdown report to this file")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process during the stack's largest echo run")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process during the stack's largest echo run (or the flood, when echo is not run)")
 	wsMax := fs.Int("websockify-max", 100, "largest client count to drive websockify with (it forks a process per connection); 0: not at all")
 	only := fs.String("only", "", "run only these scenarios, comma-separated: "+strings.Join(bench.Scenarios, ", "))
 	timeout := fs.Duration("scenario-timeout", 0, "deadline of each scenario (default 3m; --quick 45s)")

@@ -371,7 +371,13 @@ func (r *runner) reattach(ctx context.Context) {
 
 func (r *runner) flood(ctx context.Context) {
 	r.settle(ctx)
+	stopProfile := func() {}
+	if r.opts.CPUProfile != "" && !r.runsEcho() {
+		// With echo selected the profile covers echo; else the flood.
+		stopProfile = r.startProfile()
+	}
 	st := runFlood(ctx, &r.env.Stack, r.prefix("f"), r.opts.FloodLines, r.opts.FloodBytes, r.deadline())
+	stopProfile()
 	r.progress("flood: %s %.1f MB/s lost %d", st.Target, st.MBps, st.Lost)
 	if r.env.Direct != nil {
 		d := runFlood(ctx, r.env.Direct, r.prefix("f"), r.opts.FloodLines, r.opts.FloodBytes, r.deadline())
@@ -405,4 +411,9 @@ func machine() Machine {
 		}
 	}
 	return m
+}
+
+// runsEcho reports whether the echo scenario is selected.
+func (r *runner) runsEcho() bool {
+	return len(r.opts.Only) == 0 || slices.Contains(r.opts.Only, "echo")
 }
