@@ -120,27 +120,11 @@ func (s *Store) FollowEvents(ctx context.Context, after string, count int64, blo
 	if err != nil {
 		return nil, fmt.Errorf("follow events after $: %w", err)
 	}
-	var res []redis.XStream
-	err = blockInSlices(ctx, block, func(slice time.Duration) (bool, error) {
-		var err error
-		res, err = s.rdb.XRead(ctx, &redis.XReadArgs{
-			Streams: []string{keyEvents, after},
-			Count:   count,
-			Block:   slice,
-		}).Result()
-		if errors.Is(err, redis.Nil) {
-			return false, nil
-		}
-		return err == nil, err
-	})
+	msgs, err := s.readBlocking(ctx, keyEvents, after, count, block)
 	if err != nil {
 		return nil, fmt.Errorf("follow events after %s: %w", after, err)
 	}
-	var out []Event
-	for _, st := range res {
-		out = append(out, decodeEvents(st.Messages)...)
-	}
-	return out, nil
+	return decodeEvents(msgs), nil
 }
 
 func decodeEvents(msgs []redis.XMessage) []Event {

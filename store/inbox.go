@@ -65,31 +65,17 @@ func (s *Store) ReadInbox(ctx context.Context, worker, after string, count int64
 	if err != nil {
 		return nil, fmt.Errorf("read inbox of %s: %w", worker, err)
 	}
-	var res []redis.XStream
-	err = blockInSlices(ctx, block, func(slice time.Duration) (bool, error) {
-		var err error
-		res, err = s.rdb.XRead(ctx, &redis.XReadArgs{
-			Streams: []string{key, after},
-			Count:   count,
-			Block:   slice,
-		}).Result()
-		if errors.Is(err, redis.Nil) {
-			return false, nil
-		}
-		return err == nil, err
-	})
+	msgs, err := s.readBlocking(ctx, key, after, count, block)
 	if err != nil {
 		return nil, fmt.Errorf("read inbox of %s: %w", worker, err)
 	}
 	var out []InboxMessage
 	var ids []string
-	for _, st := range res {
-		for _, m := range st.Messages {
-			im := InboxMessage{ID: m.ID}
-			im.Command, im.Err = decodeCommand(m.Values["v"])
-			out = append(out, im)
-			ids = append(ids, m.ID)
-		}
+	for _, m := range msgs {
+		im := InboxMessage{ID: m.ID}
+		im.Command, im.Err = decodeCommand(m.Values["v"])
+		out = append(out, im)
+		ids = append(ids, m.ID)
 	}
 	if len(ids) > 0 {
 		// Best effort: a failed delete leaves entries for MAXLEN to trim.

@@ -70,3 +70,29 @@ func (s *Store) resolveNewest(ctx context.Context, stream, after string) (string
 	}
 	return last[0].ID, nil
 }
+
+// readBlocking reads entries of one stream after the id after, waiting up
+// to block (0: until ctx is done) in slices, as blockInSlices explains.
+func (s *Store) readBlocking(ctx context.Context, key, after string, count int64, block time.Duration) ([]redis.XMessage, error) {
+	var res []redis.XStream
+	err := blockInSlices(ctx, block, func(slice time.Duration) (bool, error) {
+		var err error
+		res, err = s.rdb.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{key, after},
+			Count:   count,
+			Block:   slice,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var msgs []redis.XMessage
+	for _, st := range res {
+		msgs = append(msgs, st.Messages...)
+	}
+	return msgs, nil
+}

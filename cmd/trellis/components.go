@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -17,24 +17,10 @@ import (
 
 func runEdge(ctx context.Context, args []string) error {
 	var (
-		rc store.Config
 		ec edge.Config
 		ac auth.Config
-		lc LogConfig
 	)
-	sections := []envSection{{"TRELLIS_EDGE", &ec}, {"TRELLIS_AUTH", &ac}, redisSection(&rc), logSection(&lc)}
-	fs := newFlags("edge", "edge", sections...)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := loadEnv(sections...); err != nil {
-		return err
-	}
-	log, err := lc.logger(os.Stderr)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(rc)
+	st, log, err := startComponent("edge", args, envSection{"TRELLIS_EDGE", &ec}, envSection{"TRELLIS_AUTH", &ac})
 	if err != nil {
 		return err
 	}
@@ -51,24 +37,8 @@ func runEdge(ctx context.Context, args []string) error {
 }
 
 func runWorker(ctx context.Context, args []string) error {
-	var (
-		rc store.Config
-		wc worker.Config
-		lc LogConfig
-	)
-	sections := []envSection{{"TRELLIS_WORKER", &wc}, redisSection(&rc), logSection(&lc)}
-	fs := newFlags("worker", "worker", sections...)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := loadEnv(sections...); err != nil {
-		return err
-	}
-	log, err := lc.logger(os.Stderr)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(rc)
+	var wc worker.Config
+	st, log, err := startComponent("worker", args, envSection{"TRELLIS_WORKER", &wc})
 	if err != nil {
 		return err
 	}
@@ -78,6 +48,32 @@ func runWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	return w.Run(ctx)
+}
+
+// startComponent parses a long-running component's flags (only --help),
+// loads its configuration sections plus Redis and logging from the
+// environment, and connects to Redis.
+func startComponent(name string, args []string, own ...envSection) (*store.Store, *slog.Logger, error) {
+	var (
+		rc store.Config
+		lc LogConfig
+	)
+	sections := append(own, redisSection(&rc), logSection(&lc))
+	if err := parseFlags(newFlags(name, name, sections...), args); err != nil {
+		return nil, nil, err
+	}
+	if err := loadEnv(sections...); err != nil {
+		return nil, nil, err
+	}
+	log, err := lc.logger(os.Stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := store.Open(rc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, log, nil
 }
 
 func runDemoGame(ctx context.Context, args []string) error {
@@ -102,11 +98,7 @@ func runDemoGame(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	log.Info("demo game listening", "addr", ln.Addr().String(), "bench", cfg.Bench)
-	err = demogame.New(cfg).Serve(ctx, ln)
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
+	return demogame.New(cfg).Serve(ctx, ln)
 }
 
 func runToken(ctx context.Context, args []string) error {

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/internal/redistest"
+	"github.com/trellis-mud/trellis/store"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+func run(t *testing.T, args ...string) (code int, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = realMain(args, &out, &errb)
+	return code, out.String() + errb.String()
+}
+
+func TestHelpListsEverySubcommand(t *testing.T) {
+	code, out := run(t, "--help")
+	if code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	for _, c := range commands {
+		if !strings.Contains(out, "  "+c.name+" ") {
+			t.Errorf("--help does not list %q:\n%s", c.name, out)
+		}
+	}
+	if code, _ := run(t); code != 2 {
+		t.Errorf("no arguments: exit %d, want 2", code)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"nonsense"},
+		{"token", "-bogus"},
+		{"token"}, // -user missing
+		{"games", "frobnicate"},
+		{"replay", "transcript"}, // -user and -game missing
+		{"sessions", "show", "no-slash"},
+	} {
+		t.Setenv("TRELLIS_AUTH_SECRET", strings.Repeat("k", 32))
+		t.Setenv("TRELLIS_REDIS_URL", "redis://127.0.0.1:1/0")
+		if code, out := run(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (usage)\n%s", args, code, out)
+		}
+	}
+}
+
+func TestBadConfigurationNamesTheVariable(t *testing.T) {
+	t.Setenv("TRELLIS_WORKER_LEASE_TTL", "soon")
+	code, out := run(t, "worker")
+	if code != 1 || !strings.Contains(out, "TRELLIS_WORKER_LEASE_TTL") {
+		t.Fatalf("exit %d, output %q: want 1 and the variable named", code, out)
+	}
+	t.Setenv("TRELLIS_WORKER_LEASE_TTL", "10s")
+	t.Setenv("TRELLIS_LOG_FORMAT", "xml")
+	if code, out := run(t, "worker"); code != 1 || !strings.Contains(out, "TRELLIS_LOG_FORMAT") {
+		t.Fatalf("exit %d, output %q: want 1 and TRELLIS_LOG_FORMAT named", code, out)
+	}
+}
+
+func TestTokenVerifies(t *testing.T) {
+	secret := strings.Repeat("s", 40)
+	t.Setenv("TRELLIS_AUTH_SECRET", secret)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	code, out := run(t, "token", "-user", "alice", "-ttl", "1h")
+	os.Stdout = stdout
+	w.Close()
+	var tok bytes.Buffer
+	_, _ = tok.ReadFrom(r)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	v, err := auth.NewVerifier([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := v.Verify(strings.TrimSpace(tok.String()))
+	if err != nil || user != "alice" {
+		t.Fatalf("minted token verifies as %q, %v", user, err)
+	}
+}
+
+func TestGamesCommandsAgainstRedis(t *testing.T) {
+	srv := redistest.Shared(t)
+	t.Setenv("TRELLIS_REDIS_URL", srv.URL(srv.NewDB(t)))
+	if code, out := run(t, "games", "add", "-id", "mud", "-name", "A MUD", "-host", "127.0.0.1", "-port", "4000"); code != 0 {
+		t.Fatalf("add: exit %d: %s", code, out)
+	}
+	if code, _ := run(t, "games", "add", "-id", "mud", "-name", "Again", "-host", "127.0.0.1", "-port", "4000"); code != 1 {
+		t.Errorf("adding an existing id: exit %d, want 1", code)
+	}
+	if code, out := run(t, "games", "add", "-id", "Bad Id", "-name", "", "-host", "a b", "-port", "0"); code != 1 {
+		t.Errorf("invalid game: exit %d, want 1: %s", code, out)
+	}
+	file := filepath.Join(t.TempDir(), "games.yaml")
+	os.WriteFile(file, []byte("games:\n  - {id: two, name: Two, host: two.example.org, port: 23, charset: cp437}\n"), 0o644)
+	if code, out := run(t, "games", "import", file); code != 0 {
+		t.Fatalf("import: exit %d: %s", code, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`[{"id":"three","name":"Three","host":"x.org","port":1},{"id":"four","name":"","host":"x.org","port":70000}]`), 0o644)
+	if code, _ := run(t, "games", "import", bad); code != 1 {
+		t.Errorf("bad import: exit %d, want 1", code)
+	}
+	st, err := store.Open(store.Config{URL: os.Getenv("TRELLIS_REDIS_URL"), DialTimeout: time.Second, ReadTimeout: time.Second, OutputMaxLen: 100, EventsMaxAge: time.Hour, ControlMaxLen: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	games, err := st.ListGames(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, g := range games {
+		ids = append(ids, g.ID)
+	}
+	if strings.Join(ids, ",") != "mud,two" {
+		t.Fatalf("registry holds %v, want mud,two (a bad file imports nothing)", ids)
+	}
+	if code, out := run(t, "games", "rm", "mud"); code != 0 {
+		t.Fatalf("rm: exit %d: %s", code, out)
+	}
+	if code, _ := run(t, "games", "rm", "mud"); code != 1 {
+		t.Errorf("removing an unknown game: exit %d, want 1", code)
+	}
+}
+
+func TestParseSince(t *testing.T) {
+	if id, err := parseSince("", "-"); err != nil || id != "-" {
+		t.Errorf("empty: %q %v", id, err)
+	}
+	if id, err := parseSince("1700000000000-3", "-"); err != nil || id != "1700000000000-3" {
+		t.Errorf("stream id: %q %v", id, err)
+	}
+	if id, err := parseSince("2026-01-02T03:04:05Z", "-"); err != nil || id != store.TimeID(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
+		t.Errorf("time: %q %v", id, err)
+	}
+	if _, err := parseSince("2h", "-"); err != nil {
+		t.Errorf("duration: %v", err)
+	}
+	if _, err := parseSince("yesterday", "-"); err == nil {
+		t.Error("nonsense accepted")
+	}
+}
