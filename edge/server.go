@@ -91,10 +91,15 @@ func New(cfg Config, verifier *auth.Verifier, st *store.Store, logger *slog.Logg
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.hub = newHub(st.Client(), logger, s.m)
 	s.upgrader = websocket.Upgrader{
-		HandshakeTimeout:  10 * time.Second,
-		ReadBufferSize:    1024,
-		WriteBufferSize:   1024,
-		WriteBufferPool:   &sync.Pool{}, // idle connections hold no write buffer
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   1024,
+		// Write buffers come from a pool, so idle connections hold none and
+		// a large one costs nothing at rest; it must fit a whole output
+		// entry (the worker writes up to 16 KiB of text per entry), or
+		// gorilla splits a message into one fragment and syscall per
+		// buffer-full.
+		WriteBufferSize:   32 << 10,
+		WriteBufferPool:   &sync.Pool{},
 		CheckOrigin:       s.checkOrigin,
 		EnableCompression: cfg.Compression,
 	}

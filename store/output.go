@@ -72,14 +72,14 @@ var ErrStaleFence = errors.New("stale fence")
 //
 // KEYS: out, lease, gmcp. ARGV: maxlen, fence, payload, gmcp package or "", seq.
 var appendScript = redis.NewScript(`
-local f = redis.call('HGET', KEYS[2], 'fence')
+local lease = redis.call('HMGET', KEYS[2], 'fence', 'seq')
+local f = lease[1]
 if ARGV[2] == '0' then
   if f then return redis.error_reply('STALE lease is held') end
 elseif f ~= ARGV[2] then
   return redis.error_reply('STALE fence')
 elseif ARGV[5] ~= '0' then
-  local last = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
-  if tonumber(ARGV[5]) <= last then return redis.status_reply('DUP') end
+  if tonumber(ARGV[5]) <= tonumber(lease[2] or '0') then return redis.status_reply('DUP') end
   redis.call('HSET', KEYS[2], 'seq', ARGV[5])
 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'v', ARGV[3])
