@@ -348,6 +348,11 @@ func (c *client) hello(m inbound) bool {
 	// The limit is checked once c is a viewer, so hellos racing on this
 	// edge see each other (see checkSessionLimit).
 	if err := c.checkSessionLimit(ctx, user, game.ID); err != nil {
+		// Leave at once, not in serve's teardown: a refused hello must not
+		// count against the user's next hello, which may come before this
+		// connection is torn down. No attach was published: no detach owed.
+		srv.hub.leave(sess, c)
+		c.sess = nil
 		if errors.Is(err, errTooManySessions) {
 			c.fail(CloseTooManySession, ErrTooManySessions, err.Error())
 		} else {
