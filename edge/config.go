@@ -23,6 +23,7 @@ type Config struct {
 	AllowedOrigins     []string      `split_words:"true" desc:"origins allowed to open /ws (default: same host)"`
 	Guest              bool          `default:"false" desc:"allow players without a token, identified by a signed cookie"`
 	MaxSessionsPerUser int           `split_words:"true" default:"5" desc:"game sessions one user may hold at once (0: no limit)"`
+	MaxConnections     int           `split_words:"true" default:"20000" desc:"browser connections this edge holds at most, including those still saying hello; more get HTTP 503 (0: no limit)"`
 	InputRate          float64       `split_words:"true" default:"20" desc:"messages per second a browser may send (token bucket rate)"`
 	InputBurst         int           `split_words:"true" default:"40" desc:"token bucket size for browser messages"`
 	MaxLine            int           `split_words:"true" default:"4096" desc:"longest input line in bytes"`
@@ -44,6 +45,8 @@ func (c *Config) Validate() error {
 	switch {
 	case strings.TrimSpace(c.Listen) == "":
 		return fmt.Errorf("TRELLIS_EDGE_LISTEN=%q: want host:port", c.Listen)
+	case c.MaxConnections < 0:
+		return fmt.Errorf("TRELLIS_EDGE_MAX_CONNECTIONS=%d: must be 0 (no limit) or more", c.MaxConnections)
 	case c.MaxSessionsPerUser < 0:
 		return fmt.Errorf("TRELLIS_EDGE_MAX_SESSIONS_PER_USER=%d: must be 0 (no limit) or more", c.MaxSessionsPerUser)
 	case !(c.InputRate > 0):

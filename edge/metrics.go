@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	reg           *prometheus.Registry
 	connections   prometheus.Gauge
+	refused       prometheus.Counter
 	subscriptions prometheus.Gauge
 	framesIn      prometheus.Counter
 	framesOut     prometheus.Counter
@@ -26,6 +27,8 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "trellis_edge_connections", Help: "Open browser WebSocket connections."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trellis_edge_connections_refused_total", Help: "WebSocket upgrades refused because the edge held TRELLIS_EDGE_MAX_CONNECTIONS."}),
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "trellis_edge_subscriptions", Help: "Session output channels subscribed on the shared pub/sub connection."}),
 		framesIn: prometheus.NewCounter(prometheus.CounterOpts{
@@ -45,7 +48,7 @@ func newMetrics() *metrics {
 		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "trellis_edge_redis_errors_total", Help: "Failed Redis calls."}),
 	}
-	m.reg.MustRegister(m.connections, m.subscriptions, m.framesIn, m.framesOut, m.inputs,
+	m.reg.MustRegister(m.connections, m.refused, m.subscriptions, m.framesIn, m.framesOut, m.inputs,
 		m.errors, m.closes, m.resyncs, m.failovers, m.redisErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

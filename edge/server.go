@@ -59,6 +59,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	clients  map[*client]struct{}
+	conns    int // connections held or being upgraded, against MaxConnections
 	stopping bool
 	wg       sync.WaitGroup // one per client
 }
@@ -116,7 +117,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Ready reports whether the edge serves and its last Redis heartbeat
 // succeeded.
-func (s *Server) Ready() bool { return s.serving.Load() && s.redisOK.Load() }
+func (s *Server) Ready() bool { return s.serving.Load() && s.redisOK.Load() && !s.full() }
+
+// full reports whether the edge holds MaxConnections: /readyz then says
+// not ready, so a load balancer sends new browsers to other edges.
+func (s *Server) full() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.MaxConnections > 0 && s.conns >= s.cfg.MaxConnections
+}
 
 // Run listens on cfg.Listen and serves until ctx is done (see Serve).
 func (s *Server) Run(ctx context.Context) error {
@@ -362,11 +371,27 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "edge shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	if max := s.cfg.MaxConnections; max > 0 && s.conns >= max {
+		s.mu.Unlock()
+		s.m.refused.Inc()
+		// The client retries with backoff; a load balancer sends it to
+		// another edge, and /readyz says this one is full.
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "edge full", http.StatusServiceUnavailable)
+		return
+	}
+	s.conns++
 	s.wg.Add(1)
 	s.mu.Unlock()
+	release := func() {
+		s.mu.Lock()
+		s.conns--
+		s.mu.Unlock()
+	}
 
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		s.wg.Done()
 		return // the upgrader answered with the HTTP error (403 for a foreign origin)
 	}
@@ -390,6 +415,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			s.mu.Lock()
 			delete(s.clients, c)
+			s.conns--
 			s.mu.Unlock()
 			s.m.connections.Dec()
 		}()

@@ -178,3 +178,30 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// Connections past MaxConnections, counted before hello, are refused with
+// 503 and /readyz says not ready, until one leaves.
+func TestMaxConnections(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxConnections = 2 })
+	a := e.dial(nil)
+	e.dial(nil)
+	if _, err := e.tryDial(nil); err == nil || !strings.Contains(err.Error(), "HTTP 503") {
+		t.Fatalf("third connection: %v, want HTTP 503", err)
+	}
+	if e.srv.Ready() {
+		t.Error("a full edge reports ready")
+	}
+	a.conn.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := e.tryDial(nil)
+		if err == nil {
+			c.conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no room after a connection left: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
