@@ -260,6 +260,8 @@ func (c *client) readLoop() {
 			c.gmcp(m)
 		case m.Type == msgResize:
 			c.resize(m)
+		case m.Type == msgPing:
+			c.sendFrame(pongFrame)
 		default:
 			c.sendError(ErrBadRequest, fmt.Sprintf("unknown message type %.32q", m.Type))
 		}

@@ -57,7 +57,14 @@ const (
 	msgInput  = "input"
 	msgGMCP   = "gmcp"
 	msgResize = "resize"
+	// msgPing asks for a pong. Browsers cannot see WebSocket pings, so a
+	// client that wakes up (a phone, a background tab) pings to learn at
+	// once whether its socket survived, instead of waiting for a timeout.
+	msgPing = "ping"
 )
+
+// pongFrame answers a ping.
+var pongFrame = []byte(`{"type":"pong"}`)
 
 var (
 	streamIDPattern = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)

@@ -294,3 +294,26 @@ func TestSlowBrowserIsCut(t *testing.T) {
 	waitFor(t, "the slow close", func() bool { return counterValue(t, e.srv.m.closes.WithLabelValues("4008")) > 0 })
 	c.expectClose(CloseTooSlow)
 }
+
+// A ping is answered with a pong, before and after hello: a client waking
+// up learns at once whether its socket survived.
+func TestPingPong(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.dial(nil)
+	c.send(map[string]any{"type": "ping"})
+	if f := c.next(); f.Type != "pong" {
+		t.Fatalf("answer to ping before hello: %+v, want pong", f)
+	}
+	c = e.hello(newUser(), "demo", "")
+	c.send(map[string]any{"type": "ping"})
+	for range 20 {
+		f := c.next()
+		if f.Type == "pong" {
+			return
+		}
+		if f.Type == "error" {
+			t.Fatalf("ping answered with %+v", f)
+		}
+	}
+	t.Fatal("no pong after hello")
+}

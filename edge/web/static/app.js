@@ -268,10 +268,23 @@ const connection = new Connection({
 });
 
 retry.addEventListener('click', () => connection.retryNow());
-window.addEventListener('online', () => connection.retryNow());
-document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible') connection.retryNow();
+// Coming back (network, tab, phone waking up): retry at once if waiting,
+// else make sure the open socket still reaches the edge.
+window.addEventListener('online', () => {
+  connection.retryNow();
+  connection.probe();
 });
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState !== 'visible') return;
+  connection.retryNow();
+  connection.probe();
+});
+// A socket can also die quietly while the page is open (a NAT forgetting
+// an idle flow); probe now and then while someone may be looking.
+const PROBE_EVERY_MS = 30000;
+setInterval(() => {
+  if (document.visibilityState === 'visible') connection.probe();
+}, PROBE_EVERY_MS);
 
 // ---- Input ----------------------------------------------------------------------
 

@@ -16,6 +16,15 @@ import { backoffDelay, closeMessage, shouldReconnect } from './protocol.js';
 /** How long a socket may stay in CONNECTING before it is abandoned. */
 const CONNECT_TIMEOUT_MS = 10000;
 
+/**
+ * How long a probe waits for any frame before the socket is taken for dead.
+ * A phone that slept, or a laptop that changed networks, often holds a socket
+ * whose other end is long gone; the browser would only notice after its TCP
+ * timeouts. Browsers cannot send WebSocket pings, so the client sends a
+ * protocol ping and gives the edge this long to answer.
+ */
+export const PROBE_TIMEOUT_MS = 5000;
+
 export class Connection {
   /**
    * @param {object} options
@@ -46,6 +55,7 @@ export class Connection {
     this.socket = null;
     this.retryTimer = null;
     this.connectTimer = null;
+    this.probeTimer = null;
     this.attempt = 0; // failed attempts since the last welcome
     this.halted = false;
     this.waiting = false;
@@ -86,6 +96,30 @@ export class Connection {
     this.connect();
   }
 
+  /**
+   * Checks that the open socket still reaches the edge: sends a ping, and
+   * if no frame of any kind arrives within PROBE_TIMEOUT_MS, drops the socket
+   * and reconnects (the hello resumes from the last id, so nothing is lost).
+   * Called when the tab becomes visible, when the network comes back, and
+   * now and then while the page is open.
+   */
+  probe() {
+    if (this.halted || !this.isOpen || this.probeTimer !== null) return;
+    const socket = this.socket;
+    socket.send(JSON.stringify({ type: 'ping' }));
+    this.probeTimer = this.timers.setTimeout(() => {
+      this.probeTimer = null;
+      if (this.socket !== socket) return;
+      this.socket = null;
+      try {
+        socket.close();
+      } catch {
+        // A dead socket may refuse to close; it is forgotten either way.
+      }
+      this.closed(1006);
+    }, PROBE_TIMEOUT_MS);
+  }
+
   /** Closes the connection for good and says why. */
   halt(message) {
     if (this.halted) return;
@@ -121,7 +155,13 @@ export class Connection {
       this.onState({ state: 'open' });
     };
     socket.onmessage = (event) => {
-      if (this.socket === socket && typeof event.data === 'string') this.onMessage(event.data);
+      if (this.socket !== socket) return;
+      if (this.probeTimer !== null) {
+        // Any frame proves the socket alive.
+        this.timers.clearTimeout(this.probeTimer);
+        this.probeTimer = null;
+      }
+      if (typeof event.data === 'string') this.onMessage(event.data);
     };
     socket.onclose = (event) => {
       if (this.socket !== socket) return;
@@ -152,7 +192,9 @@ export class Connection {
   clearTimers() {
     if (this.retryTimer !== null) this.timers.clearTimeout(this.retryTimer);
     if (this.connectTimer !== null) this.timers.clearTimeout(this.connectTimer);
+    if (this.probeTimer !== null) this.timers.clearTimeout(this.probeTimer);
     this.retryTimer = null;
     this.connectTimer = null;
+    this.probeTimer = null;
   }
 }

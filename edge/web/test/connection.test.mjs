@@ -189,3 +189,47 @@ test('halt closes the socket and cancels retries', () => {
   h.sockets[0].drop(1000);
   assert.equal(h.timers.size, 0);
 });
+
+test('a probe that gets any frame back keeps the socket', () => {
+  const h = harness();
+  h.conn.start();
+  h.sockets[0].open();
+  h.sockets[0].receive({ type: 'welcome' });
+  h.conn.probe();
+  h.conn.probe(); // one probe at a time
+  assert.deepEqual(h.sockets[0].sent.filter((f) => f.type === 'ping'), [{ type: 'ping' }]);
+  h.sockets[0].receive({ type: 'pong' });
+  assert.equal([...h.timers.values()].some((t) => t.ms === 5000), false, 'the probe timer is cleared');
+  assert.equal(h.sockets.length, 1);
+  assert.equal(h.sockets[0].closedByClient, undefined);
+});
+
+test('a probe with no answer drops the socket and resumes on a new one', () => {
+  const h = harness();
+  h.conn.start();
+  h.sockets[0].open();
+  h.sockets[0].receive({ type: 'welcome' });
+  h.setResume('1700000000000-9');
+  h.conn.probe();
+  h.fire(5000); // the edge never answered: the phone slept through a dead socket
+  assert.notEqual(h.sockets[0].closedByClient, undefined, 'the dead socket is closed');
+  assert.equal(h.states.at(-1).state, 'waiting');
+  h.fire(500);
+  assert.equal(h.sockets.length, 2);
+  h.sockets[1].open();
+  assert.deepEqual(h.sockets[1].sent, [{ type: 'hello', game: 'demo', resume: '1700000000000-9' }]);
+  // A late close event of the abandoned socket changes nothing.
+  h.sockets[0].drop(1006);
+  assert.equal(h.sockets.length, 2);
+  assert.equal(h.states.at(-1).state, 'open');
+});
+
+test('probing while not connected does nothing', () => {
+  const h = harness();
+  h.conn.start();
+  h.conn.probe(); // still connecting
+  assert.deepEqual(h.sockets[0].sent, []);
+  h.conn.halt('bye');
+  h.conn.probe();
+  assert.equal(h.sockets.length, 1);
+});
