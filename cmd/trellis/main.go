@@ -1,5 +1,3 @@
-// Command trellis is the one binary of Trellis: edge, worker, the all-in-one
-// dev stack, the demo game, and the operator tools, as subcommands.
 package main
 
 import (
