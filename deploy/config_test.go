@@ -197,10 +197,11 @@ func TestEnvVarsAgreeWithEnvconfig(t *testing.T) {
 		HTTPServerURL string `split_words:"true"`
 		Tagged        string `envconfig:"CUSTOM_NAME" default:"x"`
 		Skipped       string `ignored:"true"`
-		unexported    string // must be skipped
-		Nested        Inner
-		NestedSplit   Inner `split_words:"true"`
-		Pointer       *Inner
+		//lint:ignore U1000 present only so the walker is seen to skip unexported fields
+		unexported  string
+		Nested      Inner
+		NestedSplit Inner `split_words:"true"`
+		Pointer     *Inner
 	}
 	want := []string{
 		"P_FLAVOUR",

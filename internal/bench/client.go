@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -217,10 +216,4 @@ func (s *lineSplitter) take() []string {
 	l := s.ready
 	s.ready = nil
 	return l
-}
-
-// isClosed reports an error that only says the connection ended.
-func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || websocket.IsCloseError(err,
-		websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseAbnormalClosure)
 }

@@ -470,7 +470,7 @@ func TestMCCP2StreamDecodes(t *testing.T) {
 	}
 	c.login("lea", "pw")
 	c.sendLine("flood 2000 200")
-	s = c.waitFor("flood 002000")
+	c.waitFor("flood 002000")
 	s = c.waitUntil("prompt after flood", func(s string) bool { return strings.HasSuffix(s, "> <EOR>") })
 	checkFlood(t, s, 2000, 200)
 	c.sendLine("quit")
