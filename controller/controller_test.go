@@ -251,3 +251,73 @@ func TestOldCommandsAreDroppedNotActedOn(t *testing.T) {
 		t.Fatal("the fresh attach took no lease")
 	}
 }
+
+// Redis going away stops nothing for good: the loop backs off, and once
+// Redis is back the commands published meanwhile are handled.
+func TestRedisOutageThenRecovery(t *testing.T) {
+	srv := redistest.New(t, redistest.Options{AOF: true})
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	st, err := store.Open(store.Config{URL: srv.URL(0), DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 500 * time.Millisecond, OutputMaxLen: 100, EventsMaxAge: time.Hour, ControlMaxLen: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	f := &fixture{t: t, st: st, ctx: ctx}
+	tab := newTable()
+	f.run(f.controller("w1", "w1-aaaa", tab))
+	f.publish(attach("before", "v1"))
+	waitFor(t, "the first attach", func() bool { r, _ := tab.count(); return r == 1 })
+
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // let the loop fail a few reads
+	if err := srv.StartAgain(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Redis back", func() bool { return st.Ping(ctx) == nil })
+	f.publish(attach("after", "v2"))
+	waitFor(t, "the attach published after the outage", func() bool { r, _ := tab.count(); return r == 2 })
+}
+
+// Detach, stop and resize go to the session's owner: delivered here when
+// it runs here, forwarded to the owner's inbox when another worker holds
+// the lease, and dropped when no session exists.
+func TestRouteDetachStopResize(t *testing.T) {
+	f := setup(t)
+	tab := newTable()
+	c := f.controller("w1", "w1-aaaa", tab)
+	// Runs here.
+	if err := c.Handle(f.ctx, attach("here", "v1"), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Handle(f.ctx, store.Command{Type: store.CmdResize, User: "here", Game: "g", Viewer: "v1", Cols: 90, Rows: 20}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, d := tab.count(); d != 1 {
+		t.Fatalf("resize of a local session: %d deliveries, want 1", d)
+	}
+	// Held by another worker.
+	key := store.SessionKey{User: "there", Game: "g"}
+	if _, err := f.st.AcquireLease(f.ctx, key, "w2-bbbb", "s", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Handle(f.ctx, store.Command{Type: store.CmdStop, User: "there", Game: "g", Reason: "ops"}, false); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := f.st.ReadInbox(f.ctx, "w2-bbbb", "0", 10, 10*time.Millisecond)
+	if err != nil || len(msgs) != 1 || msgs[0].Command.Type != store.CmdStop {
+		t.Fatalf("owner's inbox %+v %v, want the stop", msgs, err)
+	}
+	// No session anywhere: nothing to do, not an error.
+	if err := c.Handle(f.ctx, store.Command{Type: store.CmdDetach, User: "nobody", Game: "g", Viewer: "v"}, false); err != nil {
+		t.Fatalf("detach of no session: %v", err)
+	}
+	// An unknown type on the control path is permanent: dead-lettered.
+	if err := c.Handle(f.ctx, store.Command{Type: store.CmdInput, User: "here", Game: "g"}, false); !errors.Is(err, errPermanent) {
+		t.Fatalf("input on the control path: %v, want a permanent error", err)
+	}
+}
