@@ -3,6 +3,7 @@ package worker
 import (
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,16 +36,21 @@ func TestFloodLosesNothingWhileRedisIsHealthy(t *testing.T) {
 		return len(outs) > 0 && regexp.MustCompile(last).MatchString(text(outs[max(0, len(outs)-5):]))
 	})
 	outs := e.outputs(u)
-	seen := make(map[int]int, lines)
-	re := regexp.MustCompile(`flood (\d{6})`)
+	// Entries split the text anywhere, a line included: join it first.
+	var all strings.Builder
 	for _, o := range outs {
 		if o.Kind == store.OutGap {
 			t.Errorf("gap entry while Redis was healthy: %s", o.Text)
 		}
-		for _, m := range re.FindAllStringSubmatch(o.Text, -1) {
-			n, _ := strconv.Atoi(m[1])
-			seen[n]++
+		if o.Kind == store.OutText {
+			all.WriteString(o.Text)
 		}
+	}
+	seen := make(map[int]int, lines)
+	re := regexp.MustCompile(`flood (\d{6})`)
+	for _, m := range re.FindAllStringSubmatch(all.String(), -1) {
+		n, _ := strconv.Atoi(m[1])
+		seen[n]++
 	}
 	for i := 1; i <= lines; i++ {
 		if seen[i] != 1 {

@@ -98,8 +98,12 @@ func (b *outbox) push(o store.Output, flushBytes, limit int) (queue, urgent bool
 	}
 	n := len(b.pending)
 	if o.Kind == store.OutText && n > 0 && b.pending[n-1].Kind == store.OutText &&
-		!b.pending[n-1].Prompt && len(b.pending[n-1].Text)+len(o.Text) <= flushBytes {
-		// Coalesce: many small reads become one entry.
+		!b.pending[n-1].Prompt && b.pending[n-1].Seq == 0 &&
+		len(b.pending[n-1].Text)+len(o.Text) <= flushBytes {
+		// Coalesce: many small reads become one entry. Never into an
+		// entry that already has a number: it came back from a failed
+		// write that Redis may have applied, and its retry would then be
+		// refused as a duplicate, taking the added text with it.
 		b.pending[n-1].Text += o.Text
 		b.pending[n-1].Prompt = o.Prompt
 		b.bytes += len(o.Text)
@@ -117,7 +121,7 @@ func (b *outbox) push(o store.Output, flushBytes, limit int) (queue, urgent bool
 // written already, an empty prompt entry carries the mark.
 func (b *outbox) markPrompt(flushBytes, limit int) (queue, urgent bool, dropped int) {
 	b.mu.Lock()
-	if n := len(b.pending); n > 0 && b.pending[n-1].Kind == store.OutText && !b.closed {
+	if n := len(b.pending); n > 0 && b.pending[n-1].Kind == store.OutText && b.pending[n-1].Seq == 0 && !b.closed {
 		b.pending[n-1].Prompt = true
 		b.mu.Unlock()
 		return false, false, 0

@@ -193,3 +193,25 @@ func TestOutboxRoomBackpressure(t *testing.T) {
 	b.close()
 	<-ch
 }
+
+// Text arriving after a failed write must not be merged into an entry
+// that already has a number: Redis may have applied that entry, and its
+// retry is then refused as a duplicate, which would lose the merged text.
+func TestOutboxDoesNotCoalesceIntoNumberedEntries(t *testing.T) {
+	var b outbox
+	b.push(store.Output{Kind: store.OutText, Text: "one "}, 1000, 1<<20)
+	taken, _, _ := b.take(1, "w", 10, nil)
+	b.giveBack(taken, 1<<20) // the write failed, maybe after Redis applied it
+	b.push(store.Output{Kind: store.OutText, Text: "two"}, 1000, 1<<20)
+	b.markPrompt(1000, 1<<20)
+	out, _, _ := b.take(1, "w", 10, nil)
+	if len(out) != 2 {
+		t.Fatalf("took %d entries %+v, want the retried one and a new one", len(out), out)
+	}
+	if out[0].Text != "one " || out[0].Seq != taken[0].Seq || out[0].Prompt {
+		t.Fatalf("retried entry changed: %+v (first try %+v)", out[0], taken[0])
+	}
+	if out[1].Text != "two" || !out[1].Prompt || out[1].Seq <= out[0].Seq {
+		t.Fatalf("new entry %+v", out[1])
+	}
+}
