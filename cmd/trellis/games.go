@@ -35,7 +35,8 @@ func runGames(ctx context.Context, args []string) error {
 		fs.StringVar(&g.Charset, "charset", "", "legacy charset if the game is not UTF-8 (latin1, cp437, ...)")
 		fs.BoolVar(&g.MNES, "mnes", false, "send the player's IP to the game (MNES / NEW-ENVIRON)")
 	}
-	if err := parseFlags(fs, rest); err != nil {
+	pos, err := parseWithArgs(fs, rest)
+	if err != nil {
 		return err
 	}
 	if err := checkOutput(*out); err != nil {
@@ -66,10 +67,10 @@ func runGames(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "show":
-		if fs.NArg() != 1 {
+		if len(pos) != 1 {
 			return fmt.Errorf("%w: show takes one game id", errUsage)
 		}
-		g, err := st.GetGame(ctx, fs.Arg(0))
+		g, err := st.GetGame(ctx, pos[0])
 		if err != nil {
 			return err
 		}
@@ -103,28 +104,28 @@ func runGames(ctx context.Context, args []string) error {
 		fmt.Printf("Updated %s.\n", g.ID)
 		return nil
 	case "rm", "remove":
-		if fs.NArg() != 1 {
+		if len(pos) != 1 {
 			return fmt.Errorf("%w: rm takes one game id", errUsage)
 		}
-		if err := st.RemoveGame(ctx, fs.Arg(0)); err != nil {
+		if err := st.RemoveGame(ctx, pos[0]); err != nil {
 			return err
 		}
-		fmt.Printf("Removed %s. Sessions already running keep their connection.\n", fs.Arg(0))
+		fmt.Printf("Removed %s. Sessions already running keep their connection.\n", pos[0])
 		return nil
 	case "import":
-		if fs.NArg() != 1 {
+		if len(pos) != 1 {
 			return fmt.Errorf("%w: import takes one file (JSON or YAML; - for stdin)", errUsage)
 		}
 		f := os.Stdin
-		if fs.Arg(0) != "-" {
-			if f, err = os.Open(fs.Arg(0)); err != nil {
+		if pos[0] != "-" {
+			if f, err = os.Open(pos[0]); err != nil {
 				return err
 			}
 			defer f.Close()
 		}
 		games, err := st.ImportGames(ctx, f)
 		if err != nil {
-			return fmt.Errorf("import %s (nothing was changed): %w", fs.Arg(0), err)
+			return fmt.Errorf("import %s (nothing was changed): %w", pos[0], err)
 		}
 		fmt.Printf("Imported %d games.\n", len(games))
 		return nil

@@ -156,3 +156,21 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	return nil
 }
+
+// parseWithArgs is parseFlags for commands that take positional arguments:
+// flags may come before, between or after them (`sessions kill ann/demo
+// -reason x`), as operators type them. "-" alone is an argument (stdin).
+func parseWithArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}

@@ -154,7 +154,143 @@ func TestParseSince(t *testing.T) {
 	if _, err := parseSince("2h", "-"); err != nil {
 		t.Errorf("duration: %v", err)
 	}
+	if id, err := parseSince("+", "-"); err != nil || id != "+" {
+		t.Errorf("stream end: %q %v", id, err)
+	}
 	if _, err := parseSince("yesterday", "-"); err == nil {
 		t.Error("nonsense accepted")
+	}
+}
+
+// capture runs args with os.Stdout captured.
+func capture(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stdout
+	os.Stdout = w
+	done := make(chan string)
+	go func() {
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(r)
+		done <- b.String()
+	}()
+	code, stderr = run(t, args...)
+	os.Stdout = saved
+	w.Close()
+	return code, <-done, stderr
+}
+
+func openTestStore(t *testing.T, url string) *store.Store {
+	t.Helper()
+	st, err := store.Open(store.Config{URL: url, DialTimeout: time.Second, ReadTimeout: time.Second,
+		OutputMaxLen: 1000, EventsMaxAge: time.Hour, ControlMaxLen: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// The ops tools against a real Redis holding one session's transcript,
+// events, a lease, a session record and control entries.
+func TestOpsToolsAgainstRedis(t *testing.T) {
+	srv := redistest.Shared(t)
+	url := srv.URL(srv.NewDB(t))
+	t.Setenv("TRELLIS_REDIS_URL", url)
+	st := openTestStore(t, url)
+	ctx := context.Background()
+	key := store.SessionKey{User: "ann", Game: "demo"}
+	l, err := st.AcquireLease(ctx, key, "w1-abcd", "s1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range []store.Output{
+		{Kind: store.OutStatus, State: store.StateConnected, Text: "connected to Demo"},
+		{Kind: store.OutText, Text: "What is your name? "},
+		{Kind: store.OutInput, Text: "Ann"},
+		{Kind: store.OutText, Text: "\x1b[1;31mPassword:\x1b[0m "},
+		{Kind: store.OutInput, Redacted: true},
+		{Kind: store.OutText, Text: "Welcome <Ann> & friends\n"},
+	} {
+		o.Fence, o.Seq = l.Fence, uint64(i+1)
+		if _, err := st.AppendOutput(ctx, key, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.PutSession(ctx, store.SessionInfo{Key: key, Worker: "w1-abcd", Session: "s1", Fence: l.Fence,
+		State: store.StateConnected, Started: time.Now(), Viewers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{store.EvSessionStarting, store.EvSessionStarted, store.EvEdgeStarted} {
+		k := key
+		if typ == store.EvEdgeStarted {
+			k = store.SessionKey{}
+		}
+		if _, err := st.AppendEvent(ctx, store.NewEvent(typ, "worker/w1-abcd", k, "corr-1", map[string]any{"fence": l.Fence})); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Transcripts: the password line is hidden in every format.
+	for format, want := range map[string][]string{
+		"text":  {"What is your name? > Ann", "Password: > (hidden", "Welcome <Ann> & friends"},
+		"ansi":  {"\x1b[1;31mPassword:\x1b[0m"},
+		"html":  {"&gt; Ann", "Welcome &lt;Ann&gt; &amp; friends", `<span style="color:#cd3131;font-weight:bold">Password:</span>`},
+		"jsonl": {`"k":"input","f":1,"n":5,"r":true`},
+	} {
+		code, out, errs := capture(t, "replay", "transcript", "-user", "ann", "-game", "demo", "-format", format)
+		if code != 0 {
+			t.Fatalf("transcript %s: exit %d: %s", format, code, errs)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("transcript %s lacks %q:\n%s", format, w, out)
+			}
+		}
+	}
+	// Events, filtered.
+	code, out, errs := capture(t, "replay", "events", "-since", "1h", "-type", "trellis.session", "-user", "ann")
+	if code != 0 || strings.Count(out, "\n") != 2 || strings.Contains(out, "edge.started") || !strings.Contains(out, "corr=corr-1") {
+		t.Fatalf("events: exit %d, %q, %s", code, out, errs)
+	}
+	// Sessions.
+	code, out, _ = capture(t, "sessions", "ls", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"Worker": "w1-abcd"`) || !strings.Contains(out, `"Viewers": 2`) {
+		t.Fatalf("sessions ls: exit %d: %s", code, out)
+	}
+	code, out, _ = capture(t, "sessions", "show", "ann/demo")
+	if code != 0 || !strings.Contains(out, "lease owner") || !strings.Contains(out, "w1-abcd") {
+		t.Fatalf("sessions show: exit %d: %s", code, out)
+	}
+	if code, _, _ := capture(t, "sessions", "kill", "ann/demo", "-reason", "maintenance"); code != 0 {
+		t.Fatalf("sessions kill: exit %d", code)
+	}
+	entries, err := st.ControlEntries(ctx, "-", "+", 10)
+	if err != nil || len(entries) != 1 || entries[0].Command.Type != store.CmdStop || entries[0].Command.Reason != "maintenance" {
+		t.Fatalf("control stream after kill: %+v %v", entries, err)
+	}
+	if code, _, _ := capture(t, "sessions", "kill", "bob/demo"); code != 1 {
+		t.Errorf("kill of no session: exit %d, want 1", code)
+	}
+	// Ops view.
+	code, out, _ = capture(t, "ops", "lag", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"Length": 1`) {
+		t.Fatalf("ops lag: exit %d: %s", code, out)
+	}
+	// Redrive into another database, never into the source.
+	target := srv.URL(srv.NewDB(t))
+	if code, _, _ := capture(t, "replay", "redrive", "-from", "-", "-target-url", url); code != 1 {
+		t.Errorf("redrive into the source: exit %d, want 1", code)
+	}
+	code, _, errs = capture(t, "replay", "redrive", "-from", "0-0", "-target-url", target, "-rate", "1000")
+	if code != 0 {
+		t.Fatalf("redrive: exit %d: %s", code, errs)
+	}
+	moved, err := openTestStore(t, target).ControlEntries(ctx, "-", "+", 10)
+	if err != nil || len(moved) != 1 || moved[0].Command.Reason != "maintenance" {
+		t.Fatalf("target control stream: %+v %v", moved, err)
 	}
 }

@@ -42,11 +42,14 @@ Run 'trellis replay <sub> --help' for flags.`)
 	return fmt.Errorf("%w: unknown subcommand %q", errUsage, args[0])
 }
 
-// parseSince turns "", a duration ("2h": that long ago), an RFC 3339 time
-// or a stream id into a stream id to range from.
+// parseSince turns "", a duration ("2h": that long ago), an RFC 3339 time,
+// a stream id, or "-"/"+" (the stream's ends) into a stream id to range from.
 func parseSince(s, def string) (string, error) {
-	if s == "" {
+	switch s {
+	case "":
 		return def, nil
+	case "-", "+":
+		return s, nil
 	}
 	if d, err := time.ParseDuration(s); err == nil {
 		return store.TimeID(time.Now().Add(-d)), nil

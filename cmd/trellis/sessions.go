@@ -22,7 +22,8 @@ func runSessions(ctx context.Context, args []string) error {
 	fs := newFlags("sessions", synopsis, redisSection(&store.Config{}))
 	out := outputFlag(fs)
 	reason := fs.String("reason", "stopped by an operator", "kill: the reason shown to the player")
-	if err := parseFlags(fs, args); err != nil {
+	pos, err := parseWithArgs(fs, args)
+	if err != nil {
 		return err
 	}
 	if sub == "" {
@@ -55,7 +56,7 @@ func runSessions(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "%d sessions\n", len(list))
 		return nil
 	case "show":
-		key, err := sessionArg(fs.Args())
+		key, err := sessionArg(pos)
 		if err != nil {
 			return err
 		}
@@ -92,7 +93,7 @@ func runSessions(ctx context.Context, args []string) error {
 		t.flush()
 		return nil
 	case "kill":
-		key, err := sessionArg(fs.Args())
+		key, err := sessionArg(pos)
 		if err != nil {
 			return err
 		}
