@@ -126,11 +126,18 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	game := demogame.New(demogame.Config{Logger: log.With("component", "demo-game")})
+	// Listen before saying where to go, so the printed URL works at once
+	// and a busy port is reported before anything else starts.
+	edgeLn, err := net.Listen("tcp", ec.Listen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen on %s: %w (is another Trellis running? set TRELLIS_DEV_LISTEN=127.0.0.1:8081)", ec.Listen, err)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return game.Serve(gctx, ln) })
 	g.Go(func() error { return w.Run(gctx) })
-	g.Go(func() error { return e.Run(gctx) })
+	g.Go(func() error { return e.Serve(gctx, edgeLn) })
 
 	redisDesc := "embedded (in memory; set TRELLIS_REDIS_URL to use a real Redis)"
 	if !embedded {
@@ -146,7 +153,10 @@ func runDev(ctx context.Context, args []string) error {
 
   Press Ctrl-C to stop.
 
-`, time.Since(start).Round(time.Millisecond), ec.Listen, ec.Listen, redisDesc, ln.Addr())
+`, time.Since(start).Round(time.Millisecond), edgeLn.Addr(), edgeLn.Addr(), redisDesc, ln.Addr())
+	if devListening != nil {
+		devListening(edgeLn.Addr().String())
+	}
 
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
@@ -154,6 +164,10 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	return err
 }
+
+// devListening, when set (by tests), learns the edge's address once the
+// whole stack is serving.
+var devListening func(edgeAddr string)
 
 func setDefaultEnv(k, v string) {
 	if _, ok := os.LookupEnv(k); !ok {
