@@ -46,6 +46,7 @@ func init() {
 var errUsage = errors.New("usage")
 
 func main() {
+	applyMemoryLimit()
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -294,3 +294,12 @@ func TestOpsToolsAgainstRedis(t *testing.T) {
 		t.Fatalf("target control stream: %+v %v", moved, err)
 	}
 }
+
+func TestParseMemoryMax(t *testing.T) {
+	for in, want := range map[string]int64{"2147483648\n": 2147483648, "max\n": 0, "": 0, "garbage": 0, "-5": 0} {
+		got, ok := parseMemoryMax(in)
+		if got != want || ok != (want > 0) {
+			t.Errorf("parseMemoryMax(%q) = %d, %v; want %d", in, got, ok, want)
+		}
+	}
+}
