@@ -230,7 +230,11 @@ func (c *Controller) handleBatch(ctx context.Context, msgs []store.ControlMessag
 				"deliveries", m.Deliveries, "correlation", m.Command.Correlation, "err", err)
 		}
 	}
-	if err := c.st.AckControl(ctx, acks...); err != nil {
+	// Acknowledge even when ctx was cancelled mid-batch (SIGTERM): entries
+	// already handled must not be handed out again after the drain.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := c.st.AckControl(actx, acks...); err != nil {
 		c.m.redisErrors.Inc()
 		c.log.Warn("ack control entries failed; they will be handled again", "count", len(acks), "err", err)
 	}

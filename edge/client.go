@@ -707,7 +707,7 @@ func (w *writer) readFrom(cause string) error {
 			return errClosing
 		}
 		if gap {
-			if err := w.write(encodeGap("", "some output was lost while the connection to the store was down")); err != nil {
+			if err := w.write(encodeGap("", "some output is missing: it is older than the kept backlog")); err != nil {
 				return err
 			}
 		}
@@ -741,7 +741,11 @@ func (w *writer) relay(o store.Output) error {
 	if o.ID == "" || store.CompareIDs(o.ID, w.lastID) <= 0 {
 		return nil
 	}
-	if o.Seq > 0 && o.Fence == w.fence && w.seq > 0 && o.Seq > w.seq+1 {
+	// A hole within a fence, or a new fence (a new owner numbers from 1)
+	// whose first entries never arrived.
+	sameFenceHole := o.Fence == w.fence && w.seq > 0 && o.Seq > w.seq+1
+	newFenceHole := w.fence > 0 && o.Fence > w.fence && o.Seq > 1
+	if o.Seq > 0 && (sameFenceHole || newFenceHole) {
 		if err := w.readFrom("seq_hole"); err != nil {
 			return err
 		}

@@ -189,7 +189,8 @@ func TestSeqHoleIsFilledFromStream(t *testing.T) {
 	// message looks like to the edge).
 	lost := store.Output{Kind: store.OutText, Text: "two\n", Fence: w.lease.Fence, Seq: 2, Worker: "w1"}
 	b, _ := json.Marshal(lost)
-	lostID, err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: "trellis:{ug:" + user + ":demo}:out", Values: []string{"v", string(b)}}).Result()
+	// The stream has the channel's name (store.SessionKey.OutputChannel).
+	lostID, err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: key.OutputChannel(), Values: []string{"v", string(b)}}).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +201,37 @@ func TestSeqHoleIsFilledFromStream(t *testing.T) {
 	}
 	if f := c.next(); f.ID != third {
 		t.Fatalf("frame %+v, want %s", f, third)
+	}
+}
+
+// A new owner numbers its entries from 1 again: if the first entries of a
+// new fence are lost on the live path, the edge notices the hole all the
+// same and fills it from the stream.
+func TestSeqHoleAtNewFenceIsFilledFromStream(t *testing.T) {
+	e := newEnv(t, nil)
+	user := newUser()
+	key := store.SessionKey{User: user, Game: "demo"}
+	w1 := e.worker("w1", key)
+	c := e.hello(user, "demo", "")
+	id := w1.text("old owner\n")
+	if f := c.next(); f.ID != id {
+		t.Fatalf("frame %+v, want %s", f, id)
+	}
+	w1.release()
+	w2 := e.worker("w2", key)
+	lost := store.Output{Kind: store.OutStatus, State: store.StateReconnected, Fence: w2.lease.Fence, Seq: 1, Worker: "w2"}
+	b, _ := json.Marshal(lost)
+	lostID, err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: key.OutputChannel(), Values: []string{"v", string(b)}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2.seq = 1
+	next := w2.text("new owner\n")
+	if f := c.next(); f.ID != lostID || f.State != store.StateReconnected {
+		t.Fatalf("frame %+v, want the lost first entry of the new fence %s", f, lostID)
+	}
+	if f := c.next(); f.ID != next {
+		t.Fatalf("frame %+v, want %s", f, next)
 	}
 }
 

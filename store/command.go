@@ -38,7 +38,7 @@ type Command struct {
 	Data        json.RawMessage `json:"data,omitempty"`
 	Reason      string          `json:"reason,omitempty"`
 	Correlation string          `json:"correlation,omitempty"` // ties everything an attach caused together
-	Time        time.Time       `json:"time"`
+	Time        time.Time       `json:"time,omitzero"`         // zero on input: nobody needs it on the hot path
 }
 
 // Key is the session the command is about.

@@ -7,22 +7,24 @@
 //
 //	trellis:ctl                     stream, group "workers": attach / detach / stop
 //	trellis:ctl:dead                stream: control events that kept failing
-//	trellis:{w:<worker>}:inbox      stream: input and commands for one worker
+//	trellis:{w:<worker>}:inbox      stream: commands for one worker (attach, detach, resize, stop)
+//	trellis:{w:<worker>}:input      pub/sub channel: player input for one worker (never persisted)
 //	trellis:{ug:<user>:<game>}:lease  hash + TTL: the ownership lease
 //	trellis:{ug:<user>:<game>}:fence  counter: fences only go up, across expiry
 //	trellis:{ug:<user>:<game>}:out    stream (MAXLEN ~) and pub/sub channel: output
 //	trellis:{ug:<user>:<game>}:gmcp   hash: last GMCP message per package
 //	trellis:{ug:<user>:<game>}:session hash: what runs where
-//	trellis:sessions                set: index of live sessions
+//	trellis:sessions                set: index of session records
 //	trellis:games                   hash: game id -> JSON game
 //	trellis:game:<id>:mssp          string + TTL: last MSSP report of a game
 //	trellis:edge:<id>               string + TTL: an edge's heartbeat
 //	trellis:events                  stream (MINID ~): lifecycle event log
 //
 // Leases follow the fencing-token argument: acquiring one yields a fence that
-// only ever goes up for its (user, game); renewals, releases, output appends
-// and inbox input all carry it, and Lua scripts refuse stale fences where the
-// effect lands.
+// only ever goes up for its (user, game). Renewals, releases, output appends
+// and player input all carry it; Lua scripts refuse stale fences for
+// renewals, releases and appends, and the owning worker drops input with a
+// stale fence.
 //
 // All calls take a context and return errors wrapped with what was being
 // done; when Redis is unreachable they fail fast (the client's dial and read

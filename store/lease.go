@@ -25,8 +25,8 @@ type Lease struct {
 	Fence    int64  // only goes up for Key, across expiry
 	Acquired time.Time
 	Renewed  time.Time
-	// Transitions counts holders over the key's life, like Kubernetes'
-	// leaseTransitions; it equals Fence because every acquire increments it.
+	// Fence doubles as Kubernetes' leaseTransitions: every acquire
+	// increments it.
 }
 
 // Lua scripts. Each touches only keys of one hash tag, so they run
@@ -45,12 +45,17 @@ redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'session', ARGV[2], 'fence', fence
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1, fence}
 `)
-	// KEYS: lease. ARGV: owner, fence, ttl ms, now ms. Returns 1 or 0.
+	// KEYS: lease, then the session's keys to keep (out, gmcp, session).
+	// ARGV: owner, fence, ttl ms, now ms, keep ms (0: leave them).
+	// Returns 1 or 0.
 	renewScript = redis.NewScript(`
 local cur = redis.call('HMGET', KEYS[1], 'owner', 'fence')
 if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
   redis.call('HSET', KEYS[1], 'renewed', ARGV[4])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  if ARGV[5] ~= '0' then
+    for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+  end
   return 1
 end
 return 0
@@ -96,7 +101,7 @@ func (s *Store) AcquireLease(ctx context.Context, key SessionKey, owner, session
 // the lease expired or belongs to someone else now.
 func (s *Store) RenewLease(ctx context.Context, l Lease, ttl time.Duration) error {
 	n, err := renewScript.Run(ctx, s.rdb, []string{l.Key.leaseKey()},
-		l.Owner, l.Fence, ttl.Milliseconds(), s.now().UnixMilli()).Int()
+		l.Owner, l.Fence, ttl.Milliseconds(), s.now().UnixMilli(), 0).Int()
 	if err != nil {
 		return fmt.Errorf("renew lease %s: %w", l.Key, err)
 	}
@@ -109,15 +114,21 @@ func (s *Store) RenewLease(ctx context.Context, l Lease, ttl time.Duration) erro
 // RenewLeases renews many leases in one pipelined round trip. It returns the
 // leases that were lost (each must stop its session), and an error when the
 // round trip itself failed, in which case nothing is known about any lease.
-func (s *Store) RenewLeases(ctx context.Context, leases []Lease, ttl time.Duration) (lost []Lease, err error) {
+//
+// Each renewal also keeps the session's transcript, GMCP state and session
+// record for keep beyond now (0: leaves their expiry alone). So a worker
+// that dies without cleaning up leaves nothing in Redis for longer than
+// keep after its last renewal: there is no key without an expiry to leak.
+func (s *Store) RenewLeases(ctx context.Context, leases []Lease, ttl, keep time.Duration) (lost []Lease, err error) {
 	if len(leases) == 0 {
 		return nil, nil
 	}
 	now := s.now().UnixMilli()
-	ms := ttl.Milliseconds()
+	ms, keepMS := ttl.Milliseconds(), keep.Milliseconds()
 	cmds, err := s.evalBatch(ctx, renewScript, len(leases), func(i int) ([]string, []any) {
 		l := leases[i]
-		return []string{l.Key.leaseKey()}, []any{l.Owner, l.Fence, ms, now}
+		return []string{l.Key.leaseKey(), l.Key.outKey(), l.Key.gmcpKey(), l.Key.sessionKey()},
+			[]any{l.Owner, l.Fence, ms, now, keepMS}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("renew %d leases: %w", len(leases), err)
@@ -141,18 +152,11 @@ func (s *Store) ReleaseLease(ctx context.Context, l Lease) error {
 
 // GetLease returns the live lease of key, or ok=false when there is none.
 func (s *Store) GetLease(ctx context.Context, key SessionKey) (l Lease, ok bool, err error) {
-	m, err := s.rdb.HGetAll(ctx, key.leaseKey()).Result()
+	states, err := s.GetLeases(ctx, []SessionKey{key})
 	if err != nil {
 		return Lease{}, false, fmt.Errorf("get lease %s: %w", key, err)
 	}
-	if len(m) == 0 || m["owner"] == "" {
-		return Lease{}, false, nil
-	}
-	l = Lease{Key: key, Owner: m["owner"], Session: m["session"]}
-	l.Fence, _ = strconv.ParseInt(m["fence"], 10, 64)
-	l.Acquired = msTime(m["acquired"])
-	l.Renewed = msTime(m["renewed"])
-	return l, true, nil
+	return states[0].Lease, states[0].Live, nil
 }
 
 func msTime(s string) time.Time {

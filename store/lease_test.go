@@ -234,7 +234,7 @@ func TestRenewLeasesReportsExactlyTheLost(t *testing.T) {
 	s, rdb := newStore(t)
 	ctx := testContext(t)
 
-	if lost, err := s.RenewLeases(ctx, nil, time.Minute); err != nil || lost != nil {
+	if lost, err := s.RenewLeases(ctx, nil, time.Minute, 0); err != nil || lost != nil {
 		t.Fatalf("renew nothing: lost=%v err=%v", lost, err)
 	}
 	var leases []Lease
@@ -258,7 +258,7 @@ func TestRenewLeasesReportsExactlyTheLost(t *testing.T) {
 	}
 	leases[4].Fence += 100
 
-	lost, err := s.RenewLeases(ctx, leases, time.Minute)
+	lost, err := s.RenewLeases(ctx, leases, time.Minute, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func BenchmarkRenewLeases100(b *testing.B) {
 		leases[i] = l
 	}
 	for b.Loop() {
-		if lost, err := s.RenewLeases(ctx, leases, time.Minute); err != nil || len(lost) > 0 {
+		if lost, err := s.RenewLeases(ctx, leases, time.Minute, 0); err != nil || len(lost) > 0 {
 			b.Fatalf("lost %d, err %v", len(lost), err)
 		}
 	}
@@ -337,5 +337,40 @@ func TestGetLeasesBatch(t *testing.T) {
 	}
 	if !got[1].Live || got[1].Lease != l {
 		t.Errorf("held lease reported as %+v, want %+v", got[1], l)
+	}
+}
+
+// A renewal keeps the session's keys alive for keep: a worker that dies
+// without cleaning up leaves no key without an expiry.
+func TestRenewLeasesKeepsSessionKeys(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStore(t)
+	ctx := testContext(t)
+	key := SessionKey{User: "keeper", Game: "g"}
+	l, err := s.AcquireLease(ctx, key, "w1", "s1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendOutput(ctx, key, Output{Kind: OutGMCP, Package: "Char.Vitals", Data: []byte(`{"hp":1}`), Fence: l.Fence, Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSession(ctx, SessionInfo{Key: key, Worker: "w1", Session: "s1", Fence: l.Fence}); err != nil {
+		t.Fatal(err)
+	}
+	if lost, err := s.RenewLeases(ctx, []Lease{l}, time.Minute, 2*time.Hour); err != nil || len(lost) != 0 {
+		t.Fatalf("renew: lost %v, %v", lost, err)
+	}
+	for _, k := range []string{key.outKey(), key.gmcpKey(), key.sessionKey()} {
+		if ttl := rdb.PTTL(ctx, k).Val(); ttl <= time.Hour || ttl > 2*time.Hour {
+			t.Errorf("%s ttl %v after a renewal keeping 2h", k, ttl)
+		}
+	}
+	// keep 0 leaves them alone.
+	rdb.Persist(ctx, key.outKey())
+	if _, err := s.RenewLeases(ctx, []Lease{l}, time.Minute, 0); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rdb.PTTL(ctx, key.outKey()).Val(); ttl != -1 {
+		t.Errorf("renewal with keep 0 set a ttl: %v", ttl)
 	}
 }

@@ -70,7 +70,11 @@ var ErrStaleFence = errors.New("stale fence")
 // was lost (Redis went away after applying it): it is acknowledged as DUP
 // and not written twice.
 //
-// KEYS: out, lease, gmcp. ARGV: maxlen, fence, payload, gmcp package or "", seq.
+// A status entry also sets the state of the session record, if the record
+// is this fence's (so `trellis sessions` shows what the player sees).
+//
+// KEYS: out, lease, gmcp, session. ARGV: maxlen, fence, payload, gmcp
+// package or "", seq, status state or "", now ms.
 var appendScript = redis.NewScript(`
 local lease = redis.call('HMGET', KEYS[2], 'fence', 'seq')
 local f = lease[1]
@@ -85,6 +89,9 @@ end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'v', ARGV[3])
 local msg = id .. ' ' .. ARGV[3]
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[4], msg) end
+if ARGV[6] ~= '' and redis.call('HGET', KEYS[4], 'fence') == ARGV[2] then
+  redis.call('HSET', KEYS[4], 'state', ARGV[6], 'updated', ARGV[7])
+end
 redis.call('PUBLISH', KEYS[1], msg)
 return id
 `)
@@ -137,12 +144,15 @@ func (s *Store) AppendOutputs(ctx context.Context, batch []Append) ([]AppendResu
 	}
 	cmds, err := s.evalBatch(ctx, appendScript, len(batch), func(i int) ([]string, []any) {
 		a := batch[i]
-		pkg := ""
-		if a.Out.Kind == OutGMCP {
+		pkg, state := "", ""
+		switch a.Out.Kind {
+		case OutGMCP:
 			pkg = a.Out.Package
+		case OutStatus:
+			state = a.Out.State
 		}
-		return []string{a.Key.outKey(), a.Key.leaseKey(), a.Key.gmcpKey()},
-			[]any{s.outputMaxLen, a.Out.Fence, payloads[i], pkg, a.Out.Seq}
+		return []string{a.Key.outKey(), a.Key.leaseKey(), a.Key.gmcpKey(), a.Key.sessionKey()},
+			[]any{s.outputMaxLen, a.Out.Fence, payloads[i], pkg, a.Out.Seq, state, now}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("append %d output entries: %w", len(batch), err)
@@ -200,7 +210,10 @@ func (s *Store) ReadOutput(ctx context.Context, key SessionKey, after string, co
 		start = "(" + after
 	}
 	pipe := s.rdb.Pipeline()
-	first := pipe.XRangeN(ctx, key.outKey(), "-", "+", 1)
+	var first *redis.XMessageSliceCmd
+	if resumed { // the oldest kept entry tells whether after was trimmed
+		first = pipe.XRangeN(ctx, key.outKey(), "-", "+", 1)
+	}
 	rng := pipe.XRangeN(ctx, key.outKey(), start, "+", count)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, false, fmt.Errorf("read output %s after %s: %w", key, after, err)
@@ -265,12 +278,14 @@ func (s *Store) GMCPState(ctx context.Context, key SessionKey) ([]Output, error)
 	return out, nil
 }
 
-// KeepTranscript removes any expiry from the session's transcript keys; a
-// worker calls it when a session starts.
-func (s *Store) KeepTranscript(ctx context.Context, key SessionKey) error {
+// KeepTranscript keeps the session's transcript keys for keep from now; a
+// worker calls it when a session starts, and every lease renewal extends it
+// (RenewLeases), so the keys outlive a running session but never a dead
+// worker by more than keep.
+func (s *Store) KeepTranscript(ctx context.Context, key SessionKey, keep time.Duration) error {
 	pipe := s.rdb.Pipeline()
-	pipe.Persist(ctx, key.outKey())
-	pipe.Persist(ctx, key.gmcpKey())
+	pipe.PExpire(ctx, key.outKey(), keep)
+	pipe.PExpire(ctx, key.gmcpKey(), keep)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("keep transcript %s: %w", key, err)
 	}

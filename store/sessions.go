@@ -67,6 +67,25 @@ func (s *Store) DeleteSession(ctx context.Context, key SessionKey, session strin
 	return nil
 }
 
+// setViewersScript sets a session record's viewer count, if the record is
+// still the given fence's (a newer owner's record is left alone).
+// KEYS: session. ARGV: fence, viewers, now ms.
+var setViewersScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'fence') == ARGV[1] then
+  return redis.call('HSET', KEYS[1], 'viewers', ARGV[2], 'updated', ARGV[3])
+end
+return -1
+`)
+
+// SetSessionViewers records how many viewers the session of fence has
+// now. (Its state follows the status entries written to the output stream.)
+func (s *Store) SetSessionViewers(ctx context.Context, key SessionKey, fence int64, viewers int) error {
+	if err := setViewersScript.Run(ctx, s.rdb, []string{key.sessionKey()}, fence, viewers, s.now().UnixMilli()).Err(); err != nil {
+		return fmt.Errorf("set viewers of %s: %w", key, err)
+	}
+	return nil
+}
+
 // GetSession returns the record of key, ok=false if none.
 func (s *Store) GetSession(ctx context.Context, key SessionKey) (SessionInfo, bool, error) {
 	m, err := s.rdb.HGetAll(ctx, key.sessionKey()).Result()

@@ -155,3 +155,37 @@ func TestEdgeHeartbeats(t *testing.T) {
 		return !live["e3"]
 	})
 }
+
+// The session record follows the session: status entries set its state,
+// SetSessionViewers its viewer count, both only for the record's own fence.
+func TestSessionRecordFollowsStatusAndViewers(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := testContext(t)
+	key := SessionKey{User: "follow", Game: "g"}
+	l, err := s.AcquireLease(ctx, key, "w1", "s1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSession(ctx, SessionInfo{Key: key, Worker: "w1", Session: "s1", Fence: l.Fence,
+		State: StateConnected, Viewers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendOutput(ctx, key, Output{Kind: OutStatus, State: StateDraining, Fence: l.Fence, Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSessionViewers(ctx, key, l.Fence, 3); err != nil {
+		t.Fatal(err)
+	}
+	si, ok, err := s.GetSession(ctx, key)
+	if err != nil || !ok || si.State != StateDraining || si.Viewers != 3 {
+		t.Fatalf("record %+v %v %v, want draining with 3 viewers", si, ok, err)
+	}
+	// Another fence's writes leave the record alone.
+	if err := s.SetSessionViewers(ctx, key, l.Fence+1, 9); err != nil {
+		t.Fatal(err)
+	}
+	if si, _, _ := s.GetSession(ctx, key); si.Viewers != 3 {
+		t.Fatalf("a stale fence changed viewers to %d", si.Viewers)
+	}
+}

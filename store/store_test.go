@@ -184,7 +184,7 @@ func TestRedisStoppedAndBack(t *testing.T) {
 			return err
 		},
 		"RenewLeases": func(ctx context.Context) error {
-			_, err := s.RenewLeases(ctx, []Lease{lease}, time.Hour)
+			_, err := s.RenewLeases(ctx, []Lease{lease}, time.Hour, 0)
 			return err
 		},
 		"ControlConsumer.Read": func(ctx context.Context) error {
@@ -209,7 +209,7 @@ func TestRedisStoppedAndBack(t *testing.T) {
 
 	// Redis restarted with an empty script cache: the batch path (EVALSHA
 	// in a pipeline) must load the script and retry.
-	if lost, err := s.RenewLeases(ctx, []Lease{lease}, time.Hour); err != nil || len(lost) != 0 {
+	if lost, err := s.RenewLeases(ctx, []Lease{lease}, time.Hour, 0); err != nil || len(lost) != 0 {
 		t.Fatalf("RenewLeases after restart: lost %v, err %v", lost, err)
 	}
 	// AOF kept the data.

@@ -23,19 +23,24 @@
 // the fence is stale, and player input whose fence is not the session's is
 // dropped here. Leases are renewed every LeaseTTL/3 in one round trip; a
 // lease the renewal reports lost stops its session at once, and when
-// renewals keep failing, sessions are stopped before their lease can have
-// expired (self-fence), so two game connections for one (user, game) never
-// both talk.
+// renewals keep failing (or hang), sessions are stopped before their lease
+// can have expired (self-fence): each renewal is given only the time left
+// before the earliest lease runs out, so two game connections for one
+// (user, game) never both talk.
 //
 // # Output
 //
-// A session's reader never waits for Redis. Events go to the session's
-// outbox, where text is coalesced; the flusher writes the outboxes of all
-// sessions that have something FlushDelay after the first of them did (or at
-// once past FlushBytes), in one pipelined round trip. While Redis is away the
-// outboxes fill up to SessionBuffer bytes each, then drop their oldest text,
-// and a gap entry tells viewers how much was lost once Redis is back. Seq
-// numbers are given at write time, so they have no holes.
+// Events go to the session's outbox, where text is coalesced; one flusher
+// writes the outboxes of all sessions that have something in one pipelined
+// round trip, as soon as its previous round trip returned (FlushDelay adds
+// a wait; FlushBytes makes a session urgent). While Redis is healthy a
+// session more than 4×FlushBytes behind stops reading its game until the
+// flusher catches up, so a flood loses nothing. While writes fail the
+// reader keeps reading: outboxes fill up to SessionBuffer bytes each, then
+// drop their oldest text, and a gap entry tells viewers how much was lost
+// once Redis is back. Seq numbers are given once and kept across retries,
+// so Redis refuses a repeated write; entries dropped during an outage leave
+// holes in the numbering, and edges re-read the stream on a hole.
 //
 // Player input is written to the transcript as an input entry, redacted
 // while the game echoes (a password prompt): the text of such a line reaches

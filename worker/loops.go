@@ -41,13 +41,26 @@ func (w *Worker) renewLeases(ctx context.Context) error {
 			}
 		}
 		start := time.Now()
-		rctx, cancel := context.WithTimeout(ctx, interval)
+		// A renewal that hangs (Redis partitioned away rather than
+		// refusing) must fail in time to self-fence before the earliest
+		// lease can have expired, not up to a whole interval later.
+		budget := interval
+		for _, s := range live {
+			if left := time.Duration(s.validUntil.Load()-start.UnixNano()) - retry; left < budget {
+				budget = left
+			}
+		}
+		if budget <= 0 {
+			w.selfFence(live, start.Add(retry))
+			budget = retry
+		}
+		rctx, cancel := context.WithTimeout(ctx, budget)
 		var (
 			lost []store.Lease
 			err  error
 		)
 		if len(leases) > 0 {
-			lost, err = w.st.RenewLeases(rctx, leases, ttl)
+			lost, err = w.st.RenewLeases(rctx, leases, ttl, w.cfg.TranscriptTTL)
 		} else {
 			// Nothing to renew: still learn whether Redis answers, so a
 			// fenced worker starts taking work again only once it does.
@@ -236,7 +249,11 @@ func (w *Worker) pruneViewers(ctx context.Context) error {
 			continue
 		}
 		for _, s := range sessions {
-			if s.forgetEdges(dead) {
+			idle, changed := s.forgetEdges(dead)
+			if changed {
+				w.recordViewers(s)
+			}
+			if idle {
 				w.event(store.EvSessionIdle, s.key, s.correlation, map[string]any{
 					"why": "edge gone", "grace": w.cfg.IdleGrace.String(),
 				})

@@ -458,8 +458,8 @@ func (s *session) detach(viewerID string) (last bool) {
 }
 
 // forgetEdges removes viewers held by edges that died and reports whether
-// the session became idle.
-func (s *session) forgetEdges(dead map[string]bool) (idle bool) {
+// the session became idle and whether any viewer was removed.
+func (s *session) forgetEdges(dead map[string]bool) (idle, changed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := len(s.viewers)
@@ -468,11 +468,12 @@ func (s *session) forgetEdges(dead map[string]bool) (idle bool) {
 			delete(s.viewers, id)
 		}
 	}
+	changed = len(s.viewers) != n
 	if n > 0 && len(s.viewers) == 0 {
 		s.startIdleLocked()
-		return true
+		return true, changed
 	}
-	return false
+	return false, changed
 }
 
 func (s *session) edges(into map[string]bool) {

@@ -260,7 +260,7 @@ func (w *Worker) Start(ctx context.Context, cmd store.Command, l store.Lease) er
 		w.m.redisErrors.WithLabelValues("get_session").Inc()
 	}
 	failover := cmd.Reason == "failover" || (had && prev.Session != l.Session && l.Fence > 1)
-	if err := w.st.KeepTranscript(ctx, key); err != nil {
+	if err := w.st.KeepTranscript(ctx, key, w.cfg.TranscriptTTL); err != nil {
 		w.m.redisErrors.WithLabelValues("keep_transcript").Inc()
 	}
 	s := newSession(w, cmd, l, failover)
@@ -289,11 +289,14 @@ func (w *Worker) Deliver(ctx context.Context, cmd store.Command) bool {
 	switch cmd.Type {
 	case store.CmdAttach:
 		s.attach(cmd)
+		w.recordViewers(s)
 		w.event(store.EvSessionReattached, s.key, cmd.Correlation, map[string]any{
 			"viewer": cmd.Viewer, "edge": cmd.Edge, "viewers": s.viewerCount(), "fence": s.lease.Fence,
 		})
 	case store.CmdDetach:
-		if s.detach(cmd.Viewer) {
+		last := s.detach(cmd.Viewer)
+		w.recordViewers(s)
+		if last {
 			w.event(store.EvSessionIdle, s.key, cmd.Correlation, map[string]any{
 				"viewer": cmd.Viewer, "grace": w.cfg.IdleGrace.String(),
 			})
@@ -359,6 +362,16 @@ func (w *Worker) sessionStarted(s *session, state string, attempt int) {
 	})
 	if err != nil {
 		w.m.redisErrors.WithLabelValues("put_session").Inc()
+	}
+}
+
+// recordViewers keeps the session record's viewer count current for
+// `trellis sessions`.
+func (w *Worker) recordViewers(s *session) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := w.st.SetSessionViewers(ctx, s.key, s.lease.Fence, s.viewerCount()); err != nil {
+		w.m.redisErrors.WithLabelValues("set_viewers").Inc()
 	}
 }
 

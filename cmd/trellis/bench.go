@@ -20,7 +20,7 @@ import (
 func runBench(ctx context.Context, args []string) error {
 	var lc LogConfig
 	fs := newFlags("bench", "bench [--quick] [--url ws://host/ws --token-secret S] [-o table|json] [--report FILE]", logSection(&lc))
-	quick := fs.Bool("quick", false, "every scenario, small (100 and 1,000 clients); about a minute and a half")
+	quick := fs.Bool("quick", false, "every scenario, small (100 and 1,000 clients); about 75 s")
 	url := fs.String("url", "", "drive a running edge at this WebSocket URL (ws://host:port/ws) instead of an in-process stack")
 	secret := fs.String("token-secret", "", "with --url: the edge's TRELLIS_AUTH_SECRET, to mint tokens (default: $TRELLIS_AUTH_SECRET)")
 	game := fs.String("game", "bench", "with --url: the game id to play; it must be a demo game in -bench mode")

@@ -293,6 +293,9 @@ func TestOpsToolsAgainstRedis(t *testing.T) {
 	if err != nil || len(moved) != 1 || moved[0].Command.Reason != "maintenance" {
 		t.Fatalf("target control stream: %+v %v", moved, err)
 	}
+	if age := time.Since(moved[0].Command.Time); age > time.Minute {
+		t.Errorf("redriven command is %s old: workers would drop it as expired", age)
+	}
 }
 
 func TestParseMemoryMax(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/trellis-mud/trellis/store"
@@ -13,7 +14,7 @@ import (
 func runOps(ctx context.Context, args []string) error {
 	const synopsis = "ops lag [-o json]"
 	sub := ""
-	if len(args) > 0 && !isHelp(args[0]) && args[0][0] != '-' {
+	if len(args) > 0 && !isHelp(args[0]) && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
 	fs := newFlags("ops", synopsis, redisSection(&store.Config{}))

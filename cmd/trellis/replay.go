@@ -390,7 +390,7 @@ func replayRedrive(ctx context.Context, args []string) error {
 		if *dry {
 			b, _ := json.Marshal(m.Command)
 			fmt.Printf("%s %s\n", m.ID, b)
-		} else if _, err := dst.PublishControl(ctx, m.Command); err != nil {
+		} else if _, err := dst.PublishControl(ctx, redriven(m.Command)); err != nil {
 			bar.done()
 			return fmt.Errorf("entry %s (%d of %d): %w", m.ID, i+1, len(all), err)
 		}
@@ -425,3 +425,11 @@ func (p *progress) draw() {
 }
 
 func (p *progress) done() { p.draw(); fmt.Fprintln(p.w) }
+
+// redriven is a control command as it is published again: stamped now, as
+// workers drop commands older than a few minutes (they acted on a world
+// that moved on), and a redrive replays them on purpose.
+func redriven(c store.Command) store.Command {
+	c.Time = time.Time{}
+	return c
+}

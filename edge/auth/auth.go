@@ -218,5 +218,3 @@ func mac(key []byte, msg string) []byte {
 	return h.Sum(nil)
 }
 
-// AuthConfig is Config under the name the command wiring uses.
-type AuthConfig = Config

@@ -189,7 +189,7 @@ func (c *conn) close() error {
 }
 
 // lineSplitter turns a stream of game text into lines. Game output may be
-// cut anywhere between frames (the worker coalesces by size and time), so a
+// cut anywhere between frames (the worker coalesces by size and round trip), so a
 // partial line waits for the rest.
 type lineSplitter struct {
 	buf   []byte

@@ -3,7 +3,6 @@ package demogame
 import (
 	"compress/zlib"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -159,15 +158,13 @@ func (o *output) startCompression() error {
 	if err := o.writeLocked([]byte{cmdIAC, cmdSB, optMCCP2, cmdIAC, cmdSE}); err != nil {
 		return err
 	}
-	z, err := zlib.NewWriterLevel(writerFunc(o.rawWrite), zlib.BestSpeed)
+	z, err := zlib.NewWriterLevel(o.conn, zlib.BestSpeed)
 	if err != nil {
 		return fmt.Errorf("start MCCP2: %w", err)
 	}
 	o.z = z
 	return nil
 }
-
-func (o *output) rawWrite(p []byte) (int, error) { return o.conn.Write(p) }
 
 // stopCompression ends the zlib stream cleanly, so the client returns to
 // plain telnet (and sees a proper stream end rather than a torn one).
@@ -187,9 +184,3 @@ func (o *output) stopCompression() error {
 	}
 	return nil
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
-var _ io.Writer = writerFunc(nil)

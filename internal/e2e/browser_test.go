@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,16 +44,12 @@ func startStack(t *testing.T) *stack {
 	rdb := redistest.Client(t)
 	st := store.New(rdb)
 
-	game, gameAddr, stopGame, err := demogame.Start(ctx, demogame.Config{Logger: logger}, "127.0.0.1:0")
+	_, gameAddr, stopGame, err := demogame.Start(ctx, demogame.Config{Logger: logger}, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = game
 	host, port, _ := net.SplitHostPort(gameAddr)
-	var portNum int
-	for _, c := range port {
-		portNum = portNum*10 + int(c-'0')
-	}
+	portNum, _ := strconv.Atoi(port)
 	if err := st.PutGame(ctx, store.Game{ID: "demo", Name: "Trellis Demo", Host: host, Port: portNum}); err != nil {
 		t.Fatal(err)
 	}

@@ -177,11 +177,7 @@ func (e *Engine) Line(dst []byte, line string) []byte {
 		case r == '\n':
 			dst = append(dst, '\r', '\n')
 		case cm == nil:
-			if r == utf8.RuneError {
-				dst = append(dst, "\uFFFD"...)
-			} else {
-				dst = utf8.AppendRune(dst, r)
-			}
+			dst = utf8.AppendRune(dst, r) // invalid UTF-8 arrives as RuneError: U+FFFD
 		default:
 			b, ok := cm.EncodeRune(r)
 			if !ok {

@@ -26,15 +26,19 @@ export function closeMessage(code) {
 }
 
 /** Error codes after which the line the player typed must stay in the input box. */
-const KEEP_LINE_ERRORS = new Set(['no_session', 'rate_limited', 'line_too_long']);
+const KEEP_LINE_ERRORS = new Set(['no_session', 'rate_limited', 'line_too_long', 'bad_request', 'internal']);
 
 /** Reports whether an error frame means the last typed line was not sent. */
 export function errorKeepsLine(code) {
   return KEEP_LINE_ERRORS.has(code);
 }
 
-/** Error codes the edge follows by closing the socket for good. */
-const FATAL_ERRORS = new Set(['bad_request', 'unknown_game', 'unauthorized', 'too_many_sessions']);
+/**
+ * Error codes the edge follows by closing the socket for good. bad_request is
+ * not among them: the edge keeps the connection up after it (a frame it could
+ * not take), and when it does close (4000) the close code says so.
+ */
+const FATAL_ERRORS = new Set(['unknown_game', 'unauthorized', 'too_many_sessions']);
 
 /** Reports whether an error frame means reconnecting cannot help. */
 export function errorIsFatal(code) {

@@ -36,12 +36,15 @@ test('error codes: which keep the typed line, which are fatal', () => {
     assert.equal(errorKeepsLine(code), true, code);
     assert.equal(errorIsFatal(code), false, code);
   }
-  for (const code of ['bad_request', 'unknown_game', 'unauthorized', 'too_many_sessions']) {
+  for (const code of ['bad_request', 'internal']) {
+    assert.equal(errorKeepsLine(code), true, code);
+    assert.equal(errorIsFatal(code), false, code);
+  }
+  for (const code of ['unknown_game', 'unauthorized', 'too_many_sessions']) {
     assert.equal(errorIsFatal(code), true, code);
     assert.equal(errorKeepsLine(code), false, code);
   }
-  assert.equal(errorKeepsLine('internal'), false);
-  assert.equal(errorIsFatal('internal'), false);
+  assert.equal(errorKeepsLine('gap'), false);
 });
 
 test('backoff grows exponentially from 0.5 s and is capped at 15 s', () => {
