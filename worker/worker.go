@@ -2,13 +2,16 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -398,7 +401,13 @@ func (w *Worker) onChildEvent(ev supervisor.Event) {
 	switch ev.Kind {
 	case supervisor.EventRestarting:
 		w.m.restarts.Inc()
-		s.status(store.StateConnecting, fmt.Sprintf("lost the game connection; retrying in %s", ev.Delay.Round(time.Millisecond)))
+		s.mu.Lock()
+		what := "could not reach the game"
+		if s.everLive {
+			what = "lost the game connection"
+		}
+		s.mu.Unlock()
+		s.status(store.StateConnecting, fmt.Sprintf("%s (%s); retrying in %s", what, playerReason(ev.Reason), ev.Delay.Round(100*time.Millisecond)))
 		w.event(store.EvSessionRestarting, key, s.correlation, map[string]any{
 			"attempt": ev.Attempt, "delay": ev.Delay.String(),
 		})
@@ -422,9 +431,10 @@ func (w *Worker) finish(s *session, ev supervisor.Event) {
 
 	state, msg, evType := store.StateDisconnected, "", store.EvSessionEnded
 	reason := s.endReason()
+	var cause error // the full error, for operators; players get a short reason
 	if ev.Kind == supervisor.EventGaveUp {
-		state, msg, evType = store.StateFailed, fmt.Sprintf("could not keep a connection to the game: %v", ev.Reason), store.EvSessionFailed
-		reason = endFatal
+		state, msg, evType = store.StateFailed, "could not keep a connection to the game: "+playerReason(ev.Reason), store.EvSessionFailed
+		reason, cause = endFatal, ev.Reason
 	} else {
 		switch reason {
 		case endGameQuit:
@@ -480,6 +490,9 @@ func (w *Worker) finish(s *session, ev supervisor.Event) {
 	if msg != "" {
 		data["message"] = msg
 	}
+	if cause != nil {
+		data["error"] = cause.Error()
+	}
 	w.event(evType, s.key, s.correlation, data)
 }
 
@@ -512,4 +525,28 @@ func (w *Worker) event(typ string, key store.SessionKey, correlation string, dat
 		w.m.redisErrors.WithLabelValues("append_event").Inc()
 		w.log.Debug("append event failed", "type", typ, "err", err)
 	}
+}
+
+// playerReason says in a few words why a game connection failed, for the
+// player's status line. The full error (addresses, the supervisor's
+// bookkeeping) goes to the event log and the logs, not to the browser.
+func playerReason(err error) string {
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	var certErr *tls.CertificateVerificationError
+	switch {
+	case err == nil:
+		return "no error"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the game refused the connection"
+	case errors.As(err, &dnsErr):
+		return "the game's address could not be found"
+	case errors.As(err, &certErr):
+		return "the game's TLS certificate was not accepted"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "the game did not answer in time"
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "the game closed the connection"
+	}
+	return "the connection kept failing"
 }

@@ -265,8 +265,14 @@ func TestGameDownBacksOffThenFails(t *testing.T) {
 		t.Errorf("%d connecting statuses, want 4 (first try + 3 restarts): %v", n, st)
 	}
 	last := outs[len(outs)-1]
-	if !strings.Contains(last.Text, "connection refused") {
+	if !strings.Contains(last.Text, "refused the connection") {
 		t.Errorf("failed status text %q does not say why", last.Text)
+	}
+	// Players get the reason, not the game's address or internals.
+	for _, o := range outs {
+		if o.Kind == store.OutStatus && strings.Contains(o.Text, addr) {
+			t.Errorf("status %q shows the game's address to the player", o.Text)
+		}
 	}
 	// The failed event is appended just after the failed status.
 	var restarting, failed int
@@ -282,6 +288,9 @@ func TestGameDownBacksOffThenFails(t *testing.T) {
 				restarting++
 			case store.EvSessionFailed:
 				failed++
+				if !strings.Contains(string(ev.Data), "connection refused") {
+					t.Errorf("failed event %s lacks the full error for operators", ev.Data)
+				}
 			}
 			if ev.Correlation != "c-down" {
 				t.Errorf("event %s correlation %q", ev.Type, ev.Correlation)
