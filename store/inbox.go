@@ -24,6 +24,9 @@ import (
 // inboxMaxLen bounds a worker's inbox; a worker drains it continuously.
 const inboxMaxLen = 10_000
 
+// inboxTTL is how long an inbox outlives its last command.
+const inboxTTL = 24 * time.Hour
+
 // SendInbox appends a command to a worker's inbox.
 func (s *Store) SendInbox(ctx context.Context, worker string, c Command) (string, error) {
 	if err := c.Validate(); err != nil {
@@ -36,12 +39,18 @@ func (s *Store) SendInbox(ctx context.Context, worker string, c Command) (string
 	if err != nil {
 		return "", fmt.Errorf("encode %s command: %w", c.Type, err)
 	}
-	id, err := s.rdb.XAdd(ctx, &redis.XAddArgs{
+	// The inbox of a worker that died is never deleted by its owner: an
+	// expiry, renewed by every send, lets it go a day after the last one.
+	pipe := s.rdb.Pipeline()
+	add := pipe.XAdd(ctx, &redis.XAddArgs{
 		Stream: inboxKey(worker),
 		MaxLen: inboxMaxLen,
 		Approx: true,
 		Values: []string{"v", string(b)},
-	}).Result()
+	})
+	pipe.Expire(ctx, inboxKey(worker), inboxTTL)
+	_, err = pipe.Exec(ctx)
+	id := add.Val()
 	if err != nil {
 		return "", fmt.Errorf("send %s %s to worker %s: %w", c.Type, c.Key(), worker, err)
 	}

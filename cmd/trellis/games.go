@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/trellis-mud/trellis/store"
 )
@@ -86,8 +89,8 @@ func runGames(ctx context.Context, args []string) error {
 		t.row("tls", yesNo(g.TLS)+insecure(g))
 		t.row("charset", orDash(g.Charset))
 		t.row("mnes", yesNo(g.MNES))
-		for k, v := range mssp {
-			t.row("mssp "+k, fmt.Sprint(v))
+		for _, k := range slices.Sorted(maps.Keys(mssp)) {
+			t.row("mssp "+k, strings.Join(mssp[k], ", "))
 		}
 		t.flush()
 		return nil

@@ -239,7 +239,12 @@ func replayEvents(ctx context.Context, args []string) error {
 		if *typ != "" && !strings.HasPrefix(e.Type, *typ) {
 			return false
 		}
-		return *user == "" || strings.HasPrefix(e.Subject, *user+"/")
+		if *user == "" {
+			return true
+		}
+		// The subject is user/game; a user id may hold '/', a game id not.
+		i := strings.LastIndexByte(e.Subject, '/')
+		return i >= 0 && e.Subject[:i] == *user
 	}
 	print := func(e store.Event) {
 		if *out == "json" {

@@ -217,4 +217,3 @@ func mac(key []byte, msg string) []byte {
 	h.Write([]byte(msg))
 	return h.Sum(nil)
 }
-
