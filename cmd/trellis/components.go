@@ -51,29 +51,13 @@ func runWorker(ctx context.Context, args []string) error {
 }
 
 // startComponent parses a long-running component's flags (only --help),
-// loads its configuration sections plus Redis and logging from the
-// environment, and connects to Redis.
+// then loads its configuration with Redis and logging, and connects.
 func startComponent(name string, args []string, own ...envSection) (*store.Store, *slog.Logger, error) {
-	var (
-		rc store.Config
-		lc LogConfig
-	)
-	sections := append(own, redisSection(&rc), logSection(&lc))
-	if err := parseFlags(newFlags(name, name, sections...), args); err != nil {
+	help := append(own, redisSection(&store.Config{}), logSection(&LogConfig{}))
+	if err := parseFlags(newFlags(name, name, help...), args); err != nil {
 		return nil, nil, err
 	}
-	if err := loadEnv(sections...); err != nil {
-		return nil, nil, err
-	}
-	log, err := lc.logger(os.Stderr)
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err := store.Open(rc)
-	if err != nil {
-		return nil, nil, err
-	}
-	return st, log, nil
+	return openStore(own...)
 }
 
 func runDemoGame(ctx context.Context, args []string) error {

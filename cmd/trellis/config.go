@@ -81,11 +81,12 @@ func printEnv(w io.Writer, sections ...envSection) {
 func logSection(c *LogConfig) envSection      { return envSection{"TRELLIS_LOG", c} }
 func redisSection(c *store.Config) envSection { return envSection{"TRELLIS_REDIS", c} }
 
-// openStore loads the Redis and log configuration and connects.
-func openStore() (*store.Store, *slog.Logger, error) {
+// openStore loads the Redis and log configuration, plus any other sections
+// the command reads, from the environment and connects.
+func openStore(own ...envSection) (*store.Store, *slog.Logger, error) {
 	var rc store.Config
 	var lc LogConfig
-	if err := loadEnv(redisSection(&rc), logSection(&lc)); err != nil {
+	if err := loadEnv(append(own, redisSection(&rc), logSection(&lc))...); err != nil {
 		return nil, nil, err
 	}
 	log, err := lc.logger(os.Stderr)

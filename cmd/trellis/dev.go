@@ -48,7 +48,11 @@ func runDev(ctx context.Context, args []string) error {
 		ac auth.Config
 	)
 	sections := []envSection{{"TRELLIS_DEV", &dc}, redisSection(&rc), logSection(&lc)}
-	fs := newFlags("dev", "dev", sections...)
+	// Help lists every variable dev honours, the components' too.
+	fs := newFlags("dev", "dev\n\nWith TRELLIS_REDIS_URL unset, dev runs an embedded in-memory Redis; guests are\n"+
+		"let in and, without TRELLIS_AUTH_SECRET, tokens are signed with a random secret.",
+		append(sections, envSection{"TRELLIS_WORKER", &worker.Config{}}, envSection{"TRELLIS_EDGE", &edge.Config{}},
+			envSection{"TRELLIS_AUTH", &auth.Config{}})...)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
