@@ -207,7 +207,9 @@ func (c *client) readLoop() {
 			return
 		}
 		if c.closing() {
-			_, _ = io.Copy(io.Discard, r)
+			if discard(r) != nil {
+				return
+			}
 			continue
 		}
 		c.srv.m.framesIn.Inc()
@@ -279,11 +281,21 @@ func (c *client) drain() {
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 	for {
 		_, r, err := c.conn.NextReader()
-		if err != nil {
+		if err != nil || discard(r) != nil {
 			return
 		}
-		_, _ = io.Copy(io.Discard, r)
 	}
+}
+
+// discard reads a frame nobody will use to its end, stopping at
+// hardMessageLimit (errOverHardLimit): while a connection closes, a
+// compressed frame must not cost more to throw away than one in use.
+func discard(r io.Reader) error {
+	n, err := io.Copy(io.Discard, io.LimitReader(r, hardMessageLimit+1))
+	if err == nil && n > hardMessageLimit {
+		err = errOverHardLimit
+	}
+	return err
 }
 
 // errOverHardLimit reports a message that inflated past hardMessageLimit.

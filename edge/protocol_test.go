@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -317,3 +319,19 @@ func TestPingPong(t *testing.T) {
 	}
 	t.Fatal("no pong after hello")
 }
+
+// Frames thrown away while a connection closes are bounded like frames in
+// use: past hardMessageLimit the edge stops reading and drops the socket.
+func TestDiscardIsBounded(t *testing.T) {
+	if err := discard(strings.NewReader("small frame")); err != nil {
+		t.Fatalf("small frame: %v", err)
+	}
+	huge := io.LimitReader(zeroReader{}, hardMessageLimit+10)
+	if err := discard(huge); !errors.Is(err, errOverHardLimit) {
+		t.Fatalf("huge frame: %v, want errOverHardLimit", err)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
