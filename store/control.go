@@ -20,6 +20,7 @@ type ControlMessage struct {
 	// still returned so the consumer can dead-letter it instead of
 	// retrying it forever.
 	Err error
+	raw string // the entry as stored, kept whole in a dead letter
 }
 
 // EnsureControlGroup creates the control stream and its consumer group if
@@ -147,6 +148,7 @@ func (c *ControlConsumer) read(ctx context.Context, from string, count int64, bl
 
 func toControlMessage(m redis.XMessage) ControlMessage {
 	cm := ControlMessage{ID: m.ID}
+	cm.raw, _ = m.Values["v"].(string)
 	cm.Command, cm.Err = decodeCommand(m.Values["v"])
 	return cm
 }
@@ -233,13 +235,19 @@ func (s *Store) AckControl(ctx context.Context, ids ...string) error {
 // DeadLetter copies an entry that keeps failing to the dead-letter stream,
 // with the reason, and acknowledges it so it is not handed out again.
 func (s *Store) DeadLetter(ctx context.Context, m ControlMessage, reason string) error {
-	raw, _ := json.Marshal(m.Command)
+	// The entry as stored, so an undecodable one can still be inspected
+	// once the control stream has trimmed it.
+	raw := m.raw
+	if raw == "" {
+		b, _ := json.Marshal(m.Command)
+		raw = string(b)
+	}
 	pipe := s.rdb.TxPipeline()
 	pipe.XAdd(ctx, &redis.XAddArgs{
 		Stream: keyDeadLetters,
 		MaxLen: 100_000,
 		Approx: true,
-		Values: []string{"id", m.ID, "v", string(raw), "reason", reason, "deliveries", fmt.Sprint(m.Deliveries)},
+		Values: []string{"id", m.ID, "v", raw, "reason", reason, "deliveries", fmt.Sprint(m.Deliveries)},
 	})
 	pipe.XAck(ctx, keyControl, GroupWorkers, m.ID)
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -255,6 +263,7 @@ type DeadLetterEntry struct {
 	Command    Command
 	Reason     string
 	Deliveries string
+	Raw        string // the entry as it was stored (Command is empty when it could not be decoded)
 }
 
 // DeadLetters lists up to count dead-lettered entries, oldest first.
@@ -270,6 +279,7 @@ func (s *Store) DeadLetters(ctx context.Context, count int64) ([]DeadLetterEntry
 		e.Reason, _ = m.Values["reason"].(string)
 		e.Deliveries, _ = m.Values["deliveries"].(string)
 		if v, ok := m.Values["v"].(string); ok {
+			e.Raw = v
 			_ = json.Unmarshal([]byte(v), &e.Command)
 		}
 		out = append(out, e)

@@ -298,6 +298,15 @@ func TestControlUndecodableEntriesSurface(t *testing.T) {
 	if st.DeadLetters != 4 || st.Pending != 1 {
 		t.Errorf("status %+v: want 4 dead letters, 1 pending", st)
 	}
+	// A dead letter keeps the entry as it was stored, even when nothing
+	// could decode it.
+	letters, err := s.DeadLetters(ctx, 10)
+	if err != nil || len(letters) != 4 {
+		t.Fatalf("dead letters %+v %v", letters, err)
+	}
+	if got := letters[2].Raw; got != `{"type":"explode","user":"u","game":"g"}` {
+		t.Errorf("dead letter raw %q, want the stored entry", got)
+	}
 }
 
 func TestControlWithoutGroup(t *testing.T) {

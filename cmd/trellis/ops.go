@@ -63,7 +63,11 @@ func runOps(ctx context.Context, args []string) error {
 		fmt.Println()
 		t := newTable("DEAD LETTER", "CONTROL ID", "TYPE", "SESSION", "DELIVERIES", "REASON")
 		for _, l := range letters {
-			t.row(l.ID, l.ControlID, string(l.Command.Type), l.Command.Key().String(), l.Deliveries, l.Reason)
+			typ, session := string(l.Command.Type), l.Command.Key().String()
+			if typ == "" {
+				typ, session = "(undecodable)", fmt.Sprintf("%.40q", l.Raw)
+			}
+			t.row(l.ID, l.ControlID, typ, session, l.Deliveries, l.Reason)
 		}
 		t.flush()
 	}
