@@ -176,34 +176,43 @@ func (s *Store) ListGames(ctx context.Context) ([]Game, error) {
 // a "games" array) or YAML (the same shapes), and validates every entry.
 // It reports every invalid entry, not just the first.
 func ParseGames(r io.Reader) ([]Game, error) {
-	data, err := io.ReadAll(io.LimitReader(r, 4<<20))
+	const maxFile = 4 << 20
+	data, err := io.ReadAll(io.LimitReader(r, maxFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("read games: %w", err)
 	}
+	if len(data) > maxFile {
+		return nil, errors.New("games file is larger than 4 MiB")
+	}
+	// Unknown fields are errors, not silence: a typo such as "tls-insecure"
+	// or "charSet" must not import a game without that setting.
 	var games []Game
+	var wrapped struct {
+		Games []Game `json:"games" yaml:"games"`
+	}
 	trimmed := bytes.TrimSpace(data)
 	switch {
 	case len(trimmed) == 0:
 		return nil, errors.New("games file is empty")
-	case trimmed[0] == '[':
-		err = json.Unmarshal(trimmed, &games)
-	case trimmed[0] == '{':
-		var wrapped struct {
-			Games []Game `json:"games"`
+	case trimmed[0] == '[' || trimmed[0] == '{':
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.DisallowUnknownFields()
+		if trimmed[0] == '[' {
+			err = dec.Decode(&games)
+		} else {
+			err = dec.Decode(&wrapped)
+			games = wrapped.Games
 		}
-		err = json.Unmarshal(trimmed, &wrapped)
-		games = wrapped.Games
 	default:
 		var node yaml.Node
 		if err = yaml.Unmarshal(trimmed, &node); err == nil {
+			dec := yaml.NewDecoder(bytes.NewReader(trimmed))
+			dec.KnownFields(true)
 			if len(node.Content) > 0 && node.Content[0].Kind == yaml.MappingNode {
-				var wrapped struct {
-					Games []Game `yaml:"games"`
-				}
-				err = node.Decode(&wrapped)
+				err = dec.Decode(&wrapped)
 				games = wrapped.Games
 			} else {
-				err = node.Decode(&games)
+				err = dec.Decode(&games)
 			}
 		}
 	}

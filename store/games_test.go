@@ -195,7 +195,8 @@ func TestParseGamesRejects(t *testing.T) {
 	for name, c := range map[string]struct{ src, mention string }{
 		"empty":       {"  \n", "empty"},
 		"empty array": {"[]", "no games"},
-		"no games":    {`{"other":1}`, "no games"},
+		"no games":    {`{}`, "no games"},
+		"other key":   {`{"other":1}`, `unknown field "other"`},
 		"bad json":    {`[{"id":`, "parse games"},
 		"bad yaml":    {"- id: [unclosed", "parse games"},
 		"wrong type":  {`[{"id":"a","name":"A","host":"h","port":"many"}]`, "parse games"},
@@ -265,5 +266,23 @@ func TestGameMSSP(t *testing.T) {
 	}
 	if _, err := s.GameMSSP(ctx, "dune"); err == nil {
 		t.Error("corrupt MSSP report decoded")
+	}
+}
+
+// A misspelt field is an error, in JSON and YAML alike: silently dropping
+// it would register a game without the setting the admin wrote.
+func TestParseGamesRejectsUnknownFields(t *testing.T) {
+	for name, file := range map[string]string{
+		"json":      `[{"id":"a","name":"A","host":"a.org","port":23,"tls-insecure":true}]`,
+		"json-wrap": `{"games":[{"id":"a","name":"A","host":"a.org","port":23,"char_set":"latin1"}]}`,
+		"yaml":      "- id: a\n  name: A\n  host: a.org\n  port: 23\n  mnes_opt_in: true\n",
+		"yaml-wrap": "games:\n  - id: a\n    name: A\n    host: a.org\n    port: 23\n    tsl: true\n",
+	} {
+		if _, err := ParseGames(strings.NewReader(file)); err == nil {
+			t.Errorf("%s: a misspelt field was accepted", name)
+		}
+	}
+	if _, err := ParseGames(strings.NewReader("# " + strings.Repeat("x", 5<<20))); err == nil || !strings.Contains(err.Error(), "4 MiB") {
+		t.Errorf("oversized file: %v", err)
 	}
 }
