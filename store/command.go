@@ -38,7 +38,11 @@ type Command struct {
 	Data        json.RawMessage `json:"data,omitempty"`
 	Reason      string          `json:"reason,omitempty"`
 	Correlation string          `json:"correlation,omitempty"` // ties everything an attach caused together
-	Time        time.Time       `json:"time,omitzero"`         // zero on input: nobody needs it on the hot path
+	// Seq numbers a viewer's input lines (1, 2, ...) so the edge can tell
+	// which of them the worker recorded and which were lost with an owner
+	// that stopped (input only).
+	Seq  uint64    `json:"seq,omitempty"`
+	Time time.Time `json:"time,omitzero"` // zero on input: nobody needs it on the hot path
 }
 
 // Key is the session the command is about.

@@ -51,6 +51,14 @@ type Output struct {
 	State    string          `json:"s,omitempty"`
 	Worker   string          `json:"w,omitempty"`  // on status entries: the owner, so edges refresh their routing
 	Time     int64           `json:"ts,omitempty"` // unix milliseconds when written
+	// Viewer and InputSeq, on input entries: the browser connection that
+	// typed the line and its Command.Seq, so that viewer's edge knows the
+	// line reached the game (lines never recorded were lost).
+	Viewer   string `json:"v,omitempty"`
+	InputSeq uint64 `json:"i,omitempty"`
+	// DropGMCP names GMCP packages to forget from the session's GMCP state
+	// when this entry is written (the worker bounds that state). Not stored.
+	DropGMCP []string `json:"-"`
 }
 
 // ErrStaleFence is returned when a write carries a fence that is not the
