@@ -34,7 +34,20 @@ type Game struct {
 	// MNES opts in to sending the player's IP and client name by
 	// NEW-ENVIRON, so the game's bans keep working.
 	MNES bool `json:"mnes,omitempty" yaml:"mnes,omitempty"`
+	// PasswordPrompt is a regular expression (RE2) matched against the
+	// last, unfinished line the game printed; input typed at a prompt it
+	// matches is recorded redacted even if the game never turns echo off.
+	// Empty: DefaultPasswordPrompt.
+	PasswordPrompt string `json:"password_prompt,omitempty" yaml:"password_prompt,omitempty"`
+	// KeepControls sends C0 control characters typed in the browser to the
+	// game; by default every one but TAB is dropped from input.
+	KeepControls bool `json:"keep_controls,omitempty" yaml:"keep_controls,omitempty"`
 }
+
+// DefaultPasswordPrompt recognises the prompts games print before a
+// password or passphrase ("Password:", "Enter your passphrase?",
+// "password for alice: ").
+const DefaultPasswordPrompt = `(?i)\b(pass(word|phrase|wd)?|pin)\b[^\n]{0,40}[:?>]\s*$`
 
 // Addr is the game's host:port.
 func (g Game) Addr() string { return net.JoinHostPort(g.Host, fmt.Sprint(g.Port)) }
