@@ -37,6 +37,19 @@ type Config struct {
 	ClientVersion string        `envconfig:"CLIENT_VERSION" default:"1.0" desc:"client version sent to games"`
 	ViewerCheck   time.Duration `envconfig:"VIEWER_CHECK" default:"10s" desc:"how often viewers held by dead edges are forgotten"`
 	CloseTimeout  time.Duration `envconfig:"CLOSE_TIMEOUT" default:"5s" desc:"how long a stopped session has to close before its socket is forced shut"`
+
+	// AllowNetworks opens ranges the dial guard refuses by default
+	// (loopback, private, link-local...) to games; Trellis's own Redis and
+	// admin endpoints stay refused inside them.
+	AllowNetworks []string `envconfig:"ALLOW_NETWORKS" desc:"comma-separated CIDRs or IPs games may be dialled at although loopback, private or link-local (default: public addresses only)"`
+	// GMCPMaxPackages and GMCPMaxBytes bound the GMCP state kept per
+	// session (the last message of each package, replayed on attach).
+	GMCPMaxPackages int `envconfig:"GMCP_MAX_PACKAGES" default:"64" desc:"GMCP packages whose last message is kept per session; past it the oldest is forgotten"`
+	GMCPMaxBytes    int `envconfig:"GMCP_MAX_BYTES" default:"131072" desc:"bytes of GMCP state kept per session; past it the oldest packages are forgotten"`
+	// TypeAheadHold bounds how long a line typed before the game answered
+	// the previous one waits for the game's next prompt to show whether it
+	// was a password, before it is recorded redacted.
+	TypeAheadHold time.Duration `envconfig:"TYPEAHEAD_HOLD" default:"5s" desc:"how long a typed-ahead line's transcript record waits for the next prompt (then it is recorded redacted)"`
 }
 
 // Defaults; they match the default tags above.
