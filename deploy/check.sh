@@ -7,6 +7,12 @@
 #   KUSTOMIZE   the command to run (default: the pinned version via go run,
 #               which needs only Go; nothing is added to go.mod)
 #   OUT         a directory to keep the rendered YAML in (default: discarded)
+#   TREE        the kubernetes/ tree to render (default: the one next to this
+#               script); the Go tests point it at a copy with extra overlays
+#
+# Exit status: 0 every overlay rendered, 1 one did not, 2 kustomize itself
+# could not run (not installed, or not downloadable without a network), so
+# callers can tell a broken manifest from a missing tool.
 #
 # Overlays that read a git-ignored secrets file (secrets.env) are rendered
 # from a temporary copy of the tree in which that file is replaced by the
@@ -24,13 +30,20 @@ else
 	kustomize=(go run "sigs.k8s.io/kustomize/kustomize/v5@${KUSTOMIZE_VERSION}")
 fi
 
+tree=${TREE:-$here/kubernetes}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cp -R "$here/kubernetes" "$tmp/kubernetes"
+cp -R "$tree" "$tmp/kubernetes"
 
 # `go run pkg@version` must not see the project's go.mod: run it from the
 # temporary directory.
 cd "$tmp"
+
+if ! "${kustomize[@]}" version >/dev/null 2>"$tmp/version.err"; then
+	echo "kustomize (${kustomize[*]}) cannot run:" >&2
+	sed 's/^/      /' "$tmp/version.err" >&2
+	exit 2
+fi
 
 status=0
 count=0
@@ -58,7 +71,7 @@ for dir in "$tmp"/kubernetes/overlays/*/; do
 done
 
 if ((count == 0)); then
-	echo "no overlays found under $here/kubernetes/overlays" >&2
+	echo "no overlays found under $tree/overlays" >&2
 	exit 1
 fi
 exit "$status"

@@ -42,9 +42,10 @@ func checkServed(t *testing.T, what string, h http.Handler, paths []string) {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// The probe and scrape paths the manifests use are the ones the edge's
-// handler serves, built the way `trellis edge` builds it, on a real Redis.
-func TestEdgeServesProbePaths(t *testing.T) {
+// testEdgeHandler is the edge's handler, built the way `trellis edge`
+// builds it, on a real Redis.
+func testEdgeHandler(t *testing.T) http.Handler {
+	t.Helper()
 	verifier, err := auth.NewVerifier([]byte(strings.Repeat("k", auth.MinSecretLen)))
 	if err != nil {
 		t.Fatal(err)
@@ -53,14 +54,26 @@ func TestEdgeServesProbePaths(t *testing.T) {
 	if err != nil {
 		t.Fatalf("edge.New: %v", err)
 	}
-	checkServed(t, "edge", srv.Handler(), edgePaths)
+	return srv.Handler()
 }
 
-// Same for the worker's admin handler.
-func TestWorkerServesProbePaths(t *testing.T) {
+// testWorkerHandler is the worker's admin handler, likewise.
+func testWorkerHandler(t *testing.T) http.Handler {
+	t.Helper()
 	w, err := worker.New(worker.Config{}, store.New(redistest.Client(t)), quietLogger())
 	if err != nil {
 		t.Fatalf("worker.New: %v", err)
 	}
-	checkServed(t, "worker admin", w.Handler(), workerPaths)
+	return w.Handler()
+}
+
+// The probe and scrape paths the manifests use are the ones the edge's
+// handler serves.
+func TestEdgeServesProbePaths(t *testing.T) {
+	checkServed(t, "edge", testEdgeHandler(t), edgePaths)
+}
+
+// Same for the worker's admin handler.
+func TestWorkerServesProbePaths(t *testing.T) {
+	checkServed(t, "worker admin", testWorkerHandler(t), workerPaths)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -182,6 +183,8 @@ func intOf(v any, path ...any) (int, bool) {
 	switch n := at(v, path...).(type) {
 	case int:
 		return n, true
+	case float64: // JSON
+		return int(n), n == float64(int(n))
 	case string:
 		i, err := strconv.Atoi(n)
 		return i, err == nil
@@ -236,11 +239,11 @@ func containers(o object) []container {
 	return out
 }
 
-// isTrellis says the container runs the trellis image. Kustomize's images
-// transformer maps the bare name "trellis" to the real repository.
+// isTrellis says the container runs the trellis image, under any registry
+// and tag (an overlay may retag or rename it, e.g. trellis:dev).
 func (c container) isTrellis() bool {
-	img := str(c.m, "image")
-	return img == "trellis" || strings.Contains(img, "/trellis:") || strings.HasSuffix(img, "/trellis")
+	repo, _ := imageRef(str(c.m, "image"))
+	return path.Base(repo) == "trellis"
 }
 
 // argv is what the container's entrypoint receives: command (when it

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -60,12 +61,20 @@ type client struct {
 	cols atomic.Int32
 	rows atomic.Int32
 
+	// in holds the input lines relayed and not yet seen recorded.
+	in inputTracker
+
 	qmu      sync.Mutex
 	frames   [][]byte       // control frames (errors) to send
 	live     []store.Output // live output not yet sent
 	attachTo *attachJob
 	resync   bool
-	wake     chan struct{} // capacity 1: "look at the queues"
+	// leaseGone is the highest fence the watchdog found dead while lines
+	// sent under it were outstanding (0: none): the writer re-reads the
+	// stream, which holds every record such a worker could still make,
+	// and reports the lines it does not find.
+	leaseGone int64
+	wake      chan struct{} // capacity 1: "look at the queues"
 
 	closeOnce sync.Once
 	done      chan struct{} // closed when the connection is to be closed
@@ -79,6 +88,9 @@ type attachJob struct {
 	user   string
 	game   string
 	resume string
+	// unplaced: the browser sent a resume that is not a stream id at all.
+	// It is answered like a position the stream does not have.
+	unplaced bool
 }
 
 func (c *client) poke() {
@@ -91,6 +103,12 @@ func (c *client) poke() {
 // deliver queues a live output entry. It is called by the hub with its
 // lock held, so it must never block.
 func (c *client) deliver(o store.Output) {
+	if o.Kind == store.OutInput && o.Viewer == c.id && o.InputSeq > 0 {
+		// Taken now rather than when the writer gets to it: a browser slow
+		// to read its output must not see its lines time out. Acks are safe
+		// early; only losses need the stream's order (the writer's).
+		c.in.ack(o.Fence, o.InputSeq)
+	}
 	c.qmu.Lock()
 	if len(c.live) >= c.srv.cfg.SendQueue {
 		c.qmu.Unlock()
@@ -109,6 +127,27 @@ func (c *client) requestResync() {
 	c.resync = true
 	c.qmu.Unlock()
 	c.poke()
+}
+
+// inputLeaseGone tells the writer that leases up to fence dead are gone,
+// if lines sent under one of them are outstanding.
+func (c *client) inputLeaseGone(dead int64) {
+	if dead <= 0 || !c.in.anyBelow(dead+1) {
+		return
+	}
+	c.qmu.Lock()
+	c.leaseGone = max(c.leaseGone, dead)
+	c.qmu.Unlock()
+	c.poke()
+}
+
+// expireInput reports the lines no worker recorded within inputAckTimeout.
+func (c *client) expireInput(now time.Time) {
+	if n := c.in.expire(now.Add(-inputAckTimeout)); n > 0 {
+		c.srv.m.inputLost.WithLabelValues(lostTimeout).Add(float64(n))
+		c.logger().Info("input not confirmed", "lines", n)
+		c.sendError(ErrInputLost, inputLostMessage(n, lostTimeout))
+	}
 }
 
 // sendFrame queues a control frame. Under a flood of bad messages the
@@ -243,7 +282,15 @@ func (c *client) readLoop() {
 		}
 		var m inbound
 		if err := json.Unmarshal(data, &m); err != nil {
-			c.sendError(ErrBadRequest, "message is not a JSON object")
+			msg, field := badJSONMessage(err)
+			if field && m.Type == msgHello && !helloDone {
+				// A hello the edge cannot read will not read better on a
+				// retry: say so now, not with the hello timeout.
+				c.fail(CloseProtocol, ErrBadRequest, "hello: "+msg)
+				c.drain()
+				return
+			}
+			c.sendError(ErrBadRequest, msg)
 			continue
 		}
 		switch {
@@ -272,6 +319,27 @@ func (c *client) readLoop() {
 			return
 		}
 	}
+}
+
+// badJSONMessage explains why a frame could not be decoded. field reports a
+// JSON object with a field of the wrong type (the rest of it was decoded).
+func badJSONMessage(err error) (msg string, field bool) {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Field == "" {
+		return "message is not a JSON object", false
+	}
+	t := te.Type
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	want := "another type"
+	switch t.Kind() {
+	case reflect.String:
+		want = "a string"
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		want = "a whole number"
+	}
+	return fmt.Sprintf("field %.40q must be %s", te.Field, want), true
 }
 
 // drain reads and discards until the browser answers the close frame or
@@ -374,12 +442,15 @@ func (c *client) hello(m inbound) bool {
 		}
 		return false
 	}
-	resume := m.Resume
-	if !streamIDPattern.MatchString(resume) {
-		resume = ""
+	// A resume that is no stream id (a browser's storage gone wrong, a
+	// hand-made one) is never sent to Redis; the player gets the backlog
+	// from its start, as for a position the stream does not have.
+	resume, unplaced := m.Resume, false
+	if resume != "" && !store.ValidStreamID(resume) {
+		resume, unplaced = "", true
 	}
 	c.qmu.Lock()
-	c.attachTo = &attachJob{sess: sess, user: user, game: game.ID, resume: resume}
+	c.attachTo = &attachJob{sess: sess, user: user, game: game.ID, resume: resume, unplaced: unplaced}
 	c.qmu.Unlock()
 	c.poke()
 
@@ -477,9 +548,20 @@ func (c *client) gmcp(m inbound) {
 
 // relay sends input to the session's owner with the fence it holds. A
 // cached route that no worker answers on is refreshed once.
+//
+// A PUBLISH that reaches the owner's channel does not mean the line
+// reaches the game: a worker paused past its lease still has a
+// subscription, and drops the line when it wakes. So each line is
+// numbered and tracked until an input entry of this viewer shows the
+// worker recorded it (see inputTracker). Client GMCP is not: the worker
+// records no entry for it, so nothing could ever acknowledge it.
 func (c *client) relay(cmd store.Command) {
 	s := c.sess
 	cmd.User, cmd.Game, cmd.Viewer = c.user, s.key.Game, c.id
+	track := cmd.Type == store.CmdInput
+	if track {
+		cmd.Seq = c.in.next()
+	}
 	for attempt := 0; attempt < 2; attempt++ {
 		owner, fence, ok := s.route()
 		if !ok || attempt > 0 {
@@ -499,10 +581,18 @@ func (c *client) relay(cmd store.Command) {
 			}
 		}
 		cmd.Fence = fence
+		// Tracked before the publish: the record can come back before
+		// SendInput returns.
+		if track && c.in.add(cmd.Seq, fence, c.srv.now()) {
+			c.srv.m.inputUntracked.Inc()
+		}
 		err := c.srv.st.SendInput(c.ctx, owner, cmd)
 		if err == nil {
 			c.srv.m.inputs.Inc()
 			return
+		}
+		if track {
+			c.in.remove(cmd.Seq) // the player is told below
 		}
 		if !errors.Is(err, store.ErrNoReceiver) {
 			c.srv.m.redisErrors.Inc()
@@ -631,9 +721,12 @@ func (w *writer) flush() error {
 	resync := c.resync
 	c.resync = false
 	var live []store.Output
+	var gone int64
 	if w.attached || job != nil {
 		live = c.live
 		c.live = nil
+		gone = c.leaseGone
+		c.leaseGone = 0
 	}
 	c.qmu.Unlock()
 
@@ -664,7 +757,32 @@ func (w *writer) flush() error {
 			return err
 		}
 	}
+	if gone > 0 {
+		// A dead lease's worker wrote its last record before the lease
+		// went, so the stream read after the watchdog saw it gone holds
+		// every record it made: what is still outstanding now is lost.
+		if err := w.readFrom("input_check"); err != nil {
+			return err
+		}
+		if n := c.in.lostBelow(gone + 1); n > 0 {
+			return w.reportLost(n, lostStopped)
+		}
+	}
 	return nil
+}
+
+// reportLost tells the player n lines were lost, right after the output
+// that showed it.
+func (w *writer) reportLost(n int, why string) error {
+	c := w.c
+	if why == lostStopped && w.sess.ended() {
+		// Typed after the game hung up, before the edge forgot the route.
+		why = lostEnded
+	}
+	c.srv.m.inputLost.WithLabelValues(why).Add(float64(n))
+	c.srv.m.errors.WithLabelValues(ErrInputLost).Inc()
+	c.logger().Info("input lost", "lines", n, "why", why)
+	return w.write(encodeError(ErrInputLost, inputLostMessage(n, why)))
 }
 
 // attach sends the welcome, any gap, the GMCP state and the backlog.
@@ -672,18 +790,23 @@ func (w *writer) attach(job *attachJob) error {
 	c := w.c
 	st := c.srv.st
 	key := job.sess.key
-	entries, gap, err := st.ReadOutput(c.ctx, key, job.resume, backlogPage)
+	page, err := st.ReadBacklog(c.ctx, key, job.resume, backlogPage)
 	if err != nil {
 		c.internal("read backlog", err)
 		return errClosing
 	}
-	if err := w.write(encodeWelcome(job.user, job.game, job.resume != "" && !gap)); err != nil {
+	reset := job.unplaced || page.Reset
+	if err := w.write(encodeWelcome(job.user, job.game, job.resume != "" && !page.Gap && !reset)); err != nil {
 		return err
 	}
-	if gap {
-		if err := w.write(encodeGap("", "some earlier output is no longer kept")); err != nil {
-			return err
-		}
+	switch {
+	case reset:
+		err = w.write(encodeResetGap("your saved place in the output was not found; what follows is the kept output from its start"))
+	case page.Gap:
+		err = w.write(encodeGap("", "some earlier output is no longer kept"))
+	}
+	if err != nil {
+		return err
 	}
 	state, err := st.GMCPState(c.ctx, key)
 	if err != nil {
@@ -695,11 +818,16 @@ func (w *writer) attach(job *attachJob) error {
 			return err
 		}
 	}
+	// After a reset the position is forgotten: the ids that follow may
+	// sort before it, and every one must go out.
 	w.sess, w.lastID, w.attached = job.sess, job.resume, true
-	if err := w.sendAll(entries); err != nil {
+	if reset {
+		w.lastID = ""
+	}
+	if err := w.sendAll(page.Entries); err != nil {
 		return err
 	}
-	if len(entries) == backlogPage {
+	if len(page.Entries) == backlogPage {
 		return w.readFrom("")
 	}
 	return nil
@@ -713,24 +841,59 @@ func (w *writer) readFrom(cause string) error {
 		c.srv.m.resyncs.WithLabelValues(cause).Inc()
 	}
 	for range backlogPages {
-		entries, gap, err := c.srv.st.ReadOutput(c.ctx, w.sess.key, w.lastID, backlogPage)
+		page, err := c.srv.st.ReadBacklog(c.ctx, w.sess.key, w.lastID, backlogPage)
 		if err != nil {
 			c.internal("re-read output", err)
 			return errClosing
 		}
-		if gap {
+		if page.Reset {
+			return w.lostPosition(page.Entries)
+		}
+		if page.Gap {
 			if err := w.write(encodeGap("", "some output is missing: it is older than the kept backlog")); err != nil {
 				return err
 			}
 		}
-		if err := w.sendAll(entries); err != nil {
+		if err := w.sendAll(page.Entries); err != nil {
 			return err
 		}
-		if len(entries) < backlogPage {
+		if len(page.Entries) < backlogPage {
 			return nil
 		}
 	}
 	return nil
+}
+
+// lostPosition handles a re-read that found the last id sent newer than
+// the stream's newest entry. That id was sent on this connection, so the
+// stream held it once: it lost its newest entries (a failover to a replica
+// that was behind, a restart that lost the last writes) or started again.
+// What it holds the browser has seen, in the common case, and sending the
+// whole backlog again to every viewer after a Redis failover would flood
+// them with repeats; so the writer only forgets the position, placing
+// itself at the stream's newest entry, so that entries written from now
+// on go out even if their ids sort before the old one. The browser is told
+// (output it was never sent may be gone with the stream) and forgets its
+// resume point too.
+func (w *writer) lostPosition(fromStart []store.Output) error {
+	c := w.c
+	c.srv.m.resyncs.WithLabelValues("position_lost").Inc()
+	newest := ""
+	if n := len(fromStart); n > 0 && n < backlogPage {
+		newest = fromStart[n-1].ID
+	} else if n > 0 {
+		id, err := c.srv.st.LastOutputID(c.ctx, w.sess.key)
+		if err != nil {
+			c.internal("read the newest output id", err)
+			return errClosing
+		}
+		newest = id
+	}
+	c.logger().Warn("the output stream no longer holds the last entry sent; resuming after its newest",
+		"last_sent", w.lastID, "newest", newest)
+	w.lastID = newest
+	w.sess.rewind(newest)
+	return w.write(encodeResetGap("the server lost some recent output; some of it may not have reached you"))
 }
 
 func (w *writer) sendAll(entries []store.Output) error {
@@ -781,6 +944,27 @@ func (w *writer) send(o store.Output, withID bool) error {
 		w.lastID = o.ID
 		if o.Seq > 0 {
 			w.fence, w.seq = o.Fence, o.Seq
+		}
+		return w.inputSeen(o)
+	}
+	return nil
+}
+
+// inputSeen settles the outstanding lines an entry tells about. The
+// writer sees every entry, in stream order (holes are filled from the
+// stream before what follows them), so when it sees a fence's first entry
+// it has seen every record the older fences' workers made.
+func (w *writer) inputSeen(o store.Output) error {
+	c := w.c
+	if o.Kind == store.OutInput && o.Viewer == c.id && o.InputSeq > 0 {
+		c.in.ack(o.Fence, o.InputSeq)
+	}
+	// Only a live owner's entries show a new fence: they are numbered. A
+	// worker that lost its lease may still note a gap with its old fence
+	// and no number; that says nothing about the lines.
+	if o.Fence > 0 && o.Seq > 0 {
+		if n := c.in.lostBelow(o.Fence); n > 0 {
+			return w.reportLost(n, lostStopped)
 		}
 	}
 	return nil

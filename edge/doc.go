@@ -35,7 +35,18 @@
 //
 // Input goes to the session's owner (from its lease, cached and refreshed
 // when output shows a new fence or the owner stops listening) with the
-// lease's fence; with no lease the browser hears no_session.
+// lease's fence; with no lease the browser hears no_session. A publish
+// that reaches a channel is not a line that reaches the game (a worker
+// paused past its lease still subscribes), so each line carries a number
+// and stays outstanding (input.go) until the worker's input entry for it
+// comes back on the stream. Lines still outstanding when a higher fence
+// shows, when the watchdog finds their lease gone, or after
+// inputAckTimeout are reported to the browser as input_lost: a count,
+// never the text.
+//
+// A resume id the stream cannot place (not an id, or newer than its newest
+// entry) gets the backlog from the start after a gap with reset: true, and
+// the browser forgets it; it is never an error.
 //
 // The watchdog (watchdog.go) checks the leases of the sessions the edge has
 // viewers for every Config.LeaseCheck, and re-publishes attaches (reason

@@ -44,7 +44,18 @@ type env struct {
 	addr   string
 	cancel context.CancelFunc
 	done   chan error
+	// clock is the edge's clock for input ack timeouts: real time plus
+	// what a test added.
+	clock *testClock
 }
+
+// testClock is real time moved forward on demand, so a test can pass a
+// timeout without waiting for it.
+type testClock struct{ ahead atomic.Int64 }
+
+func (c *testClock) now() time.Time { return time.Now().Add(time.Duration(c.ahead.Load())) }
+
+func (c *testClock) advance(d time.Duration) { c.ahead.Add(int64(d)) }
 
 // newEnv starts an edge on a loopback port against a fresh Redis database
 // with the games "demo" and "other" registered.
@@ -90,7 +101,8 @@ func newEnvOn(t *testing.T, rdb *redis.Client, mutate func(*Config)) *env {
 		t.Fatal(err)
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	e := &env{t: t, rdb: rdb, st: st, srv: srv, addr: ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	e := &env{t: t, rdb: rdb, st: st, srv: srv, addr: ln.Addr().String(), cancel: cancel, done: make(chan error, 1), clock: &testClock{}}
+	srv.now = e.clock.now
 	go func() { e.done <- srv.Serve(sctx, ln) }()
 	t.Cleanup(e.stop)
 	return e
@@ -200,6 +212,7 @@ type frame struct {
 	User     string          `json:"user"`
 	Game     string          `json:"game"`
 	Resumed  bool            `json:"resumed"`
+	Reset    bool            `json:"reset"`
 }
 
 func (c *wsClient) read(timeout time.Duration) (frame, error) {

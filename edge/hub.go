@@ -108,6 +108,9 @@ func (s *session) observe(o store.Output) {
 	}
 	switch {
 	case o.Fence == 0:
+	case o.Fence < s.fence:
+		// A worker that lost its lease may still note a gap under its old
+		// fence, after the new owner's entries: the route stays.
 	case o.Worker != "":
 		s.owner, s.fence, s.routed = o.Worker, o.Fence, true
 	case o.Fence != s.fence:
@@ -115,6 +118,32 @@ func (s *session) observe(o store.Output) {
 		// next input.
 		s.routed = false
 	}
+}
+
+// rewind forgets ids newer than newest, the stream's newest entry: the
+// stream lost them (see writer.lostPosition), and entries written from now
+// on may sort before them but must still be observed.
+func (s *session) rewind(newest string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if store.CompareIDs(s.lastID, newest) > 0 {
+		s.lastID = newest
+	}
+}
+
+// ended reports whether the last status seen says the game connection
+// ended on purpose (disconnected, failed).
+func (s *session) ended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastStatus == store.StateDisconnected || s.lastStatus == store.StateFailed
+}
+
+// knownFence is the highest fence the session was seen under.
+func (s *session) knownFence() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(s.fence, s.watched)
 }
 
 // route returns the cached owner and fence, if any.
@@ -205,9 +234,7 @@ func (h *hub) attaching(key store.SessionKey) bool {
 	if s == nil || len(s.viewers) == 0 {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastStatus != store.StateDisconnected && s.lastStatus != store.StateFailed
+	return !s.ended()
 }
 
 // snapshot returns the sessions and their viewers, for the watchdog and

@@ -20,6 +20,11 @@ type metrics struct {
 	resyncs       *prometheus.CounterVec
 	failovers     prometheus.Counter
 	redisErrors   prometheus.Counter
+	// inputLost counts lines reported lost, by why (stopped, timeout);
+	// inputUntracked the lines forgotten past maxOutstanding, whose loss
+	// could not be reported.
+	inputLost      *prometheus.CounterVec
+	inputUntracked prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -47,9 +52,13 @@ func newMetrics() *metrics {
 			Name: "trellis_edge_failover_attaches_total", Help: "Attaches re-published by the watchdog after a lease vanished or changed."}),
 		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "trellis_edge_redis_errors_total", Help: "Failed Redis calls."}),
+		inputLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trellis_edge_input_lost_total", Help: "Input lines relayed to a worker that never recorded them (the player was told), by why."}, []string{"why"}),
+		inputUntracked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trellis_edge_input_untracked_total", Help: "Input lines forgotten unconfirmed because a browser had too many outstanding; their loss would go unreported."}),
 	}
 	m.reg.MustRegister(m.connections, m.refused, m.subscriptions, m.framesIn, m.framesOut, m.inputs,
-		m.errors, m.closes, m.resyncs, m.failovers, m.redisErrors,
+		m.errors, m.closes, m.resyncs, m.failovers, m.redisErrors, m.inputLost, m.inputUntracked,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

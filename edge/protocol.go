@@ -30,7 +30,12 @@ const (
 	ErrRateLimited     = "rate_limited"
 	ErrLineTooLong     = "line_too_long"
 	ErrNoSession       = "no_session"
-	ErrInternal        = "internal"
+	// ErrInputLost says lines the edge relayed were never recorded by the
+	// game's session: the worker holding it stopped or handed it over, or
+	// did not confirm them in time. It counts the lines and never quotes
+	// them (one may be a password).
+	ErrInputLost = "input_lost"
+	ErrInternal  = "internal"
 )
 
 // hardMessageLimit is the size past which the edge stops reading a frame
@@ -66,10 +71,7 @@ const (
 // pongFrame answers a ping.
 var pongFrame = []byte(`{"type":"pong"}`)
 
-var (
-	streamIDPattern = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
-	gmcpPackage     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,127}$`)
-)
+var gmcpPackage = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,127}$`)
 
 // maxWindow bounds the window size a browser may claim: NAWS carries 16
 // bits, and nobody reads 1000 columns.
@@ -119,6 +121,10 @@ type (
 		Type    string `json:"type"`
 		ID      string `json:"id,omitempty"`
 		Message string `json:"message"`
+		// Reset tells the browser to forget its resume point: the position
+		// it had is not in the stream, and the ids that follow may be older
+		// than ones it saw. Kept, it would come back on every reconnect.
+		Reset bool `json:"reset,omitempty"`
 	}
 	errorFrame struct {
 		Type    string `json:"type"`
@@ -137,6 +143,10 @@ func encodeError(code, msg string) []byte {
 
 func encodeGap(id, msg string) []byte {
 	return mustJSON(gapFrame{Type: "gap", ID: id, Message: msg})
+}
+
+func encodeResetGap(msg string) []byte {
+	return mustJSON(gapFrame{Type: "gap", Message: msg, Reset: true})
 }
 
 // encodeOutput turns a stream entry into the browser's frame. withID=false

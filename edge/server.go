@@ -56,6 +56,8 @@ type Server struct {
 	redisOK atomic.Bool
 	// watchdogPasses counts lease checks, so tests can wait for some.
 	watchdogPasses atomic.Int64
+	// now is the clock of the input ack timeout; tests move it.
+	now func() time.Time
 
 	mu       sync.Mutex
 	clients  map[*client]struct{}
@@ -88,6 +90,7 @@ func New(cfg Config, verifier *auth.Verifier, st *store.Store, logger *slog.Logg
 		m:       newMetrics(),
 		static:  web.Static(),
 		clients: make(map[*client]struct{}),
+		now:     time.Now,
 	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.hub = newHub(st.Client(), logger, s.m)

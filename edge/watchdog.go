@@ -32,8 +32,21 @@ func (s *Server) watchdog(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		s.expireInputs()
 		s.checkLeases(ctx)
 		s.watchdogPasses.Add(1)
+	}
+}
+
+// expireInputs tells every viewer about its lines no worker recorded in
+// time. It runs on the watchdog's tick: the timeout is 10 s, and a check
+// every LeaseCheck (2 s) is precise enough without a timer per line.
+func (s *Server) expireInputs() {
+	now := s.now()
+	for _, viewers := range s.hub.snapshot() {
+		for _, c := range viewers {
+			c.expireInput(now)
+		}
 	}
 }
 
@@ -53,8 +66,13 @@ func (s *Server) checkLeases(ctx context.Context) {
 	for start := 0; start < len(sessions); start += watchdogBatch {
 		batch := sessions[start:min(start+watchdogBatch, len(sessions))]
 		keys := make([]store.SessionKey, len(batch))
+		// The fences known before the read: if the lease is gone, every
+		// one of them is dead. (One learnt after the read may be a new
+		// owner's.)
+		known := make([]int64, len(batch))
 		for i, sess := range batch {
 			keys[i] = sess.key
+			known[i] = sess.knownFence()
 		}
 		states, err := s.st.GetLeases(ctx, keys)
 		if err != nil {
@@ -65,6 +83,13 @@ func (s *Server) checkLeases(ctx context.Context) {
 			return
 		}
 		for i, sess := range batch {
+			dead := known[i]
+			if states[i].Live {
+				dead = states[i].Lease.Fence - 1 // fences below the live one
+			}
+			for _, c := range snap[sess] {
+				c.inputLeaseGone(dead)
+			}
 			if s.needsFailover(ctx, sess, states[i].Lease, states[i].Live) {
 				s.failover(ctx, sess, snap[sess])
 			}
@@ -100,18 +125,24 @@ func (s *Server) needsFailover(ctx context.Context, sess *session, l store.Lease
 // the session's last status says it ended on purpose.
 func (s *Server) endedNormally(ctx context.Context, sess *session, after string) bool {
 	for range backlogPages {
-		entries, _, err := s.st.ReadOutput(ctx, sess.key, after, backlogPage)
+		page, err := s.st.ReadBacklog(ctx, sess.key, after, backlogPage)
 		if err != nil {
 			s.m.redisErrors.Inc()
 			return true // unknown: do not restart on a guess
 		}
-		for _, o := range entries {
+		if page.Reset {
+			// The stream lost the entries after its newest (see
+			// writer.lostPosition): what it holds from its start is what
+			// is known, and its last status is the one that counts.
+			sess.rewind("")
+		}
+		for _, o := range page.Entries {
 			sess.observe(o)
 		}
-		if len(entries) < backlogPage {
+		if len(page.Entries) < backlogPage {
 			break
 		}
-		after = entries[len(entries)-1].ID
+		after = page.Entries[len(page.Entries)-1].ID
 	}
 	sess.mu.Lock()
 	defer sess.mu.Unlock()

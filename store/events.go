@@ -16,23 +16,24 @@ const EventVersion = 1
 
 // Lifecycle event types. Ops filter on them; add, never rename.
 const (
-	EvSessionStarting   = "trellis.session.starting"   // a worker took the lease and is dialling
-	EvSessionStarted    = "trellis.session.started"    // the game connection is up
-	EvSessionReattached = "trellis.session.reattached" // a viewer came back to a running session
-	EvSessionDetached   = "trellis.session.detached"   // a viewer left
-	EvSessionIdle       = "trellis.session.idle"       // the last viewer left: the idle grace runs
-	EvSessionRestarting = "trellis.session.restarting" // the game connection failed: backoff, redial
-	EvSessionEnded      = "trellis.session.ended"      // the session is over (reason in data)
-	EvSessionFailed     = "trellis.session.failed"     // gave up after too many failures
-	EvSessionFailover   = "trellis.session.failover"   // started on a new worker after the old owner died
-	EvLeaseLost         = "trellis.lease.lost"         // a worker lost a lease it held
-	EvWorkerStarted     = "trellis.worker.started"
-	EvWorkerDraining    = "trellis.worker.draining"
-	EvWorkerStopped     = "trellis.worker.stopped"
-	EvWorkerSelfFenced  = "trellis.worker.self_fenced"  // could not renew leases in time: stopped all sessions
-	EvControlDeadLetter = "trellis.control.dead_letter" // a control entry kept failing
-	EvEdgeStarted       = "trellis.edge.started"
-	EvEdgeStopped       = "trellis.edge.stopped"
+	EvSessionStarting    = "trellis.session.starting"     // a worker took the lease and is dialling
+	EvSessionStarted     = "trellis.session.started"      // the game connection is up
+	EvSessionReattached  = "trellis.session.reattached"   // a viewer came back to a running session
+	EvSessionDetached    = "trellis.session.detached"     // a viewer left
+	EvSessionIdle        = "trellis.session.idle"         // the last viewer left: the idle grace runs
+	EvSessionRestarting  = "trellis.session.restarting"   // the game connection failed: backoff, redial
+	EvSessionEnded       = "trellis.session.ended"        // the session is over (reason in data)
+	EvSessionFailed      = "trellis.session.failed"       // gave up after too many failures
+	EvSessionFailover    = "trellis.session.failover"     // started on a new worker after the old owner died
+	EvSessionGMCPTrimmed = "trellis.session.gmcp_trimmed" // the game's GMCP state hit its bound; oldest packages forgotten (once per session)
+	EvLeaseLost          = "trellis.lease.lost"           // a worker lost a lease it held
+	EvWorkerStarted      = "trellis.worker.started"
+	EvWorkerDraining     = "trellis.worker.draining"
+	EvWorkerStopped      = "trellis.worker.stopped"
+	EvWorkerSelfFenced   = "trellis.worker.self_fenced"  // could not renew leases in time: stopped all sessions
+	EvControlDeadLetter  = "trellis.control.dead_letter" // a control entry kept failing
+	EvEdgeStarted        = "trellis.edge.started"
+	EvEdgeStopped        = "trellis.edge.stopped"
 )
 
 // Event is the one envelope of the lifecycle log (CloudEvents-like).

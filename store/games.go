@@ -49,6 +49,10 @@ type Game struct {
 // "password for alice: ").
 const DefaultPasswordPrompt = `(?i)\b(pass(word|phrase|wd)?|pin)\b[^\n]{0,40}[:?>]\s*$`
 
+// maxPasswordPrompt bounds Game.PasswordPrompt: the pattern runs against
+// every prompt the game prints.
+const maxPasswordPrompt = 256
+
 // Addr is the game's host:port.
 func (g Game) Addr() string { return net.JoinHostPort(g.Host, fmt.Sprint(g.Port)) }
 
@@ -87,6 +91,13 @@ func (g Game) Validate() error {
 	if g.Charset != "" {
 		if enc, err := ianaindex.IANA.Encoding(g.Charset); err != nil || enc == nil {
 			errs = append(errs, fmt.Errorf("charset %q: not a known IANA charset name", g.Charset))
+		}
+	}
+	if len(g.PasswordPrompt) > maxPasswordPrompt {
+		errs = append(errs, fmt.Errorf("password_prompt: %d bytes, want at most %d", len(g.PasswordPrompt), maxPasswordPrompt))
+	} else if g.PasswordPrompt != "" {
+		if _, err := regexp.Compile(g.PasswordPrompt); err != nil {
+			errs = append(errs, fmt.Errorf("password_prompt %q: not an RE2 regular expression: %w", g.PasswordPrompt, err))
 		}
 	}
 	if len(errs) > 0 {

@@ -286,3 +286,43 @@ func TestParseGamesRejectsUnknownFields(t *testing.T) {
 		t.Errorf("oversized file: %v", err)
 	}
 }
+
+func TestGamePasswordPromptValidated(t *testing.T) {
+	t.Parallel()
+	for name, prompt := range map[string]string{
+		"empty (the default)": "",
+		"the default":         DefaultPasswordPrompt,
+		"256 bytes":           strings.Repeat("a", 256),
+		"simple":              `(?i)secret word:\s*$`,
+	} {
+		g := dune()
+		g.PasswordPrompt = prompt
+		if err := g.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, prompt := range map[string]string{
+		"unbalanced":      `(password`,
+		"perl lookahead":  `pass(?=word)`,
+		"backreference":   `(a)\1`,
+		"257 bytes":       strings.Repeat("a", 257),
+		"bad repeat":      `a{2,1}`,
+		"long and broken": strings.Repeat("(", 300),
+	} {
+		g := dune()
+		g.PasswordPrompt = prompt
+		err := g.Validate()
+		if err == nil {
+			t.Errorf("%s: %q accepted", name, prompt)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, `game "dune"`) || !strings.Contains(msg, "password_prompt") {
+			t.Errorf("%s: error does not name the game and the field: %v", name, err)
+		}
+	}
+	// A games file with a broken prompt is refused as a whole.
+	_, err := ParseGames(strings.NewReader(`[{"id":"a","name":"A","host":"h","port":1,"password_prompt":"(x"}]`))
+	if err == nil || !strings.Contains(err.Error(), "password_prompt") {
+		t.Errorf("ParseGames with a broken prompt: %v", err)
+	}
+}

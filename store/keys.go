@@ -41,6 +41,18 @@ func (k SessionKey) outKey() string     { return k.tag() + ":out" }
 func (k SessionKey) gmcpKey() string    { return k.tag() + ":gmcp" }
 func (k SessionKey) sessionKey() string { return k.tag() + ":session" }
 
+// outMetaKey and outMarksKey hold the byte bound of the output stream (see
+// lua/output_bound.lua); they live and expire with the stream.
+func (k SessionKey) outMetaKey() string  { return k.tag() + ":outmeta" }
+func (k SessionKey) outMarksKey() string { return k.tag() + ":outmarks" }
+
+// transcriptKeys are the keys of a session that a lease renewal keeps for
+// the transcript TTL: the output stream with its byte count, the GMCP state
+// and the session record.
+func (k SessionKey) transcriptKeys() []string {
+	return []string{k.outKey(), k.outMetaKey(), k.outMarksKey(), k.gmcpKey(), k.sessionKey()}
+}
+
 // OutputChannel is the pub/sub channel carrying the session's live output.
 // It has the same name as the output stream (channels and keys do not share
 // a namespace), so it hashes to the same slot for sharded pub/sub.

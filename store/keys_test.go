@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -51,9 +52,14 @@ func TestKeysOfHostileUsersKeepTheirShape(t *testing.T) {
 				t.Errorf("tag of %q: %q has braces besides the outer ones", user, tag)
 			}
 			inner := hashTag(k.leaseKey())
-			for _, key := range []string{k.fenceKey(), k.outKey(), k.gmcpKey(), k.sessionKey(), k.OutputChannel()} {
+			for _, key := range append([]string{k.fenceKey(), k.OutputChannel()}, k.transcriptKeys()...) {
 				if hashTag(key) != inner {
 					t.Errorf("%q: key %q hashes on %q, lease on %q", user, key, hashTag(key), inner)
+				}
+			}
+			for _, key := range []string{k.outMetaKey(), k.outMarksKey()} {
+				if !strings.HasPrefix(key, tag+":") || strings.Count(key, "{") != 1 || strings.Count(key, "}") != 1 {
+					t.Errorf("%q: key %q is not under the tag %q", user, key, tag)
 				}
 			}
 			if strings.ContainsAny(inner, " \t\n{}") {
@@ -120,7 +126,7 @@ func TestEscapeRoundTrip(t *testing.T) {
 // and output: what goes in comes out unchanged and separate.
 func TestHostileUsersThroughRedis(t *testing.T) {
 	t.Parallel()
-	s, _ := newStore(t)
+	s, rdb := newStore(t)
 	ctx := testContext(t)
 	for _, user := range hostileIDs {
 		k := SessionKey{User: user, Game: "dune"}
@@ -158,6 +164,9 @@ func TestHostileUsersThroughRedis(t *testing.T) {
 		out, _, err := s.ReadOutput(ctx, k, "", 10)
 		if err != nil || len(out) != 1 || out[0].Text != user {
 			t.Errorf("output of %q: %+v, %v", user, out, err)
+		}
+		if n, st := rdb.HGet(ctx, k.outMetaKey(), "bytes").Val(), streamStats(t, rdb, k); n != fmt.Sprint(st.counted) {
+			t.Errorf("byte count of %q: %s, its stream counts %d", user, n, st.counted)
 		}
 	}
 	if len(list) != len(hostileIDs) {

@@ -29,47 +29,6 @@ type Lease struct {
 	// increments it.
 }
 
-// Lua scripts. Each touches only keys of one hash tag, so they run
-// unchanged on Redis Cluster. Time comes from the caller (milliseconds) to
-// keep scripts deterministic for replication.
-var (
-	// KEYS: lease, fence. ARGV: owner, session, ttl ms, now ms.
-	// Returns {1, fence} when acquired, {0, fence, owner, session} when held.
-	acquireScript = redis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 'owner', 'fence', 'session')
-if cur[1] then
-  return {0, tonumber(cur[2]), cur[1], cur[3]}
-end
-local fence = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'session', ARGV[2], 'fence', fence, 'acquired', ARGV[4], 'renewed', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {1, fence}
-`)
-	// KEYS: lease, then the session's keys to keep (out, gmcp, session).
-	// ARGV: owner, fence, ttl ms, now ms, keep ms (0: leave them).
-	// Returns 1 or 0.
-	renewScript = redis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 'owner', 'fence')
-if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
-  redis.call('HSET', KEYS[1], 'renewed', ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  if ARGV[5] ~= '0' then
-    for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
-  end
-  return 1
-end
-return 0
-`)
-	// KEYS: lease. ARGV: owner, fence. Returns 1 when deleted.
-	releaseScript = redis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 'owner', 'fence')
-if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`)
-)
-
 // AcquireLease takes the lease of key for owner if nobody holds a live one.
 // On success the returned lease carries a fence greater than any earlier
 // fence of key. If the lease is held, the live holder's lease is returned
@@ -115,8 +74,8 @@ func (s *Store) RenewLease(ctx context.Context, l Lease, ttl time.Duration) erro
 // leases that were lost (each must stop its session), and an error when the
 // round trip itself failed, in which case nothing is known about any lease.
 //
-// Each renewal also keeps the session's transcript, GMCP state and session
-// record for keep beyond now (0: leaves their expiry alone). So a worker
+// Each renewal also keeps the session's transcript (the output stream and
+// its byte count), GMCP state and session record for keep beyond now (0: leaves their expiry alone). So a worker
 // that dies without cleaning up leaves nothing in Redis for longer than
 // keep after its last renewal: there is no key without an expiry to leak.
 func (s *Store) RenewLeases(ctx context.Context, leases []Lease, ttl, keep time.Duration) (lost []Lease, err error) {
@@ -127,7 +86,7 @@ func (s *Store) RenewLeases(ctx context.Context, leases []Lease, ttl, keep time.
 	ms, keepMS := ttl.Milliseconds(), keep.Milliseconds()
 	cmds, err := s.evalBatch(ctx, renewScript, len(leases), func(i int) ([]string, []any) {
 		l := leases[i]
-		return []string{l.Key.leaseKey(), l.Key.outKey(), l.Key.gmcpKey(), l.Key.sessionKey()},
+		return append([]string{l.Key.leaseKey()}, l.Key.transcriptKeys()...),
 			[]any{l.Owner, l.Fence, ms, now, keepMS}
 	})
 	if err != nil {

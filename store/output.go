@@ -1,10 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,9 +68,20 @@ type Output struct {
 // live lease's: the writer lost ownership and must stop.
 var ErrStaleFence = errors.New("stale fence")
 
-// appendScript appends one entry to a session's output stream, trimmed to
-// about ARGV[1] entries, publishes it on the session's channel as
-// "<id> <json>", and, for GMCP, remembers it as the package's last message.
+// OutputEntryOverhead is what the byte bound of an output stream counts
+// for each entry besides its payload (the entry's JSON): about what Redis
+// spends on an entry's id, header and share of its stream node, rounded up.
+// With it, a stream bounded to 1 MiB holds at most 16,384 entries however
+// small they are.
+const OutputEntryOverhead = 64
+
+// The append script (lua/append.lua) appends one entry to a session's output
+// stream and publishes it on the session's channel as "<id> <json>"; for
+// GMCP it remembers the entry as the package's last message, and it forgets
+// the packages the entry's DropGMCP names. The stream is bounded in entries
+// (MAXLEN ~, a backstop) and in bytes (lua/output_bound.lua: payload plus
+// OutputEntryOverhead per entry, at most the store's output max bytes).
+//
 // It refuses writes whose fence is not the live lease's; fence 0 is an
 // unfenced write, allowed only while nobody holds the lease (a controller
 // reporting a session it could not start).
@@ -76,33 +90,10 @@ var ErrStaleFence = errors.New("stale fence")
 // in the lease hash (which lives and dies with the fence). An entry whose
 // number is not above it was written already, by a round trip whose reply
 // was lost (Redis went away after applying it): it is acknowledged as DUP
-// and not written twice.
+// and not written twice (nor are its GMCP packages dropped twice).
 //
 // A status entry also sets the state of the session record, if the record
 // is this fence's (so `trellis sessions` shows what the player sees).
-//
-// KEYS: out, lease, gmcp, session. ARGV: maxlen, fence, payload, gmcp
-// package or "", seq, status state or "", now ms.
-var appendScript = redis.NewScript(`
-local lease = redis.call('HMGET', KEYS[2], 'fence', 'seq')
-local f = lease[1]
-if ARGV[2] == '0' then
-  if f then return redis.error_reply('STALE lease is held') end
-elseif f ~= ARGV[2] then
-  return redis.error_reply('STALE fence')
-elseif ARGV[5] ~= '0' then
-  if tonumber(ARGV[5]) <= tonumber(lease[2] or '0') then return redis.status_reply('DUP') end
-  redis.call('HSET', KEYS[2], 'seq', ARGV[5])
-end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'v', ARGV[3])
-local msg = id .. ' ' .. ARGV[3]
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[4], msg) end
-if ARGV[6] ~= '' and redis.call('HGET', KEYS[4], 'fence') == ARGV[2] then
-  redis.call('HSET', KEYS[4], 'state', ARGV[6], 'updated', ARGV[7])
-end
-redis.call('PUBLISH', KEYS[1], msg)
-return id
-`)
 
 // Append is one output entry to write for a session.
 type Append struct {
@@ -159,8 +150,14 @@ func (s *Store) AppendOutputs(ctx context.Context, batch []Append) ([]AppendResu
 		case OutStatus:
 			state = a.Out.State
 		}
-		return []string{a.Key.outKey(), a.Key.leaseKey(), a.Key.gmcpKey(), a.Key.sessionKey()},
-			[]any{s.outputMaxLen, a.Out.Fence, payloads[i], pkg, a.Out.Seq, state, now}
+		k := a.Key
+		args := make([]any, 0, 9+len(a.Out.DropGMCP))
+		args = append(args, s.outputMaxLen, a.Out.Fence, payloads[i], pkg, a.Out.Seq, state, now,
+			s.outputMaxBytes, OutputEntryOverhead)
+		for _, p := range a.Out.DropGMCP {
+			args = append(args, p)
+		}
+		return []string{k.outKey(), k.leaseKey(), k.gmcpKey(), k.sessionKey(), k.outMetaKey(), k.outMarksKey()}, args
 	})
 	if err != nil {
 		return nil, fmt.Errorf("append %d output entries: %w", len(batch), err)
@@ -180,6 +177,57 @@ func (s *Store) AppendOutputs(ctx context.Context, batch []Append) ([]AppendResu
 		res[i] = AppendResult{ID: id, Err: err}
 	}
 	return res, nil
+}
+
+// ErrFenceNotIssued is returned by AppendLostGap for a fence the session
+// never issued (0 or less, or above its fence counter).
+var ErrFenceNotIssued = errors.New("fence was never issued")
+
+// AppendLostGap records that a writer which lost its lease (it expired, or
+// the worker fenced itself while Redis was away) discarded lostBytes of
+// output it could not write. The worker calls it once Redis answers again.
+//
+// The entry is {k: gap, f: fence, w: worker, t: "<n> bytes of output were
+// lost ..."} with no sequence number, so it cannot collide with any fence's
+// de-duplication; it is published on the output channel like any entry and
+// counts toward the stream's byte bound. It is refused (ErrFenceNotIssued)
+// unless 0 < fence <= the session's fence counter: the writer must have
+// owned the session once. It needs no live lease.
+//
+// When the output stream no longer exists (its transcript expired) nothing
+// is written and the id is "": there is no transcript to mark, and a stream
+// created here would have no expiry.
+//
+// It is not idempotent: a retry after a reply that was lost may write the
+// marker twice. That is harmless (two notices of the same loss), so callers
+// may simply retry.
+func (s *Store) AppendLostGap(ctx context.Context, key SessionKey, fence int64, worker string, lostBytes int64) (id string, err error) {
+	if fence <= 0 {
+		return "", fmt.Errorf("lost gap %s fence %d: %w", key, fence, ErrFenceNotIssued)
+	}
+	if lostBytes < 0 {
+		return "", fmt.Errorf("lost gap %s: %d bytes lost, want 0 or more", key, lostBytes)
+	}
+	o := Output{
+		Kind: OutGap, Fence: fence, Worker: worker, Time: s.now().UnixMilli(),
+		Text: fmt.Sprintf("%d bytes of output were lost when the server holding this game lost its connection to Redis", lostBytes),
+	}
+	b, err := json.Marshal(o)
+	if err != nil {
+		return "", fmt.Errorf("encode lost gap for %s: %w", key, err)
+	}
+	id, err = lostGapScript.Run(ctx, s.rdb,
+		[]string{key.outKey(), key.fenceKey(), key.outMetaKey(), key.outMarksKey()},
+		s.outputMaxLen, fence, string(b), s.outputMaxBytes, OutputEntryOverhead).Text()
+	switch {
+	case isNil(err):
+		return "", nil
+	case err != nil && strings.HasPrefix(err.Error(), "NOFENCE"):
+		return "", fmt.Errorf("lost gap %s: %s: %w", key, strings.TrimPrefix(err.Error(), "NOFENCE "), ErrFenceNotIssued)
+	case err != nil:
+		return "", fmt.Errorf("lost gap %s: %w", key, err)
+	}
+	return id, nil
 }
 
 // ParseOutputMessage decodes a message received on a session's output
@@ -207,39 +255,111 @@ func decodeOutput(m redis.XMessage) (Output, error) {
 	return o, nil
 }
 
-// ReadOutput returns up to count entries after the id after (exclusive; ""
-// or "0" for the start of the kept backlog). gap reports that after is
-// older than the oldest entry still kept: entries between were trimmed (or
-// the whole transcript expired), and the reader should say so.
-func (s *Store) ReadOutput(ctx context.Context, key SessionKey, after string, count int64) (entries []Output, gap bool, err error) {
-	start := "-"
-	resumed := after != "" && after != "0" && after != "0-0"
-	if resumed {
-		start = "(" + after
-	}
+// OutputPage is one read of a session's output stream after a position.
+type OutputPage struct {
+	Entries []Output
+	Gap     bool // entries between after and the first entry returned are no longer kept
+	Reset   bool // after is not a position of this stream (not a valid id, or newer than its newest entry): Entries start at the oldest kept entry and the reader must forget after
+}
+
+// ReadBacklog returns up to count entries after the position after
+// (exclusive), and what the reader must know about that position:
+//
+//   - after "", "0" or "0-0": no position; Entries start at the oldest kept
+//     entry, neither Gap nor Reset.
+//   - after a valid id (ValidStreamID) at or before the newest entry: the
+//     entries that follow it; Gap when after is older than the oldest entry
+//     kept (entries between were trimmed). A position just before the
+//     oldest kept entry also reports Gap: the stream does not remember which
+//     ids it trimmed.
+//   - after not a valid id, or newer than the newest entry (a position from
+//     another Redis, or from a stream that was lost and started again):
+//     Reset, with Entries from the oldest kept entry. Gap is false: nothing
+//     is known about what lay between.
+//   - a stream with no entries (its transcript expired, or none was ever
+//     written) and a valid after: Gap and no entries, unless after is ahead
+//     of the Redis server's clock, so that the entries written from now on
+//     would sort before it: then Reset.
+//
+// No id Redis would reject is ever sent to it: the exclusive start is
+// computed here. It is one round trip (XRANGE - + COUNT 1, XREVRANGE + -
+// COUNT 1 and the read itself, pipelined); only the rare answers cost a
+// second: a Reset for a position newer than the newest entry (the read from
+// the start), and an empty stream (the server's clock).
+func (s *Store) ReadBacklog(ctx context.Context, key SessionKey, after string, count int64) (OutputPage, error) {
+	var page OutputPage
+	out := key.outKey()
+	fresh := after == "" || after == "0" || after == "0-0"
+	pos, valid := parseStreamID(after)
+	resumed := !fresh && valid
+	page.Reset = !fresh && !valid
+
 	pipe := s.rdb.Pipeline()
-	var first *redis.XMessageSliceCmd
-	if resumed { // the oldest kept entry tells whether after was trimmed
-		first = pipe.XRangeN(ctx, key.outKey(), "-", "+", 1)
+	var oldest, newest, rng *redis.XMessageSliceCmd
+	if resumed {
+		oldest = pipe.XRangeN(ctx, out, "-", "+", 1)
+		newest = pipe.XRevRangeN(ctx, out, "+", "-", 1)
+		if start, ok := pos.next(); ok {
+			rng = pipe.XRangeN(ctx, out, start.String(), "+", count)
+		}
+	} else {
+		rng = pipe.XRangeN(ctx, out, "-", "+", count)
 	}
-	rng := pipe.XRangeN(ctx, key.outKey(), start, "+", count)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, false, fmt.Errorf("read output %s after %s: %w", key, after, err)
+		return OutputPage{}, fmt.Errorf("read output %s after %.60q: %w", key, after, err)
+	}
+	var msgs []redis.XMessage
+	if rng != nil {
+		msgs = rng.Val()
 	}
 	if resumed {
-		f := first.Val()
-		gap = len(f) == 0 || compareIDs(after, f[0].ID) < 0
+		first, last := oldest.Val(), newest.Val()
+		switch {
+		case len(last) == 0:
+			now, err := s.rdb.Time(ctx).Result()
+			if err != nil {
+				return OutputPage{}, fmt.Errorf("read output %s: server time: %w", key, err)
+			}
+			if ms := now.UnixMilli(); ms >= 0 && pos.ms > uint64(ms) {
+				page.Reset = true
+			} else {
+				page.Gap = true
+			}
+			msgs = nil
+		case pos.compare(mustParseID(last[0].ID)) > 0:
+			page.Reset = true
+			var err error
+			if msgs, err = s.rdb.XRangeN(ctx, out, "-", "+", count).Result(); err != nil {
+				return OutputPage{}, fmt.Errorf("read output %s from the start: %w", key, err)
+			}
+		default:
+			page.Gap = pos.compare(mustParseID(first[0].ID)) < 0
+		}
 	}
-	msgs := rng.Val()
-	entries = make([]Output, 0, len(msgs))
+	page.Entries = make([]Output, 0, len(msgs))
 	for _, m := range msgs {
 		o, err := decodeOutput(m)
 		if err != nil {
 			continue // an entry nobody can read is skipped, not fatal to the resume
 		}
-		entries = append(entries, o)
+		page.Entries = append(page.Entries, o)
 	}
-	return entries, gap, nil
+	return page, nil
+}
+
+// ReadOutput returns up to count entries after the id after (exclusive; ""
+// or "0" for the start of the kept backlog). gap reports that the entries
+// do not follow after: entries between were trimmed (or the whole
+// transcript expired), or after is not a position of the stream at all
+// (ReadBacklog's Reset, with entries from the oldest kept one). It is
+// ReadBacklog for callers that do not tell the two apart; an after that is
+// not a valid id is a gap, not an error.
+func (s *Store) ReadOutput(ctx context.Context, key SessionKey, after string, count int64) (entries []Output, gap bool, err error) {
+	page, err := s.ReadBacklog(ctx, key, after, count)
+	if err != nil {
+		return nil, false, err
+	}
+	return page.Entries, page.Gap || page.Reset, nil
 }
 
 // LastOutputID returns the id of the newest output entry ("" if none).
@@ -291,8 +411,12 @@ func (s *Store) GMCPState(ctx context.Context, key SessionKey) ([]Output, error)
 // (RenewLeases), so the keys outlive a running session but never a dead
 // worker by more than keep.
 func (s *Store) KeepTranscript(ctx context.Context, key SessionKey, keep time.Duration) error {
-	pipe := s.rdb.Pipeline()
+	// One transaction (all keys share the session's slot): the stream and
+	// its byte count never end up with different expiries.
+	pipe := s.rdb.TxPipeline()
 	pipe.PExpire(ctx, key.outKey(), keep)
+	pipe.PExpire(ctx, key.outMetaKey(), keep)
+	pipe.PExpire(ctx, key.outMarksKey(), keep)
 	pipe.PExpire(ctx, key.gmcpKey(), keep)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("keep transcript %s: %w", key, err)
@@ -303,10 +427,13 @@ func (s *Store) KeepTranscript(ctx context.Context, key SessionKey, keep time.Du
 // ExpireTranscript lets the session's transcript keys expire after ttl; a
 // worker calls it when a session ends, so ended sessions do not hold memory
 // forever but can still be replayed for a while. The GMCP state goes at once:
-// it describes a game connection that no longer exists.
+// it describes a game connection that no longer exists. The stream's byte
+// count (outmeta, outmarks) expires with the stream.
 func (s *Store) ExpireTranscript(ctx context.Context, key SessionKey, ttl time.Duration) error {
-	pipe := s.rdb.Pipeline()
+	pipe := s.rdb.TxPipeline()
 	pipe.PExpire(ctx, key.outKey(), ttl)
+	pipe.PExpire(ctx, key.outMetaKey(), ttl)
+	pipe.PExpire(ctx, key.outMarksKey(), ttl)
 	pipe.Del(ctx, key.gmcpKey())
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("expire transcript %s: %w", key, err)
@@ -353,3 +480,68 @@ func splitID(id string) (ms, seq uint64) {
 // CompareIDs orders two stream ids: -1 if a is older than b, 0 if equal, 1
 // if newer. Edges use it to drop messages they already sent.
 func CompareIDs(a, b string) int { return compareIDs(a, b) }
+
+// streamID is a parsed stream id.
+type streamID struct{ ms, seq uint64 }
+
+// ValidStreamID reports whether id is a stream id Redis would accept as a
+// position: "<ms>-<seq>", both decimal and within uint64. Edges check a
+// browser's resume position with it.
+func ValidStreamID(id string) bool {
+	_, ok := parseStreamID(id)
+	return ok
+}
+
+func parseStreamID(id string) (streamID, bool) {
+	a, b, ok := strings.Cut(id, "-")
+	if !ok {
+		return streamID{}, false
+	}
+	ms, ok1 := parseDecimal(a)
+	seq, ok2 := parseDecimal(b)
+	return streamID{ms, seq}, ok1 && ok2
+}
+
+// parseDecimal accepts only ASCII digits (no sign, no space), within uint64.
+func parseDecimal(s string) (uint64, bool) {
+	if s == "" || len(s) > 20 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil
+}
+
+// mustParseID parses an id Redis returned (always valid).
+func mustParseID(id string) streamID {
+	p, _ := parseStreamID(id)
+	return p
+}
+
+func (p streamID) String() string {
+	return strconv.FormatUint(p.ms, 10) + "-" + strconv.FormatUint(p.seq, 10)
+}
+
+func (p streamID) compare(q streamID) int {
+	switch {
+	case p.ms != q.ms:
+		return cmp.Compare(p.ms, q.ms)
+	default:
+		return cmp.Compare(p.seq, q.seq)
+	}
+}
+
+// next is the smallest id after p, false when p is the largest id there is.
+func (p streamID) next() (streamID, bool) {
+	switch {
+	case p.seq < math.MaxUint64:
+		return streamID{p.ms, p.seq + 1}, true
+	case p.ms < math.MaxUint64:
+		return streamID{p.ms + 1, 0}, true
+	}
+	return streamID{}, false
+}

@@ -2,10 +2,51 @@ package store
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+)
+
+// The Lua scripts live in lua/, one file each, every file naming its KEYS
+// and ARGV at its top. Each touches only keys of one hash tag, so they run
+// unchanged on Redis Cluster. Time comes from the caller (milliseconds) to
+// keep scripts deterministic for replication.
+var (
+	//go:embed lua/output_bound.lua
+	outputBoundLua string
+	//go:embed lua/append.lua
+	appendLua string
+	//go:embed lua/lost_gap.lua
+	lostGapLua string
+	//go:embed lua/acquire.lua
+	acquireLua string
+	//go:embed lua/renew.lua
+	renewLua string
+	//go:embed lua/release.lua
+	releaseLua string
+	//go:embed lua/delete_session.lua
+	deleteSessionLua string
+	//go:embed lua/set_viewers.lua
+	setViewersLua string
+)
+
+var (
+	// appendScript: see lua/append.lua (and output.go, AppendOutputs).
+	appendScript = redis.NewScript(outputBoundLua + appendLua)
+	// lostGapScript: see lua/lost_gap.lua (and output.go, AppendLostGap).
+	lostGapScript = redis.NewScript(outputBoundLua + lostGapLua)
+	// acquireScript: see lua/acquire.lua.
+	acquireScript = redis.NewScript(acquireLua)
+	// renewScript: see lua/renew.lua.
+	renewScript = redis.NewScript(renewLua)
+	// releaseScript: see lua/release.lua.
+	releaseScript = redis.NewScript(releaseLua)
+	// deleteSessionScript: see lua/delete_session.lua.
+	deleteSessionScript = redis.NewScript(deleteSessionLua)
+	// setViewersScript: see lua/set_viewers.lua.
+	setViewersScript = redis.NewScript(setViewersLua)
 )
 
 // evalBatch runs script once per item in one pipelined round trip. Scripts

@@ -42,16 +42,6 @@ func (s *Store) PutSession(ctx context.Context, si SessionInfo) error {
 	return nil
 }
 
-// deleteSessionScript removes a session record only if it is still the
-// caller's session (a newer owner may have replaced it).
-// KEYS: session. ARGV: session id.
-var deleteSessionScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'session') == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`)
-
 // DeleteSession removes the record of session id of key, unless a newer
 // session has replaced it.
 func (s *Store) DeleteSession(ctx context.Context, key SessionKey, session string) error {
@@ -66,16 +56,6 @@ func (s *Store) DeleteSession(ctx context.Context, key SessionKey, session strin
 	}
 	return nil
 }
-
-// setViewersScript sets a session record's viewer count, if the record is
-// still the given fence's (a newer owner's record is left alone).
-// KEYS: session. ARGV: fence, viewers, now ms.
-var setViewersScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'fence') == ARGV[1] then
-  return redis.call('HSET', KEYS[1], 'viewers', ARGV[2], 'updated', ARGV[3])
-end
-return -1
-`)
 
 // SetSessionViewers records how many viewers the session of fence has
 // now. (Its state follows the status entries written to the output stream.)

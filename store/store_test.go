@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 func validConfig() Config {
 	return Config{
 		URL: "redis://127.0.0.1:6379/0", DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second,
-		OutputMaxLen: 5000, EventsMaxAge: 168 * time.Hour, ControlMaxLen: 1_000_000,
+		OutputMaxLen: 20000, OutputMaxBytes: 1 << 20, EventsMaxAge: 168 * time.Hour, ControlMaxLen: 1_000_000,
 	}
 }
 
@@ -30,6 +31,7 @@ func TestConfigValidateNamesTheVariable(t *testing.T) {
 		"TRELLIS_REDIS_DIAL_TIMEOUT":     func(c *Config) { c.DialTimeout = 0 },
 		"TRELLIS_REDIS_READ_TIMEOUT":     func(c *Config) { c.ReadTimeout = -time.Second },
 		"TRELLIS_REDIS_OUTPUT_MAXLEN":    func(c *Config) { c.OutputMaxLen = 9 },
+		"TRELLIS_REDIS_OUTPUT_MAX_BYTES": func(c *Config) { c.OutputMaxBytes = 64<<10 - 1 },
 		"TRELLIS_REDIS_EVENTS_RETENTION": func(c *Config) { c.EventsMaxAge = time.Second },
 		"TRELLIS_REDIS_CONTROL_MAXLEN":   func(c *Config) { c.ControlMaxLen = 999 },
 	} {
@@ -278,5 +280,181 @@ func TestRedisKilledMidBlock(t *testing.T) {
 	}
 	if err := <-done; err == nil {
 		t.Error("blocked read returned no error when Redis died")
+	}
+}
+
+func TestClusterNodesAsURLs(t *testing.T) {
+	t.Parallel()
+	c := validConfig()
+	c.URL = "redis://alice:pw@10.0.0.1:7000, redis://alice:pw@10.0.0.2:7001/0,redis://alice:pw@[::1]:7002"
+	rdb, err := Connect(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	cluster, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		t.Fatalf("a list of URLs gave %T, want *redis.ClusterClient", rdb)
+	}
+	o := cluster.Options()
+	if strings.Join(o.Addrs, ",") != "10.0.0.1:7000,10.0.0.2:7001,[::1]:7002" || o.Username != "alice" || o.Password != "pw" || o.TLSConfig != nil {
+		t.Errorf("cluster options: addrs %q user %q password %q tls %v", o.Addrs, o.Username, o.Password, o.TLSConfig)
+	}
+
+	c.URL = "rediss://:pw@a.example:7000,rediss://:pw@b.example:7000?skip_verify=false"
+	c.Password = "override"
+	rdb, err = Connect(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if o := rdb.(*redis.ClusterClient).Options(); o.TLSConfig == nil || o.TLSConfig.ServerName != "" || o.Password != "override" {
+		t.Errorf("TLS cluster: tls %+v password %q; want TLS verifying each node's own name", o.TLSConfig, o.Password)
+	}
+
+	for name, url := range map[string]string{
+		"passwords differ": "redis://u:first-s3cret@h1:1,redis://u:second-s3cret@h2:1",
+		"users differ":     "redis://u1:s3cret@h1:1,redis://u2:s3cret@h2:1",
+		"TLS differs":      "rediss://:s3cret@h1:1,redis://:s3cret@h2:1",
+		"skip_verify":      "rediss://:s3cret@h1:1,rediss://:s3cret@h2:1?skip_verify=true",
+		"a database":       "redis://:s3cret@h1:1/0,redis://:s3cret@h2:1/3",
+		"a mix":            "redis://:s3cret@h1:1,h2:1",
+		"a unix socket":    "redis://:s3cret@h1:1,unix://:s3cret@/tmp/redis.sock",
+		"bad second URL":   "redis://:s3cret@h1:1/0,redis://u:s3cr@t@h2:%zz/0",
+		"bad scheme":       "redis://:s3cret@h1:1,http://:s3cret@h2:1",
+		"bare node junk":   "h1:1,:s3cret@h2:1",
+		"bare no port":     "h1:1,h2",
+		"bare one node":    "u:s3cret@h1:6379",
+	} {
+		c := validConfig()
+		c.URL = url
+		err := c.Validate()
+		if err == nil {
+			t.Errorf("%s: %q accepted", name, url)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "TRELLIS_REDIS_URL") {
+			t.Errorf("%s: %v does not name TRELLIS_REDIS_URL", name, err)
+		}
+		if strings.Contains(err.Error(), "s3c") {
+			t.Errorf("%s: the error shows a password: %v", name, err)
+		}
+		if _, err := Connect(c); err == nil || strings.Contains(err.Error(), "s3c") {
+			t.Errorf("%s: Connect: %v", name, err)
+		}
+	}
+}
+
+// TestRedisURLSecretsNeverShow: the second URL's password leaked through
+// the old parser's error (it redacted only the first URL's user info).
+// Neither any URL's password nor TRELLIS_REDIS_PASSWORD may appear in any
+// error: parsing, connecting or talking to a Redis that refuses them.
+func TestRedisURLSecretsNeverShow(t *testing.T) {
+	t.Parallel()
+	const envPassword = "env-pw-Zq81"
+	secrets := []string{"first-pw-Kx", "second-pw-Jy", envPassword}
+	check := func(what string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Errorf("%s: no error", what)
+			return
+		}
+		for _, s := range secrets {
+			if strings.Contains(err.Error(), s) {
+				t.Errorf("%s: the error shows %q: %v", what, s, err)
+			}
+		}
+	}
+	for _, url := range []string{
+		"redis://a:first-pw-Kx@h1:1/0,redis://b:second-pw-Jy@h2:bad/0",
+		"redis://a:first-pw-Kx@h1:1/0,redis://b:second-pw-Jy@[bad",
+		"redis://a:first-pw-Kx@h1:1/0,redis://b:second-pw-Jy@h2:1/0",
+		"redis://a:first-pw-Kx@h1:1/0?nonsense=1,redis://b:second-pw-Jy@h2:1/0",
+		"redis://a:first-pw-Kx@h1:bad/0",
+		"redis://a:first%2Dpw%2DKx@h1:bad/0",
+	} {
+		c := validConfig()
+		c.URL, c.Password = url, envPassword
+		check("Validate "+redactURL(url), c.Validate())
+		_, err := Connect(c)
+		check("Connect "+redactURL(url), err)
+		_, err = Open(c)
+		check("Open "+redactURL(url), err)
+	}
+
+	// A Redis that wants a password, given wrong ones.
+	srv := redistest.New(t, redistest.Options{})
+	ctx := testContext(t)
+	admin := srv.Client(t)
+	if err := admin.ConfigSet(ctx, "requirepass", "right-pw").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]Config{
+		"URL password":     {URL: "redis://:first-pw-Kx@" + srv.Addr + "/0"},
+		"URL user":         {URL: "redis://nobody:first-pw-Kx@" + srv.Addr + "/0"},
+		"PASSWORD setting": {URL: "redis://" + srv.Addr + "/0", Password: envPassword},
+		"closed port":      {URL: "redis://:first-pw-Kx@127.0.0.1:1/0", Password: envPassword},
+	} {
+		c.DialTimeout, c.ReadTimeout = time.Second, time.Second
+		s, err := Open(c)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		check(name+": Ping", s.Ping(ctx))
+		s.Close()
+	}
+	s, err := Open(Config{URL: "redis://" + srv.Addr + "/0", Password: "right-pw", DialTimeout: time.Second, ReadTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping with the right password: %v", err)
+	}
+}
+
+func TestRedactErr(t *testing.T) {
+	t.Parallel()
+	base := fmt.Errorf("dial redis://bob:pa%%40ss@h:1 (password pa@ss): %w", context.DeadlineExceeded)
+	err := redactErr(base, "", "pa@ss", "bob:pa%40ss", "pa%40ss")
+	if msg := err.Error(); strings.Contains(msg, "pa@ss") || strings.Contains(msg, "pa%40ss") || strings.Contains(msg, "bob") ||
+		msg != "dial redis://xxxxx@h:1 (password xxxxx): context deadline exceeded" {
+		t.Errorf("redacted: %q", msg)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Error("the redacted error no longer matches its cause")
+	}
+	if errors.Unwrap(err) != nil {
+		t.Error("the redacted error unwraps to the unredacted one")
+	}
+	plain := errors.New("nothing secret")
+	if redactErr(plain, "pw") != plain || redactErr(nil, "pw") != nil {
+		t.Error("an error without secrets was changed")
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Shared(t)
+	if got := New(srv.Client(t)).Endpoints(); strings.Join(got, ",") != srv.Addr {
+		t.Errorf("single node: %v, want [%s]", got, srv.Addr)
+	}
+	for url, want := range map[string]string{
+		"redis://u:pw@10.0.0.1:7000/2":                          "10.0.0.1:7000",
+		"redis://redis.internal":                                "redis.internal:6379",
+		"redis://u:pw@10.0.0.1:7000,redis://u:pw@10.0.0.2:7001": "10.0.0.1:7000,10.0.0.2:7001",
+		"10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:7002":             "10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:7002",
+		"unix:///run/redis.sock":                                "",
+	} {
+		c := validConfig()
+		c.URL = url
+		s, err := Open(c)
+		if err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		if got := strings.Join(s.Endpoints(), ","); got != want {
+			t.Errorf("%s: endpoints %q, want %q", url, got, want)
+		}
+		s.Close()
 	}
 }

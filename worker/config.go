@@ -3,7 +3,10 @@ package worker
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/trellis-mud/trellis/internal/dialguard"
 )
 
 // Config is a worker's configuration, read from the environment with the
@@ -50,6 +53,12 @@ type Config struct {
 	// the previous one waits for the game's next prompt to show whether it
 	// was a password, before it is recorded redacted.
 	TypeAheadHold time.Duration `envconfig:"TYPEAHEAD_HOLD" default:"5s" desc:"how long a typed-ahead line's transcript record waits for the next prompt (then it is recorded redacted)"`
+	// MaxSubneg caps one telnet subnegotiation (a GMCP message, say) as
+	// received; longer blocks are dropped.
+	MaxSubneg int `envconfig:"MAX_SUBNEG" default:"65536" desc:"bytes of one telnet subnegotiation (GMCP, MSSP...) kept; longer ones are dropped"`
+	// GameWriteQueue bounds bytes waiting for a game that does not read;
+	// past it the connection is dropped and redialled.
+	GameWriteQueue int `envconfig:"GAME_WRITE_QUEUE" default:"262144" desc:"bytes queued for a game that does not read before its connection is dropped"`
 }
 
 // Defaults; they match the default tags above.
@@ -74,6 +83,11 @@ const (
 	DefaultClientVersion = "1.0"
 	DefaultViewerCheck   = 10 * time.Second
 	DefaultCloseTimeout  = 5 * time.Second
+	DefaultGMCPPackages  = 64
+	DefaultGMCPBytes     = 128 << 10
+	DefaultTypeAheadHold = 5 * time.Second
+	DefaultMaxSubneg     = 64 << 10
+	DefaultWriteQueue    = 256 << 10
 )
 
 // SetDefaults fills zero fields with the defaults, and Name with the host
@@ -119,6 +133,11 @@ func (c *Config) SetDefaults() {
 	}
 	setDur(&c.ViewerCheck, DefaultViewerCheck)
 	setDur(&c.CloseTimeout, DefaultCloseTimeout)
+	setInt(&c.GMCPMaxPackages, DefaultGMCPPackages)
+	setInt(&c.GMCPMaxBytes, DefaultGMCPBytes)
+	setDur(&c.TypeAheadHold, DefaultTypeAheadHold)
+	setInt(&c.MaxSubneg, DefaultMaxSubneg)
+	setInt(&c.GameWriteQueue, DefaultWriteQueue)
 }
 
 // Validate reports the first setting that cannot work, naming its
@@ -148,6 +167,11 @@ func (c *Config) Validate() error {
 		{c.BackoffMax < c.BackoffMin, "BACKOFF_MAX", c.BackoffMax, fmt.Sprintf("at least BACKOFF_MIN (%s)", c.BackoffMin)},
 		{c.ViewerCheck <= 0, "VIEWER_CHECK", c.ViewerCheck, "positive"},
 		{c.CloseTimeout <= 0, "CLOSE_TIMEOUT", c.CloseTimeout, "positive"},
+		{c.GMCPMaxPackages < 1, "GMCP_MAX_PACKAGES", c.GMCPMaxPackages, "at least 1"},
+		{c.MaxSubneg < 1024 || c.MaxSubneg > 16<<20, "MAX_SUBNEG", c.MaxSubneg, "between 1024 and 16777216"},
+		{c.GMCPMaxBytes < c.MaxSubneg, "GMCP_MAX_BYTES", c.GMCPMaxBytes, fmt.Sprintf("at least MAX_SUBNEG (%d: the largest GMCP message)", c.MaxSubneg)},
+		{c.GameWriteQueue < 4096, "GAME_WRITE_QUEUE", c.GameWriteQueue, "at least 4096"},
+		{c.TypeAheadHold < 100*time.Millisecond || c.TypeAheadHold > time.Minute, "TYPEAHEAD_HOLD", c.TypeAheadHold, "between 100ms and 1m"},
 	} {
 		if k.bad {
 			return fmt.Errorf("TRELLIS_WORKER_%s=%v: must be %s", k.name, k.val, k.want)
@@ -155,6 +179,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Name == "" {
 		return fmt.Errorf("TRELLIS_WORKER_NAME is empty")
+	}
+	if _, err := dialguard.ParsePrefixes(c.AllowNetworks); err != nil {
+		return fmt.Errorf("TRELLIS_WORKER_ALLOW_NETWORKS=%s: %w", strings.Join(c.AllowNetworks, ","), err)
 	}
 	return nil
 }

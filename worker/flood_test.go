@@ -17,6 +17,8 @@ import (
 // tiny here so the flood is many times what it may hold.
 func TestFloodLosesNothingWhileRedisIsHealthy(t *testing.T) {
 	e := newEnv(t, demogame.Config{})
+	// The stream must keep the whole flood for the count below.
+	e.st = store.New(e.rdb, store.WithOutputMaxBytes(64<<20))
 	cfg := testConfig()
 	cfg.FlushBytes = 4096
 	cfg.SessionBuffer = backpressureFactor * cfg.FlushBytes

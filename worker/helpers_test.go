@@ -48,6 +48,7 @@ func runChildWorker(url string) int {
 	w, err := New(Config{
 		Name: "child", LeaseTTL: ttl, ClaimMinIdle: 300 * time.Millisecond,
 		FlushDelay: time.Millisecond, DrainTimeout: time.Millisecond,
+		AllowNetworks: []string{"127.0.0.0/8"},
 	}, st, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -152,7 +153,69 @@ func testConfig() Config {
 		BackoffMin:   10 * time.Millisecond,
 		BackoffMax:   50 * time.Millisecond,
 		CloseTimeout: 2 * time.Second,
+		// Test games listen on loopback, which the dial guard refuses by
+		// default.
+		AllowNetworks: []string{"127.0.0.0/8", "::1/128"},
 	}
+}
+
+// fakeGame is a game server written by a test: each connection is handed
+// to serve on its own goroutine, which must return when the connection
+// fails (the server closes them all at clean-up).
+func (e *env) fakeGame(id string, serve func(net.Conn)) string {
+	e.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() { defer c.Close(); serve(c) })
+		}
+	})
+	e.t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	e.addGame(id, ln.Addr().String())
+	return ln.Addr().String()
+}
+
+// attachTo is attach for a game other than the demo.
+func (e *env) attachTo(user, game string) {
+	e.t.Helper()
+	_, err := e.st.PublishControl(e.ctx, store.Command{Type: store.CmdAttach, User: user, Game: game,
+		Viewer: "v1", Cols: 100, Rows: 30, Correlation: uuid.NewString()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// outputsOf reads the whole output stream of (user, game).
+func (e *env) outputsOf(user, game string) []store.Output {
+	e.t.Helper()
+	out, err := e.st.OutputRange(e.ctx, store.SessionKey{User: user, Game: game}, "-", "+", 100000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
 }
 
 // running is a worker started by a test.

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -51,7 +52,13 @@ func (w *Worker) renewLeases(ctx context.Context) error {
 			}
 		}
 		if budget <= 0 {
-			w.selfFence(live, start.Add(retry))
+			// The round itself is late: the previous renewal took most of
+			// the TTL (Redis slow to answer, the process starved of CPU).
+			// Say so: this path used to self-fence without a word.
+			late := time.Duration(start.UnixNano() - w.renewedAt.Load())
+			why := fmt.Sprintf("renewal round started %s after the last successful one (TTL %s)", late.Round(time.Millisecond), ttl)
+			w.log.Warn("lease renewal late", "leases", len(leases), "since_last", late, "ttl", ttl)
+			w.selfFence(live, start.Add(retry), why)
 			budget = retry
 		}
 		rctx, cancel := context.WithTimeout(ctx, budget)
@@ -73,11 +80,17 @@ func (w *Worker) renewLeases(ctx context.Context) error {
 		if err != nil {
 			w.m.redisErrors.WithLabelValues("renew_leases").Inc()
 			w.log.Warn("lease renewal failed", "leases", len(leases), "err", err)
-			w.selfFence(live, time.Now().Add(retry))
+			w.selfFence(live, time.Now().Add(retry), "lease renewal failed: "+err.Error())
 			t.Reset(retry)
 			continue
 		}
-		w.m.renewSeconds.Observe(time.Since(start).Seconds())
+		took := time.Since(start)
+		w.m.renewSeconds.Observe(took.Seconds())
+		if took > interval/2 {
+			// A slow renewal eats the margin before the next one: the
+			// warning comes before any self-fence it leads to.
+			w.log.Warn("lease renewal slow", "leases", len(leases), "took", took, "ttl", ttl)
+		}
 		w.renewedAt.Store(start.UnixNano())
 		w.fenced.Store(false)
 		gone := make(map[store.SessionKey]bool, len(lost))
@@ -87,34 +100,13 @@ func (w *Worker) renewLeases(ctx context.Context) error {
 		until := start.Add(ttl).UnixNano()
 		for _, s := range live {
 			if gone[s.key] {
-				w.leaseLost(s, "renewal refused: another owner or expired")
+				w.loseLease(s, endLeaseLost, "renewal refused: another owner or expired")
 			} else {
 				s.validUntil.Store(until)
 			}
 		}
 		t.Reset(interval)
 	}
-}
-
-// selfFence stops the sessions whose lease may be gone by deadline.
-func (w *Worker) selfFence(sessions []*session, deadline time.Time) {
-	n := 0
-	for _, s := range sessions {
-		if s.validUntil.Load() > deadline.UnixNano() || !s.lost.CompareAndSwap(false, true) {
-			continue
-		}
-		s.end.Store(int32(endSelfFence))
-		s.out.close()
-		w.endSession(s, endSelfFence)
-		n++
-	}
-	if n == 0 {
-		return
-	}
-	w.fenced.Store(true)
-	w.m.selfFences.Add(float64(n))
-	w.log.Error("self-fenced: lease renewal failed past the TTL; sessions stopped", "sessions", n)
-	w.event(store.EvWorkerSelfFenced, store.SessionKey{}, "", map[string]any{"sessions": n})
 }
 
 // subscribeInput subscribes to the worker's input channel and waits
@@ -171,7 +163,7 @@ func (w *Worker) applyInput(cmd store.Command) {
 	if cmd.Type == store.CmdGMCP {
 		sent = s.gmcp(cmd.Package, cmd.Data)
 	} else {
-		sent = s.input(cmd.Text)
+		sent = s.input(cmd.Text, cmd.Viewer, cmd.Seq)
 	}
 	if !sent {
 		w.m.inputDropped.WithLabelValues("not_connected").Inc()

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/trellis-mud/trellis/store"
 )
@@ -45,6 +47,12 @@ const entryOverhead = 48
 // make a single pipeline of unbounded size.
 const maxBatch = 4096
 
+// roundFlushes times FlushBytes bounds the bytes of one round trip; it is
+// shared equally among the sessions with output waiting (each gets at least
+// FlushBytes, the most one entry holds), so a round takes a bounded time in
+// Redis and a flood gets its share, not the whole round.
+const roundFlushes = 64
+
 // outbox is one session's pending output.
 type outbox struct {
 	mu       sync.Mutex
@@ -55,7 +63,10 @@ type outbox struct {
 	queued   bool   // on the flusher's dirty list
 	inflight bool   // entries taken by a write that has not returned
 	closed   bool   // the lease is lost: nothing more can be written
-	waiters  []chan struct{}
+	// discarded counts bytes dropped by close or pushed after it: output
+	// this writer can no longer store, for the gap left by AppendLostGap.
+	discarded int64
+	waiters   []chan struct{}
 	// roomCh is closed when the outbox shrinks to roomAt bytes; one
 	// reader per session waits on it.
 	roomCh chan struct{}
@@ -89,13 +100,36 @@ func entrySize(o *store.Output) int {
 }
 
 // push appends o and reports whether the session must be queued, and
-// whether the outbox is full enough to flush at once.
+// whether the outbox is full enough to flush at once. Text never makes an
+// entry above flushBytes: it is coalesced into the last entry only while
+// that fits, and text longer than that is cut into several entries (at a
+// line end, a character boundary and outside an escape sequence; see
+// splitText), so one Redis call never carries more than flushBytes of one
+// session's text.
 func (b *outbox) push(o store.Output, flushBytes, limit int) (queue, urgent bool, dropped int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
+		b.discarded += int64(entrySize(&o))
 		return false, false, 0
 	}
+	if o.Kind == store.OutText && len(o.Text) > flushBytes {
+		prompt := o.Prompt
+		for rest := o.Text; rest != ""; {
+			var part string
+			part, rest = splitText(rest, flushBytes)
+			b.pushLocked(store.Output{Kind: store.OutText, Text: part, Prompt: prompt && rest == ""}, flushBytes)
+		}
+	} else {
+		b.pushLocked(o, flushBytes)
+	}
+	dropped = b.trimLocked(limit)
+	queue = !b.queued
+	b.queued = true
+	return queue, b.bytes >= flushBytes, dropped
+}
+
+func (b *outbox) pushLocked(o store.Output, flushBytes int) {
 	n := len(b.pending)
 	if o.Kind == store.OutText && n > 0 && b.pending[n-1].Kind == store.OutText &&
 		!b.pending[n-1].Prompt && b.pending[n-1].Seq == 0 &&
@@ -107,14 +141,57 @@ func (b *outbox) push(o store.Output, flushBytes, limit int) (queue, urgent bool
 		b.pending[n-1].Text += o.Text
 		b.pending[n-1].Prompt = o.Prompt
 		b.bytes += len(o.Text)
-	} else {
-		b.pending = append(b.pending, o)
-		b.bytes += entrySize(&o)
+		return
 	}
-	dropped = b.trimLocked(limit)
-	queue = !b.queued
-	b.queued = true
-	return queue, b.bytes >= flushBytes, dropped
+	b.pending = append(b.pending, o)
+	b.bytes += entrySize(&o)
+}
+
+// splitText cuts the head of at most limit bytes off s: after the last
+// newline in the second half of that window if there is one, else at a
+// UTF-8 character boundary, and never inside an ANSI escape sequence (the
+// browser renders each entry's escapes on their own). max is at least 512
+// (FLUSH_BYTES is validated), far above the longest escape sequence kept.
+func splitText(s string, limit int) (head, rest string) {
+	if len(s) <= limit {
+		return s, ""
+	}
+	cut := limit
+	if i := strings.LastIndexByte(s[limit/2:limit], '\n'); i >= 0 {
+		return s[:limit/2+i+1], s[limit/2+i+1:]
+	}
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	// An ESC in the last 64 bytes whose sequence has not ended by the cut
+	// moves the cut before it. CSI ends with a byte in 0x40-0x7E after
+	// its parameters; a lone ESC or other sequences end at the next byte.
+	if e := strings.LastIndexByte(s[max(0, cut-64):cut], 0x1b); e >= 0 {
+		e += max(0, cut-64)
+		if !escapeEnds(s[e:cut]) && e > 0 {
+			cut = e
+		}
+	}
+	if cut == 0 {
+		cut = limit // no better place: a rune boundary cannot be further back than 3 bytes
+	}
+	return s[:cut], s[cut:]
+}
+
+// escapeEnds reports whether seq (starting with ESC) is complete.
+func escapeEnds(seq string) bool {
+	if len(seq) < 2 {
+		return false
+	}
+	if seq[1] != '[' {
+		return true
+	}
+	for i := 2; i < len(seq); i++ {
+		if c := seq[i]; c >= 0x40 && c <= 0x7e {
+			return true
+		}
+	}
+	return false
 }
 
 // markPrompt marks the text just pushed as a prompt. If that text was
@@ -152,10 +229,13 @@ func (b *outbox) trimLocked(limit int) int {
 	return dropped
 }
 
-// take removes up to max entries for a write, numbering them. Entries
-// given back by a failed write go first, with the numbers they had; then a
-// gap entry if output was lost; then the rest.
-func (b *outbox) take(fence int64, worker string, max int, dst []store.Output) (out []store.Output, gap int64, more bool) {
+// take removes up to max entries, and about maxBytes (always at least one
+// entry), for a write, numbering them. Entries given back by a failed write
+// go first, with the numbers they had; then a gap entry if output was
+// lost; then the rest. The byte bound is each session's share of one round
+// trip: a flooding session cannot fill a round with its own output while
+// its neighbours' keystroke echoes wait behind it.
+func (b *outbox) take(fence int64, worker string, max, maxBytes int, dst []store.Output) (out []store.Output, gap int64, more bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.queued = false
@@ -164,7 +244,8 @@ func (b *outbox) take(fence int64, worker string, max int, dst []store.Output) (
 		return dst, 0, false
 	}
 	b.inflight = true
-	i := 0
+	i, took := 0, 0
+	fits := func() bool { return max > 0 && (took == 0 || took+entrySize(&b.pending[i]) <= maxBytes) }
 	takeOne := func() {
 		o := b.pending[i]
 		if o.Seq == 0 {
@@ -172,12 +253,14 @@ func (b *outbox) take(fence int64, worker string, max int, dst []store.Output) (
 			o.Seq = b.seq
 		}
 		o.Fence = fence
-		b.bytes -= entrySize(&b.pending[i])
+		sz := entrySize(&b.pending[i])
+		b.bytes -= sz
+		took += sz
 		dst = append(dst, o)
 		i++
 		max--
 	}
-	for i < len(b.pending) && max > 0 && b.pending[i].Seq != 0 {
+	for i < len(b.pending) && b.pending[i].Seq != 0 && fits() {
 		takeOne()
 	}
 	if b.lost > 0 && max > 0 {
@@ -188,7 +271,7 @@ func (b *outbox) take(fence int64, worker string, max int, dst []store.Output) (
 			Text: fmt.Sprintf("%d bytes of output were lost while the server could not store them", gap)})
 		max--
 	}
-	for i < len(b.pending) && max > 0 {
+	for i < len(b.pending) && fits() {
 		takeOne()
 	}
 	rest := copy(b.pending, b.pending[i:])
@@ -245,14 +328,26 @@ func (b *outbox) wakeLocked() {
 	}
 }
 
-// close drops everything pending: the session can no longer write.
+// close drops everything pending: the session can no longer write. What
+// it drops, and what is pushed after it, is counted (discardedBytes) so the
+// worker can leave a gap entry for it once Redis lets it.
 func (b *outbox) close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !b.closed {
+		b.discarded += int64(b.bytes) + b.lost
+	}
 	b.closed = true
-	b.pending, b.bytes = nil, 0
+	b.pending, b.bytes, b.lost = nil, 0, 0
 	b.wakeLocked()
 	b.wakeRoomLocked()
+}
+
+// discardedBytes is what close dropped and what was pushed after it.
+func (b *outbox) discardedBytes() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.discarded
 }
 
 // drained returns nil if nothing is pending, else a channel closed when
@@ -385,14 +480,20 @@ func (f *flusher) flush(ctx context.Context) error {
 			takes []taken
 			again []*session
 		)
+		roundBytes := roundFlushes * f.w.cfg.FlushBytes
+		share := max(roundBytes/len(dirty), f.w.cfg.FlushBytes)
+		spent := 0
 		for i, s := range dirty {
-			if len(outs) >= maxBatch {
+			if len(outs) >= maxBatch || spent >= roundBytes {
 				again = append(again, dirty[i:]...)
 				break
 			}
 			from := len(outs)
 			var more bool
-			outs, _, more = s.out.take(s.lease.Fence, f.w.id, maxBatch-len(outs), outs)
+			outs, _, more = s.out.take(s.lease.Fence, f.w.id, maxBatch-len(outs), share, outs)
+			for j := from; j < len(outs); j++ {
+				spent += entrySize(&outs[j])
+			}
 			if len(outs) > from {
 				takes = append(takes, taken{s: s, from: from, n: len(outs) - from})
 			} else {
@@ -446,7 +547,7 @@ func (f *flusher) flush(ctx context.Context) error {
 			}
 			t.s.out.written()
 			if stale {
-				f.w.leaseLost(t.s, "output write refused: stale fence")
+				f.w.loseLease(t.s, endLeaseLost, "output write refused: stale fence")
 			}
 		}
 	}

@@ -22,7 +22,7 @@ func TestOutboxCoalescesTextAndMarksPrompts(t *testing.T) {
 	b.markPrompt(100, 1000)
 	b.push(store.Output{Kind: store.OutText, Text: "c"}, 100, 1000)
 	b.push(store.Output{Kind: store.OutEcho, Echo: true}, 100, 1000)
-	out, gap, more := b.take(7, "w", 100, nil)
+	out, gap, more := b.take(7, "w", 100, 1<<30, nil)
 	if gap != 0 || more || len(out) != 3 {
 		t.Fatalf("take = %d entries, gap %d, more %v", len(out), gap, more)
 	}
@@ -37,7 +37,7 @@ func TestOutboxCoalescesTextAndMarksPrompts(t *testing.T) {
 	// A prompt mark after the text was taken becomes an empty prompt entry.
 	b.written()
 	b.markPrompt(100, 1000)
-	out, _, _ = b.take(7, "w", 100, nil)
+	out, _, _ = b.take(7, "w", 100, 1<<30, nil)
 	if len(out) != 1 || !out[0].Prompt || out[0].Text != "" || out[0].Seq != 4 {
 		t.Fatalf("late prompt %+v", out)
 	}
@@ -55,7 +55,7 @@ func TestOutboxBoundedWhileRedisAwayThenGap(t *testing.T) {
 	}
 	// A write fails: entries come back and keep their numbers, so a retry
 	// of a write Redis did apply is refused as a duplicate, not doubled.
-	taken, gap, _ := b.take(1, "w", 10, nil)
+	taken, gap, _ := b.take(1, "w", 10, 1<<30, nil)
 	if gap == 0 || taken[0].Kind != store.OutGap || !strings.Contains(taken[0].Text, "bytes of output were lost") {
 		t.Fatalf("first entry after loss %+v", taken[0])
 	}
@@ -68,7 +68,7 @@ func TestOutboxBoundedWhileRedisAwayThenGap(t *testing.T) {
 	// status survived the text being dropped.
 	var all []store.Output
 	for {
-		out, _, more := b.take(1, "w", 10, nil)
+		out, _, more := b.take(1, "w", 10, 1<<30, nil)
 		all = append(all, out...)
 		b.written()
 		if !more {
@@ -173,13 +173,13 @@ func TestOutboxRoomBackpressure(t *testing.T) {
 		t.Fatal("a second wait made a second channel")
 	}
 	// Taking a little is not enough: room comes back at half the mark.
-	b.take(1, "w", 3, nil)
+	b.take(1, "w", 3, 1<<30, nil)
 	select {
 	case <-ch:
 		t.Fatalf("room signalled with %d bytes pending", b.bytes)
 	default:
 	}
-	b.take(1, "w", 100, nil)
+	b.take(1, "w", 100, 1<<30, nil)
 	select {
 	case <-ch:
 	default:
@@ -200,11 +200,11 @@ func TestOutboxRoomBackpressure(t *testing.T) {
 func TestOutboxDoesNotCoalesceIntoNumberedEntries(t *testing.T) {
 	var b outbox
 	b.push(store.Output{Kind: store.OutText, Text: "one "}, 1000, 1<<20)
-	taken, _, _ := b.take(1, "w", 10, nil)
+	taken, _, _ := b.take(1, "w", 10, 1<<30, nil)
 	b.giveBack(taken, 1<<20) // the write failed, maybe after Redis applied it
 	b.push(store.Output{Kind: store.OutText, Text: "two"}, 1000, 1<<20)
 	b.markPrompt(1000, 1<<20)
-	out, _, _ := b.take(1, "w", 10, nil)
+	out, _, _ := b.take(1, "w", 10, 1<<30, nil)
 	if len(out) != 2 {
 		t.Fatalf("took %d entries %+v, want the retried one and a new one", len(out), out)
 	}

@@ -8,29 +8,15 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/trellis-mud/trellis/internal/dialguard"
 	"github.com/trellis-mud/trellis/store"
 	"github.com/trellis-mud/trellis/worker/supervisor"
 	"github.com/trellis-mud/trellis/worker/telnet"
-)
-
-// endReason says why the worker itself ended a session. The first reason
-// set wins: a session stopped for idleness that then loses its lease is
-// still reported as idle.
-type endReason int32
-
-const (
-	endNone      endReason = iota
-	endGameQuit            // the game closed the connection
-	endFatal               // nothing to retry (unknown game, bad charset)
-	endIdle                // no viewer for IdleGrace
-	endStop                // a stop command
-	endLeaseLost           // another worker owns the key now
-	endSelfFence           // leases could not be renewed in time
-	endDrain               // the worker is shutting down
 )
 
 // Sizes of the game read buffer: it starts small (idle sessions are the
@@ -38,9 +24,6 @@ const (
 const (
 	minReadBuffer = 2 << 10
 	maxReadBuffer = 64 << 10
-	// maxWriteQueue bounds bytes waiting to be written to a game that does
-	// not read; past it the connection is dropped and redialled.
-	maxWriteQueue = 256 << 10
 	writeTimeout  = 10 * time.Second
 )
 
@@ -65,6 +48,7 @@ type session struct {
 	end        atomic.Int32 // endReason
 	lost       atomic.Bool  // the lease is known lost
 	fatalMsg   atomic.Pointer[string]
+	fatalErr   error // the full error behind fatalMsg, for the event log; set before the child returns
 
 	out outbox
 
@@ -80,6 +64,17 @@ type session struct {
 	writing  bool           // a writer goroutine runs
 	writers  sync.WaitGroup // the writer goroutines of the current connection
 	everLive bool           // a game connection was up once
+	lastExit error          // why the last game connection ended (restart events carry none)
+	// stopReason is the reason a stop command gave, shown to the player.
+	stopReason string
+	// typeAhead decides what the transcript shows of each typed line;
+	// holdTimer re-judges held lines when a prompt settles or a hold ends.
+	typeAhead *typeAhead
+	holdTimer *time.Timer
+	gmcpState *gmcpState
+	// notReading is set when the game's write queue overflowed, so the
+	// interrupted read reports why.
+	notReading bool
 }
 
 func newSession(w *Worker, cmd store.Command, l store.Lease, failover bool) *session {
@@ -94,6 +89,7 @@ func newSession(w *Worker, cmd store.Command, l store.Lease, failover bool) *ses
 		viewers:     make(map[string]viewer, 1),
 		cols:        cmd.Cols,
 		rows:        cmd.Rows,
+		gmcpState:   newGMCPState(w.cfg.GMCPMaxPackages, w.cfg.GMCPMaxBytes),
 	}
 	s.validUntil.Store(l.Acquired.Add(w.cfg.LeaseTTL).UnixNano())
 	if cmd.Viewer != "" {
@@ -102,17 +98,25 @@ func newSession(w *Worker, cmd store.Command, l store.Lease, failover bool) *ses
 	return s
 }
 
-// setEnd records why the worker ends s; it reports whether r was the first.
-func (s *session) setEnd(r endReason) bool {
-	return s.end.CompareAndSwap(int32(endNone), int32(r))
-}
-
-func (s *session) endReason() endReason { return endReason(s.end.Load()) }
-
 // emit queues one output entry for the flusher; it never blocks.
 func (s *session) emit(o store.Output) {
-	queue, urgent, dropped := s.out.push(o, s.w.cfg.FlushBytes, s.w.cfg.SessionBuffer)
+	queue, urgent, dropped := s.out.push(o, s.w.cfg.FlushBytes, s.outLimit())
 	s.afterPush(queue, urgent, dropped)
+}
+
+// outLimit is the size past which the outbox drops its oldest text. While
+// Redis is away that is SESSION_BUFFER. While it is healthy nothing may be
+// dropped: the reader stops above the backpressure mark, but the slice it
+// has just decoded still lands, and one slice can add up to three times
+// FLUSH_BYTES of text (each invalid UTF-8 byte becomes U+FFFD) plus one
+// whole subnegotiation that ended in it. The outbox may hold that much
+// beyond the mark, never more.
+func (s *session) outLimit() int {
+	c := &s.w.cfg
+	if s.w.out.failing.Load() {
+		return c.SessionBuffer
+	}
+	return max(c.SessionBuffer, (backpressureFactor+3)*c.FlushBytes+c.MaxSubneg+4*entryOverhead)
 }
 
 func (s *session) afterPush(queue, urgent bool, dropped int) {
@@ -140,12 +144,20 @@ func (s *session) run(ctx context.Context) error {
 	}
 	game, err := s.w.st.GetGame(ctx, s.key.Game)
 	if errors.Is(err, store.ErrUnknownGame) {
-		return s.fatal("this game is no longer registered")
+		return s.fatal("this game is no longer registered", nil)
 	}
 	if err != nil {
 		return fmt.Errorf("look up game %s: %w", s.key.Game, err)
 	}
+	prompt, err := passwordPrompt(game)
+	if err != nil {
+		return s.fatal("this game's registry entry is invalid", err)
+	}
 	conn, err := s.dial(ctx, game)
+	if errors.Is(err, dialguard.ErrRefused) {
+		// An operator decision, not a network blip: redialling cannot help.
+		return s.fatal("this game's address is not allowed on this server", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -161,6 +173,9 @@ func (s *session) run(ctx context.Context) error {
 		Height:        rows,
 
 		NoCompression: s.w.cfg.RefuseCompression,
+		SliceBytes:    s.w.cfg.FlushBytes,
+		MaxSubneg:     s.w.cfg.MaxSubneg,
+		KeepControls:  game.KeepControls,
 	}
 	if game.MNES && s.ip != "" {
 		opts.Env = map[string]string{"IPADDRESS": s.ip}
@@ -168,11 +183,12 @@ func (s *session) run(ctx context.Context) error {
 	eng, err := telnet.New(opts)
 	if err != nil {
 		conn.Close()
-		return s.fatal(fmt.Sprintf("game charset: %v", err))
+		return s.fatal("this game's charset is not supported", err)
 	}
 
 	s.mu.Lock()
 	s.conn, s.eng = conn, eng
+	s.typeAhead = newTypeAhead(prompt, s.w.cfg.TypeAheadHold)
 	reconnect := s.everLive || s.failover
 	s.everLive = true
 	s.mu.Unlock()
@@ -193,7 +209,12 @@ func (s *session) run(ctx context.Context) error {
 
 	s.mu.Lock()
 	s.conn, s.eng, s.wq = nil, nil, nil
+	// Lines still held were written to a connection that is gone; no
+	// prompt will say what they were.
+	held := s.typeAhead.flush()
+	s.stopHoldLocked()
 	s.mu.Unlock()
+	s.record(held)
 	s.writers.Wait()
 	conn.Close()
 	eng.Close()
@@ -204,22 +225,46 @@ func (s *session) run(ctx context.Context) error {
 	case errors.Is(err, io.EOF):
 		s.setEnd(endGameQuit)
 		return supervisor.ErrNormal
+	case errors.Is(err, errGameNotReading):
+		return err
 	default:
 		return fmt.Errorf("game connection %s: %w", game.Addr(), err)
 	}
 }
 
-// fatal ends the session for good with state failed and msg.
-func (s *session) fatal(msg string) error {
+// fatal ends the session for good with state failed: the player reads
+// msg, the event log gets cause too.
+func (s *session) fatal(msg string, cause error) error {
+	s.fatalErr = cause
 	s.fatalMsg.Store(&msg)
 	s.setEnd(endFatal)
+	if cause != nil {
+		return fmt.Errorf("%s: %w: %w", msg, cause, supervisor.ErrNormal)
+	}
 	return fmt.Errorf("%s: %w", msg, supervisor.ErrNormal)
+}
+
+// passwordPrompt compiles the game's password prompt pattern (the
+// registry validates it; a bad one is still refused here, not trusted).
+func passwordPrompt(g store.Game) (*regexp.Regexp, error) {
+	p := g.PasswordPrompt
+	if p == "" {
+		p = store.DefaultPasswordPrompt
+	}
+	re, err := regexp.Compile(p)
+	if err != nil {
+		return nil, fmt.Errorf("password_prompt %q: %w", p, err)
+	}
+	return re, nil
 }
 
 func (s *session) dial(ctx context.Context, game store.Game) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.w.cfg.DialTimeout)
 	defer cancel()
-	d := &net.Dialer{KeepAlive: 30 * time.Second}
+	// The guard sees every address the dialer tries, after DNS, so a name
+	// that resolves (or is rebound) to Redis or a private host is refused
+	// at connect time whatever the registry says.
+	d := &net.Dialer{KeepAlive: 30 * time.Second, Control: s.w.guard.Control}
 	var (
 		conn net.Conn
 		err  error
@@ -241,7 +286,12 @@ func (s *session) dial(ctx context.Context, game store.Game) (net.Conn, error) {
 }
 
 // read pumps the game's bytes through the telnet engine into the outbox
-// until the connection fails or is interrupted.
+// until the connection fails or is interrupted. Each read is decoded in
+// slices of at most FlushBytes of telnet stream (counted after MCCP2
+// inflation), and the reader waits for room between slices: a compressed
+// read that inflates to megabytes is handled a slice at a time, with
+// backpressure and the flusher's fairness applying between slices, never
+// as one huge event.
 func (s *session) read(ctx context.Context, conn net.Conn, eng *telnet.Engine) error {
 	buf := make([]byte, minReadBuffer)
 	var (
@@ -250,12 +300,16 @@ func (s *session) read(ctx context.Context, conn net.Conn, eng *telnet.Engine) e
 	)
 	for {
 		n, err := conn.Read(buf)
-		if n > 0 {
+		for p := buf[:n]; len(p) > 0; {
 			s.mu.Lock()
-			var derr error
-			evs, derr = eng.Decode(buf[:n], evs[:0])
+			var (
+				derr error
+				used int
+			)
+			evs, used, derr = eng.DecodeSlice(p, evs[:0])
 			replies = eng.Replies(replies[:0])
 			s.mu.Unlock()
+			p = p[used:]
 			if len(replies) > 0 {
 				s.send(replies)
 			}
@@ -265,6 +319,11 @@ func (s *session) read(ctx context.Context, conn net.Conn, eng *telnet.Engine) e
 				return fmt.Errorf("decode game output: %w", derr)
 			}
 			s.waitForRoom(ctx)
+			if ctx.Err() != nil {
+				return fmt.Errorf("read interrupted: %w", context.Cause(ctx))
+			}
+		}
+		if n > 0 {
 			switch {
 			case n == len(buf) && len(buf) < maxReadBuffer:
 				buf = make([]byte, 2*len(buf))
@@ -274,12 +333,22 @@ func (s *session) read(ctx context.Context, conn net.Conn, eng *telnet.Engine) e
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
+				s.mu.Lock()
+				stuck := s.notReading
+				s.mu.Unlock()
+				if stuck {
+					return errGameNotReading
+				}
 				return fmt.Errorf("read interrupted: %w", err)
 			}
 			return err
 		}
 	}
 }
+
+// errGameNotReading ends a connection whose game stopped reading: bytes
+// for it passed GameWriteQueue.
+var errGameNotReading = errors.New("the game stopped reading its input")
 
 // waitForRoom blocks the game reader while this session's outbox is more
 // than backpressureFactor*FlushBytes behind and Redis is healthy, so a
@@ -302,22 +371,95 @@ func (s *session) waitForRoom(ctx context.Context) {
 	}
 }
 
-// handle turns telnet events into output entries.
+// handle turns telnet events into output entries, and tells the
+// type-ahead judge what the game printed, so held input lines are recorded
+// right after the prompt that shows what they were.
 func (s *session) handle(evs []telnet.Event) {
+	now := time.Now()
 	for i := range evs {
 		ev := &evs[i]
 		switch ev.Kind {
 		case telnet.EventText:
 			s.emit(store.Output{Kind: store.OutText, Text: ev.Text})
+			s.mu.Lock()
+			recs := s.typeAhead.text(ev.Text, now)
+			s.mu.Unlock()
+			s.record(recs)
+			s.judgeHeld(now)
 		case telnet.EventPrompt:
-			s.afterPush(s.out.markPrompt(s.w.cfg.FlushBytes, s.w.cfg.SessionBuffer))
+			s.afterPush(s.out.markPrompt(s.w.cfg.FlushBytes, s.outLimit()))
+			s.mu.Lock()
+			s.typeAhead.prompt()
+			s.mu.Unlock()
+			s.judgeHeld(now)
 		case telnet.EventEcho:
 			s.emit(store.Output{Kind: store.OutEcho, Echo: ev.Echo})
 		case telnet.EventGMCP:
-			s.emit(store.Output{Kind: store.OutGMCP, Package: ev.Package, Data: ev.Data})
+			drop, first := s.gmcpState.put(ev.Package, len(ev.Data))
+			s.emit(store.Output{Kind: store.OutGMCP, Package: ev.Package, Data: ev.Data, DropGMCP: drop})
+			if first {
+				s.w.log.Info("GMCP state of a session reached its bound; oldest packages are forgotten",
+					"key", s.key.String(), "max_packages", s.w.cfg.GMCPMaxPackages, "max_bytes", s.w.cfg.GMCPMaxBytes)
+				s.w.event(store.EvSessionGMCPTrimmed, s.key, s.correlation, map[string]any{
+					"max_packages": s.w.cfg.GMCPMaxPackages, "max_bytes": s.w.cfg.GMCPMaxBytes, "dropped": drop,
+				})
+			}
 		case telnet.EventMSSP:
 			s.w.saveMSSP(s.key.Game, ev.MSSP)
 		}
+	}
+	s.judgeHeld(now)
+}
+
+// judgeHeld records the held input lines the game's output has now
+// judged, and arms the timer for the next judgement.
+func (s *session) judgeHeld(now time.Time) {
+	s.mu.Lock()
+	if s.typeAhead == nil || s.eng == nil {
+		s.mu.Unlock()
+		return
+	}
+	recs := s.typeAhead.resolve(s.eng.ServerEcho(), now)
+	s.armHoldLocked()
+	s.mu.Unlock()
+	s.record(recs)
+}
+
+// armHoldLocked schedules judgeHeld for when a prompt may have settled or
+// a hold runs out; at most one timer per session, none while nothing is
+// held.
+func (s *session) armHoldLocked() {
+	at, ok := s.typeAhead.next()
+	if !ok {
+		s.stopHoldLocked()
+		return
+	}
+	d := max(time.Until(at), time.Millisecond)
+	if s.holdTimer == nil {
+		s.holdTimer = time.AfterFunc(d, func() { s.judgeHeld(time.Now()) })
+	} else {
+		s.holdTimer.Reset(d)
+	}
+}
+
+func (s *session) stopHoldLocked() {
+	if s.holdTimer != nil {
+		s.holdTimer.Stop()
+		s.holdTimer = nil
+	}
+}
+
+// record writes input records to the transcript: text, or redacted for a
+// secret (the text then reaches no stream, log or metric).
+func (s *session) record(recs []inputRecord) {
+	for _, r := range recs {
+		o := store.Output{Kind: store.OutInput, Viewer: r.viewer, InputSeq: r.seq}
+		if r.secret {
+			o.Redacted = true
+		} else {
+			o.Text = r.text
+		}
+		s.emit(o)
 	}
 }
 
@@ -335,9 +477,10 @@ func (s *session) sendLocked(p []byte) bool {
 	if s.conn == nil {
 		return false
 	}
-	if len(s.wq)+len(p) > maxWriteQueue {
+	if len(s.wq)+len(p) > s.w.cfg.GameWriteQueue {
 		// The game does not read: drop the connection rather than hold an
 		// unbounded queue; the supervisor redials.
+		s.notReading = true
 		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
 		return false
 	}
@@ -375,27 +518,26 @@ func (s *session) write(conn net.Conn) {
 	}
 }
 
-// input sends one line typed by the player to the game and records it in
-// the transcript. While the game echoes (a password prompt) the transcript
-// gets a redacted entry: the text never reaches Redis or a log.
-func (s *session) input(text string) bool {
+// input sends one line typed by the player to the game at once; its
+// transcript record (text, or redacted for a secret) is written now or,
+// for a line typed ahead of the game, once the next prompt shows what it
+// was (see typeAhead). viewer and seq identify the line for the edge that
+// sent it, which tells its player about lines that never got recorded.
+func (s *session) input(text, viewer string, seq uint64) bool {
 	s.mu.Lock()
 	if s.eng == nil {
 		s.mu.Unlock()
 		return false
 	}
-	secret := s.eng.ServerEcho()
 	line := s.eng.Line(nil, text)
-	ok := s.sendLocked(line)
-	s.mu.Unlock()
-	if !ok {
+	if !s.sendLocked(line) {
+		s.mu.Unlock()
 		return false
 	}
-	if secret {
-		s.emit(store.Output{Kind: store.OutInput, Redacted: true})
-	} else {
-		s.emit(store.Output{Kind: store.OutInput, Text: text})
-	}
+	recs := s.typeAhead.typed(heldLine{text: text, viewer: viewer, seq: seq, at: time.Now()}, s.eng.ServerEcho(), time.Now())
+	s.armHoldLocked()
+	s.mu.Unlock()
+	s.record(recs)
 	return true
 }
 

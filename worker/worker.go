@@ -2,22 +2,23 @@ package worker
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/trellis-mud/trellis/controller"
+	"github.com/trellis-mud/trellis/internal/dialguard"
 	"github.com/trellis-mud/trellis/store"
 	"github.com/trellis-mud/trellis/worker/supervisor"
 )
@@ -31,11 +32,12 @@ type Worker struct {
 	id     string // instance id: lease owner, inbox and input channel
 	source string // event source
 
-	sup  *supervisor.Typed[store.SessionKey, *session]
-	ctl  *controller.Controller
-	out  *flusher
-	m    *metrics
-	http http.Handler
+	sup   *supervisor.Typed[store.SessionKey, *session]
+	guard *dialguard.Guard // every game dial goes through it
+	ctl   *controller.Controller
+	out   *flusher
+	m     *metrics
+	http  http.Handler
 
 	// sessions holds every session that holds a lease, from Start until its
 	// final clean-up, for the renewer, the pruner and the drain.
@@ -52,6 +54,10 @@ type Worker struct {
 	bg       sync.WaitGroup
 	bgClosed bool
 	running  atomic.Bool
+	// life ends when Run returns; background tasks that retry against
+	// Redis (a lost-output gap) stop with it.
+	life     context.Context
+	stopLife context.CancelFunc
 }
 
 // New checks cfg (after filling defaults) and returns a worker.
@@ -64,7 +70,15 @@ func New(cfg Config, st *store.Store, logger *slog.Logger) (*Worker, error) {
 		logger = slog.Default()
 	}
 	id := cfg.Name + "-" + uuid.NewString()[:8]
+	guard, err := newGuard(cfg, st)
+	if err != nil {
+		return nil, err
+	}
+	life, stopLife := context.WithCancel(context.Background())
 	w := &Worker{
+		guard:    guard,
+		life:     life,
+		stopLife: stopLife,
 		cfg:      cfg,
 		st:       st,
 		id:       id,
@@ -102,6 +116,49 @@ func New(cfg Config, st *store.Store, logger *slog.Logger) (*Worker, error) {
 	})
 	w.http = w.adminHandler()
 	return w, nil
+}
+
+// newGuard builds the dial guard: public addresses, plus the networks the
+// operator allowed, minus Trellis's own Redis and admin endpoints.
+func newGuard(cfg Config, st *store.Store) (*dialguard.Guard, error) {
+	allow, err := dialguard.ParsePrefixes(cfg.AllowNetworks)
+	if err != nil {
+		return nil, fmt.Errorf("TRELLIS_WORKER_ALLOW_NETWORKS: %w", err)
+	}
+	var deny []dialguard.Endpoint
+	for _, ep := range st.Endpoints() {
+		deny = append(deny, dialguard.Endpoint{HostPort: ep, What: "Redis"})
+	}
+	// The admin listener is on this host: its port is refused on every
+	// local address. A malformed address is Run's error to report.
+	if _, port, err := net.SplitHostPort(cfg.AdminListen); err == nil && port != "" && port != "0" {
+		deny = append(deny, dialguard.Endpoint{HostPort: ":" + port, What: "worker admin listener"})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	g, err := dialguard.New(ctx, allow, deny)
+	if err != nil {
+		return nil, fmt.Errorf("worker dial guard: %w", err)
+	}
+	return g, nil
+}
+
+// playerText makes a reason given by an operator safe to show: printable,
+// one line, at most n bytes.
+func playerText(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(s))
+	if len(s) > n {
+		s = s[:n]
+		for len(s) > 0 && !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+	}
+	return s
 }
 
 // ID is the worker's instance id: its name plus 8 hex digits, unique per
@@ -187,6 +244,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.bgMu.Lock()
 	w.bgClosed = true
 	w.bgMu.Unlock()
+	w.stopLife()
 	w.bg.Wait()
 
 	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -307,6 +365,9 @@ func (w *Worker) Deliver(ctx context.Context, cmd store.Command) bool {
 			w.event(store.EvSessionDetached, s.key, cmd.Correlation, map[string]any{"viewer": cmd.Viewer})
 		}
 	case store.CmdStop:
+		s.mu.Lock()
+		s.stopReason = playerText(cmd.Reason, 200)
+		s.mu.Unlock()
 		w.endSession(s, endStop)
 	case store.CmdResize:
 		if cmd.Fence != 0 && cmd.Fence != s.lease.Fence {
@@ -315,36 +376,6 @@ func (w *Worker) Deliver(ctx context.Context, cmd store.Command) bool {
 		s.resize(cmd.Cols, cmd.Rows)
 	}
 	return true
-}
-
-// endSession stops s for reason r, in the background (stopping waits for
-// the game connection to close).
-func (w *Worker) endSession(s *session, r endReason) {
-	if !s.setEnd(r) && r != endSelfFence && r != endLeaseLost {
-		return
-	}
-	w.goBackground(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*w.cfg.CloseTimeout)
-		defer cancel()
-		if err := w.sup.Terminate(ctx, s.key); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
-			w.log.Error("session did not stop", "key", s.key.String(), "err", err)
-		}
-	})
-}
-
-// leaseLost stops a session whose lease belongs to someone else now. Its
-// output can no longer be written.
-func (w *Worker) leaseLost(s *session, why string) {
-	if !s.lost.CompareAndSwap(false, true) {
-		return
-	}
-	// Whatever else was ending the session, nothing can be written now.
-	s.end.Store(int32(endLeaseLost))
-	s.out.close()
-	w.m.leasesLost.Inc()
-	w.log.Warn("lease lost; stopping session", "key", s.key.String(), "fence", s.lease.Fence, "why", why)
-	w.event(store.EvLeaseLost, s.key, s.correlation, map[string]any{"fence": s.lease.Fence, "why": why})
-	w.endSession(s, endLeaseLost)
 }
 
 // sessionStarted records a game connection that came up.
@@ -386,136 +417,6 @@ func (w *Worker) saveMSSP(game string, mssp map[string][]string) {
 	}
 }
 
-// onChildEvent turns supervisor events into statuses, events and clean-up.
-// It runs on the child's own goroutine, which is why the final clean-up
-// (a few Redis round trips) may run here: a new child for the same key
-// starts only after it, and only after the lease it releases.
-func (w *Worker) onChildEvent(ev supervisor.Event) {
-	key, _ := ev.Key.(store.SessionKey)
-	w.mu.Lock()
-	s := w.sessions[key]
-	w.mu.Unlock()
-	if s == nil {
-		return
-	}
-	switch ev.Kind {
-	case supervisor.EventRestarting:
-		w.m.restarts.Inc()
-		s.mu.Lock()
-		what := "could not reach the game"
-		if s.everLive {
-			what = "lost the game connection"
-		}
-		s.mu.Unlock()
-		s.status(store.StateConnecting, fmt.Sprintf("%s (%s); retrying in %s", what, playerReason(ev.Reason), ev.Delay.Round(100*time.Millisecond)))
-		w.event(store.EvSessionRestarting, key, s.correlation, map[string]any{
-			"attempt": ev.Attempt, "delay": ev.Delay.String(),
-		})
-	case supervisor.EventExited:
-		if ev.Reason != nil && s.endReason() == endNone {
-			w.log.Info("game connection ended", "key", key.String(), "attempt", ev.Attempt, "err", ev.Reason)
-		}
-	case supervisor.EventGaveUp, supervisor.EventStopped:
-		w.finish(s, ev)
-	}
-}
-
-// finish writes a session's last status, then releases what it held:
-// record, transcript retention, lease.
-func (w *Worker) finish(s *session, ev supervisor.Event) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*w.cfg.CloseTimeout)
-	defer cancel()
-	s.mu.Lock()
-	s.stopIdleLocked()
-	s.mu.Unlock()
-
-	state, msg, evType := store.StateDisconnected, "", store.EvSessionEnded
-	reason := s.endReason()
-	var cause error // the full error, for operators; players get a short reason
-	if ev.Kind == supervisor.EventGaveUp {
-		state, msg, evType = store.StateFailed, "could not keep a connection to the game: "+playerReason(ev.Reason), store.EvSessionFailed
-		reason, cause = endFatal, ev.Reason
-	} else {
-		switch reason {
-		case endGameQuit:
-			msg = "the game closed the connection"
-		case endFatal:
-			state = store.StateFailed
-			evType = store.EvSessionFailed
-			if p := s.fatalMsg.Load(); p != nil {
-				msg = *p
-			}
-		case endIdle:
-			msg = fmt.Sprintf("closed after %s without a viewer", w.cfg.IdleGrace)
-		case endStop:
-			msg = "session stopped"
-		case endLeaseLost, endSelfFence:
-			state = "" // the lease is gone: nothing can be written
-		default: // endDrain, or the supervisor shut down
-			reason = endDrain
-			state, msg = store.StateDraining, "moving to another server"
-		}
-	}
-	if state != "" {
-		s.status(state, msg)
-		if !w.out.flushSession(ctx, s) {
-			w.log.Warn("final output not written", "key", s.key.String())
-		}
-	}
-	s.out.close()
-	if state == store.StateDisconnected || state == store.StateFailed {
-		if err := w.st.ExpireTranscript(ctx, s.key, w.cfg.TranscriptTTL); err != nil {
-			w.m.redisErrors.WithLabelValues("expire_transcript").Inc()
-		}
-	}
-	if err := w.st.DeleteSession(ctx, s.key, s.lease.Session); err != nil {
-		w.m.redisErrors.WithLabelValues("delete_session").Inc()
-	}
-	w.mu.Lock()
-	if w.sessions[s.key] == s {
-		delete(w.sessions, s.key)
-	}
-	w.mu.Unlock()
-	if reason != endLeaseLost {
-		if err := w.st.ReleaseLease(ctx, s.lease); err != nil {
-			w.m.redisErrors.WithLabelValues("release_lease").Inc()
-		}
-	}
-	label := state
-	if label == "" {
-		label = "lost"
-	}
-	w.m.ended.WithLabelValues(label).Inc()
-	data := map[string]any{"state": label, "fence": s.lease.Fence, "reason": reasonName(reason)}
-	if msg != "" {
-		data["message"] = msg
-	}
-	if cause != nil {
-		data["error"] = cause.Error()
-	}
-	w.event(evType, s.key, s.correlation, data)
-}
-
-func reasonName(r endReason) string {
-	switch r {
-	case endGameQuit:
-		return "game_closed"
-	case endFatal:
-		return "failed"
-	case endIdle:
-		return "idle"
-	case endStop:
-		return "stopped"
-	case endLeaseLost:
-		return "lease_lost"
-	case endSelfFence:
-		return "self_fenced"
-	case endDrain:
-		return "drained"
-	}
-	return "unknown"
-}
-
 // event appends a lifecycle event; failures are counted and logged, never
 // fatal to the session.
 func (w *Worker) event(typ string, key store.SessionKey, correlation string, data any) {
@@ -525,28 +426,4 @@ func (w *Worker) event(typ string, key store.SessionKey, correlation string, dat
 		w.m.redisErrors.WithLabelValues("append_event").Inc()
 		w.log.Debug("append event failed", "type", typ, "err", err)
 	}
-}
-
-// playerReason says in a few words why a game connection failed, for the
-// player's status line. The full error (addresses, the supervisor's
-// bookkeeping) goes to the event log and the logs, not to the browser.
-func playerReason(err error) string {
-	var dnsErr *net.DNSError
-	var netErr net.Error
-	var certErr *tls.CertificateVerificationError
-	switch {
-	case err == nil:
-		return "no error"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "the game refused the connection"
-	case errors.As(err, &dnsErr):
-		return "the game's address could not be found"
-	case errors.As(err, &certErr):
-		return "the game's TLS certificate was not accepted"
-	case errors.As(err, &netErr) && netErr.Timeout():
-		return "the game did not answer in time"
-	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return "the game closed the connection"
-	}
-	return "the connection kept failing"
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"time"
@@ -50,7 +51,8 @@ func runDev(ctx context.Context, args []string) error {
 	sections := []envSection{{"TRELLIS_DEV", &dc}, redisSection(&rc), logSection(&lc)}
 	// Help lists every variable dev honours, the components' too.
 	fs := newFlags("dev", "dev\n\nWith TRELLIS_REDIS_URL unset, dev runs an embedded in-memory Redis; guests are\n"+
-		"let in and, without TRELLIS_AUTH_SECRET, tokens are signed with a random secret.",
+		"let in and, without TRELLIS_AUTH_SECRET, tokens are signed with a random secret. The worker may\n"+
+		"dial games on loopback (TRELLIS_WORKER_ALLOW_NETWORKS defaults to 127.0.0.0/8,::1/128 here).",
 		append(sections, envSection{"TRELLIS_WORKER", &worker.Config{}}, envSection{"TRELLIS_EDGE", &edge.Config{}},
 			envSection{"TRELLIS_AUTH", &auth.Config{}})...)
 	if err := parseFlags(fs, args); err != nil {
@@ -78,6 +80,9 @@ func runDev(ctx context.Context, args []string) error {
 	setDefaultEnv("TRELLIS_WORKER_ADMIN_LISTEN", "")
 	setDefaultEnv("TRELLIS_WORKER_IDLE_GRACE", "10m")
 	setDefaultEnv("TRELLIS_WORKER_DRAIN_TIMEOUT", "2s")
+	// The demo game is on this host: let the worker dial it there. (Its
+	// dial guard still refuses the Redis it uses, embedded or not.)
+	setDefaultEnv("TRELLIS_WORKER_ALLOW_NETWORKS", devAllowNetworks(dc.DemoListen))
 	if err := loadEnv(envSection{"TRELLIS_WORKER", &wc}, envSection{"TRELLIS_EDGE", &ec}, envSection{"TRELLIS_AUTH", &ac}); err != nil {
 		return err
 	}
@@ -106,6 +111,11 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	host, portStr, _ := net.SplitHostPort(ln.Addr().String())
 	port, _ := strconv.Atoi(portStr)
+	if a, err := netip.ParseAddr(host); err == nil && a.IsUnspecified() {
+		// Listening on every address: the worker dials it on loopback
+		// (the dial guard refuses an unspecified address).
+		host = "127.0.0.1"
+	}
 	if err := st.PutGame(ctx, store.Game{
 		ID: "demo", Name: "Trellis Demo", Host: host, Port: port,
 		Description: "The demo game that ships with Trellis: colours, GMCP vitals, a password prompt.",
@@ -167,6 +177,17 @@ func runDev(ctx context.Context, args []string) error {
 		return nil
 	}
 	return err
+}
+
+// devAllowNetworks is the default TRELLIS_WORKER_ALLOW_NETWORKS of dev:
+// loopback, and the demo game's own address if it listens on another one.
+func devAllowNetworks(demoListen string) string {
+	allow := "127.0.0.0/8,::1/128"
+	host, _, _ := net.SplitHostPort(demoListen)
+	if a, err := netip.ParseAddr(host); err == nil && !a.IsLoopback() && !a.IsUnspecified() {
+		allow += "," + a.WithZone("").String()
+	}
+	return allow
 }
 
 // devListening, when set (by tests), learns the edge's address once the

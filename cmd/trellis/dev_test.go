@@ -19,6 +19,9 @@ import (
 func TestDevStackOnEmbeddedRedis(t *testing.T) {
 	t.Setenv("TRELLIS_REDIS_URL", "")
 	os.Unsetenv("TRELLIS_REDIS_URL") // embedded; t.Setenv restores it
+	// dev's own default lets the worker dial the demo game on loopback.
+	t.Setenv("TRELLIS_WORKER_ALLOW_NETWORKS", "")
+	os.Unsetenv("TRELLIS_WORKER_ALLOW_NETWORKS")
 	for k, v := range map[string]string{
 		"TRELLIS_DEV_LISTEN":           "127.0.0.1:0",
 		"TRELLIS_EDGE_LISTEN":          "127.0.0.1:0",
@@ -56,6 +59,9 @@ func TestDevStackOnEmbeddedRedis(t *testing.T) {
 		t.Fatalf("dev stopped before serving: %v", err)
 	case <-time.After(20 * time.Second):
 		t.Fatal("dev not serving after 20s")
+	}
+	if got := os.Getenv("TRELLIS_WORKER_ALLOW_NETWORKS"); got != "127.0.0.0/8,::1/128" {
+		t.Errorf("dev ran the worker with TRELLIS_WORKER_ALLOW_NETWORKS=%q, want loopback", got)
 	}
 
 	// A guest gets a cookie from the play page and plays over /ws with it.
@@ -120,5 +126,23 @@ func TestDevStackOnEmbeddedRedis(t *testing.T) {
 	waitText("You say: hello from dev")
 	if !redacted {
 		t.Error("the password line was not recorded as redacted input")
+	}
+}
+
+// dev runs the demo game on this host, which the worker's dial guard
+// refuses by default: dev allows loopback (and the demo's own address)
+// unless the operator said otherwise.
+func TestDevAllowsTheDemoGamesNetwork(t *testing.T) {
+	for listen, want := range map[string]string{
+		"127.0.0.1:0":     "127.0.0.0/8,::1/128",
+		"[::1]:4000":      "127.0.0.0/8,::1/128",
+		"0.0.0.0:4000":    "127.0.0.0/8,::1/128",
+		":4000":           "127.0.0.0/8,::1/128",
+		"192.168.1.5:400": "127.0.0.0/8,::1/128,192.168.1.5",
+		"demo.local:4000": "127.0.0.0/8,::1/128",
+	} {
+		if got := devAllowNetworks(listen); got != want {
+			t.Errorf("devAllowNetworks(%q) = %q, want %q", listen, got, want)
+		}
 	}
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
@@ -95,25 +98,72 @@ func runGames(ctx context.Context, args []string) error {
 		t.flush()
 		return nil
 	case "add":
-		if err := st.AddGame(ctx, g); err != nil {
+		if err := g.Validate(); err != nil {
 			return err
 		}
+		warnings, err := checkGames(ctx, st, g)
+		if err != nil {
+			return err
+		}
+		if err := st.AddGame(ctx, g); err != nil {
+			if errors.Is(err, store.ErrGameExists) {
+				return fmt.Errorf("%w (change it with 'trellis games update')", err)
+			}
+			return err
+		}
+		printWarnings(warnings)
 		fmt.Printf("Added %s (%s at %s).\n", g.ID, g.Name, g.Addr())
 		return nil
 	case "update":
+		if err := g.Validate(); err != nil {
+			return err
+		}
+		old, err := st.GetGame(ctx, g.ID)
+		if err != nil {
+			return fmt.Errorf("update: %w", err)
+		}
+		warnings, err := checkGames(ctx, st, g)
+		if err != nil {
+			return err
+		}
 		if err := st.UpdateGame(ctx, g); err != nil {
 			return err
 		}
-		fmt.Printf("Updated %s.\n", g.ID)
+		printWarnings(warnings)
+		if !addrChanged(old, g) {
+			fmt.Printf("Updated %s.\n", g.ID)
+			return nil
+		}
+		n, err := stopGameSessions(ctx, st, g.ID, reasonAddrChanged)
+		fmt.Printf("Updated %s; its address changed: %s.\n", g.ID, stoppedText(n))
+		if err != nil {
+			return fmt.Errorf("%w (run 'trellis games rm' or 'trellis sessions kill' for the rest; they still talk to %s)", err, old.Addr())
+		}
 		return nil
 	case "rm", "remove":
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: rm takes one game id", errUsage)
 		}
-		if err := st.RemoveGame(ctx, pos[0]); err != nil {
-			return err
+		id := pos[0]
+		// Remove first, so the stopped sessions cannot be started again.
+		rmErr := st.RemoveGame(ctx, id)
+		if rmErr != nil && !errors.Is(rmErr, store.ErrUnknownGame) {
+			return rmErr
 		}
-		fmt.Printf("Removed %s. Sessions already running keep their connection.\n", pos[0])
+		// An unregistered id may still have sessions (removed before rm
+		// stopped them): stop those too.
+		n, err := stopGameSessions(ctx, st, id, reasonGameRemoved)
+		switch {
+		case rmErr == nil:
+			fmt.Printf("Removed game %s; %s.\n", id, stoppedText(n))
+		case n > 0:
+			fmt.Printf("Game %s was not registered; %s left from it.\n", id, stoppedText(n))
+		case err == nil:
+			return rmErr
+		}
+		if err != nil {
+			return fmt.Errorf("%w (run 'trellis games rm %s' again to stop the rest)", err, id)
+		}
 		return nil
 	case "import":
 		if len(pos) != 1 {
@@ -126,14 +176,69 @@ func runGames(ctx context.Context, args []string) error {
 			}
 			defer f.Close()
 		}
-		games, err := st.ImportGames(ctx, f)
+		// Read once: the file is parsed to be checked, then imported.
+		data, err := io.ReadAll(io.LimitReader(f, maxGamesFile+1))
+		if err != nil {
+			return fmt.Errorf("import %s: %w", pos[0], err)
+		}
+		games, err := store.ParseGames(bytes.NewReader(data))
 		if err != nil {
 			return fmt.Errorf("import %s (nothing was changed): %w", pos[0], err)
 		}
+		warnings, err := checkGames(ctx, st, games...)
+		if err != nil {
+			return fmt.Errorf("import %s (nothing was changed): %w", pos[0], err)
+		}
+		before, err := st.ListGames(ctx)
+		if err != nil {
+			return err
+		}
+		if games, err = st.ImportGames(ctx, bytes.NewReader(data)); err != nil {
+			return fmt.Errorf("import %s (nothing was changed): %w", pos[0], err)
+		}
+		printWarnings(warnings)
 		fmt.Printf("Imported %d games.\n", len(games))
+		old := make(map[string]store.Game, len(before))
+		for _, g := range before {
+			old[g.ID] = g
+		}
+		var errs []error
+		for _, g := range games {
+			if o, ok := old[g.ID]; ok && addrChanged(o, g) {
+				n, err := stopGameSessions(ctx, st, g.ID, reasonAddrChanged)
+				fmt.Printf("%s: address changed (%s to %s): %s.\n", g.ID, o.Addr(), g.Addr(), stoppedText(n))
+				if err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("imported, but some sessions at old addresses still run (stop them with 'trellis sessions kill'): %w", err)
+		}
 		return nil
 	}
 	return fmt.Errorf("%w: unknown subcommand %q", errUsage, sub)
+}
+
+// maxGamesFile is the largest games file store.ParseGames takes; import
+// reads one byte more, so that it can say the file is too large.
+const maxGamesFile = 4 << 20
+
+// checkGames refuses games that point at Trellis's own Redis and returns a
+// warning for each host the workers refuse by default, to print once the
+// games are written.
+func checkGames(ctx context.Context, st *store.Store, games ...store.Game) ([]string, error) {
+	rc, err := newRegistryCheck(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	return rc.checkAll(ctx, games)
+}
+
+func printWarnings(warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+	}
 }
 
 func yesNo(b bool) string {

@@ -66,6 +66,23 @@ func TestBadConfigurationNamesTheVariable(t *testing.T) {
 	if code, out := run(t, "worker"); code != 1 || !strings.Contains(out, "TRELLIS_LOG_FORMAT") {
 		t.Fatalf("exit %d, output %q: want 1 and TRELLIS_LOG_FORMAT named", code, out)
 	}
+	t.Setenv("TRELLIS_LOG_FORMAT", "text")
+	// An unusable Redis URL too, so that a worker that accepted the bad
+	// network would still stop at start-up (naming the wrong variable).
+	t.Setenv("TRELLIS_REDIS_URL", "not-a-url")
+	t.Setenv("TRELLIS_WORKER_ALLOW_NETWORKS", "127.0.0.0/8,10.0.0.0/33")
+	if code, out := run(t, "worker"); code != 1 || !strings.Contains(out, "TRELLIS_WORKER_ALLOW_NETWORKS") || !strings.Contains(out, "10.0.0.0/33") {
+		t.Fatalf("exit %d, output %q: want 1 and TRELLIS_WORKER_ALLOW_NETWORKS and the bad CIDR named", code, out)
+	}
+}
+
+// worker --help lists every variable from the configuration's tags, the
+// dial guard's networks included.
+func TestWorkerHelpListsAllowNetworks(t *testing.T) {
+	code, out, _ := capture(t, "worker", "--help")
+	if code != 0 || !strings.Contains(out, "TRELLIS_WORKER_ALLOW_NETWORKS") {
+		t.Fatalf("worker --help: exit %d, lacks TRELLIS_WORKER_ALLOW_NETWORKS:\n%s", code, out)
+	}
 }
 
 func TestTokenVerifies(t *testing.T) {

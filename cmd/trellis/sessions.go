@@ -97,22 +97,58 @@ func runSessions(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if _, ok, err := st.GetLease(ctx, key); err != nil {
-			return err
-		} else if !ok {
-			return fmt.Errorf("no running session for %s", key)
-		}
-		id, err := st.PublishControl(ctx, store.Command{
-			Type: store.CmdStop, User: key.User, Game: key.Game,
-			Reason: *reason, Correlation: uuid.NewString(),
-		})
+		id, running, err := stopSession(ctx, st, key, *reason)
 		if err != nil {
 			return err
+		}
+		if !running {
+			return fmt.Errorf("no running session for %s", key)
 		}
 		fmt.Printf("Asked the owner to stop %s (control entry %s).\n", key, id)
 		return nil
 	}
 	return fmt.Errorf("%w: unknown subcommand %q", errUsage, sub)
+}
+
+// stopSession asks whoever runs key's session to end it, telling the
+// player reason: a stop command on the control stream, which any worker
+// routes to the lease holder. With no lease held no session runs, and
+// nothing is published (running is false).
+func stopSession(ctx context.Context, st *store.Store, key store.SessionKey, reason string) (id string, running bool, err error) {
+	if _, ok, err := st.GetLease(ctx, key); err != nil || !ok {
+		return "", false, err
+	}
+	id, err = st.PublishControl(ctx, store.Command{
+		Type: store.CmdStop, User: key.User, Game: key.Game,
+		Reason: reason, Correlation: uuid.NewString(),
+	})
+	if err != nil {
+		return "", true, fmt.Errorf("stop %s: %w", key, err)
+	}
+	return id, true, nil
+}
+
+// stopGameSessions stops every running session of game (found through the
+// session index) with reason, and returns how many it asked to stop.
+func stopGameSessions(ctx context.Context, st *store.Store, game, reason string) (int, error) {
+	list, err := st.ListSessions(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("find the sessions of %s: %w", game, err)
+	}
+	n := 0
+	for _, si := range list {
+		if si.Key.Game != game {
+			continue
+		}
+		_, running, err := stopSession(ctx, st, si.Key, reason)
+		if err != nil {
+			return n, err
+		}
+		if running {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // sessionArg parses USER/GAME (the game id has no slash; the user may).

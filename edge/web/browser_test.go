@@ -279,6 +279,14 @@ func TestPlayPageInBrowser(t *testing.T) {
 	waitFor(t, ctx, "the line back in the box", `document.querySelector('#input').value === 'north'`)
 	waitFor(t, ctx, "the error shown", `!document.querySelector('#notice').hidden && document.querySelector('#notice').textContent.includes('not connected')`)
 
+	// Lines lost with a worker that stopped: told in the output, where it
+	// happened; the box keeps what it has, and the page goes on.
+	send(t, c1, `{"type":"error","code":"input_lost","message":"2 lines you typed did not reach the game: the server holding it stopped. Type them again."}`)
+	waitFor(t, ctx, "the loss in the output", `document.querySelector('#output .notice-lost')?.textContent.includes('2 lines you typed did not reach the game')`)
+	if got := eval[string](t, ctx, `document.querySelector('#input').value`); got != "north" {
+		t.Errorf("input box = %q after input_lost, want north left alone", got)
+	}
+
 	// History: Up walks back over north and look, never the password.
 	do(t, ctx, "clear the box", chromedp.Evaluate[chromedp.Void](`document.querySelector('#input').value = ''`))
 	do(t, ctx, "press Up", chromedp.SendKeys("#input", kb.ArrowUp))
@@ -340,8 +348,28 @@ func TestPlayPageInBrowser(t *testing.T) {
 		t.Errorf("after shrinking the window got %v, want a resize below %v columns", resized, cols)
 	}
 
+	// The edge cannot place the resume point (a gap with reset): the page
+	// forgets it, so the next hello resumes from what came after, even
+	// though those ids sort before the old point.
+	closeWith(t, c3, websocket.CloseGoingAway)
+	c4 := edge.accept(t)
+	if hello = read(t, c4, "hello"); hello["resume"] != "9-0" {
+		t.Fatalf("hello = %v, want resume 9-0", hello)
+	}
+	send(t, c4,
+		`{"type":"welcome","user":"guest-1a2b","game":"demo","resumed":false}`,
+		`{"type":"gap","message":"your saved place in the output was not found; what follows is the kept output from its start","reset":true}`,
+		`{"type":"output","id":"3-0","text":"from the start\n","prompt":false}`,
+	)
+	waitFor(t, ctx, "the backlog after the reset", `document.querySelector('#output').textContent.includes('from the start')`)
+	closeWith(t, c4, websocket.CloseGoingAway)
+	c5 := edge.accept(t)
+	if hello = read(t, c5, "hello"); hello["resume"] != "3-0" {
+		t.Fatalf("hello after a reset gap = %v, want resume 3-0", hello)
+	}
+
 	// A fatal close stops the client and says why.
-	closeWith(t, c3, 4004)
+	closeWith(t, c5, 4004)
 	waitFor(t, ctx, "status closed", `document.querySelector('#status').dataset.state === 'closed'`)
 	waitFor(t, ctx, "the reason shown", `document.querySelector('#notice').textContent.includes('no such game')`)
 }

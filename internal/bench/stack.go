@@ -122,10 +122,11 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 	}
 
 	wc := worker.Config{
-		Name:         "bench",
-		MaxSessions:  o.MaxSessions,
-		IdleGrace:    o.IdleGrace,
-		DrainTimeout: time.Second,
+		Name:          "bench",
+		MaxSessions:   o.MaxSessions,
+		IdleGrace:     o.IdleGrace,
+		DrainTimeout:  time.Second,
+		AllowNetworks: []string{"127.0.0.0/8", "::1/128"},
 	}
 	if s.Worker, err = worker.New(wc, s.Store, o.Log.With("component", "worker")); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)

@@ -108,8 +108,10 @@ type Endpoint struct {
 // New returns a guard that allows the networks in allow on top of public
 // addresses and refuses the endpoints in deny even inside them. Host names
 // in deny are resolved now (with ctx), every address they resolve to is
-// refused; an endpoint whose host is empty or unspecified ("":9091,
-// "0.0.0.0:9091") is refused on every address of this host. An endpoint
+// refused; an endpoint whose host is empty, unspecified or loopback
+// (":9091", "0.0.0.0:9091", "127.0.0.1:6379", "localhost:6379") is refused
+// on every address of this host, since a server there may listen on all
+// interfaces whatever address it was named by. An endpoint
 // that cannot be resolved is an error: a guard that silently lost its
 // Redis entry would be worse than no start at all.
 func New(ctx context.Context, allow []netip.Prefix, deny []Endpoint) (*Guard, error) {
@@ -133,20 +135,21 @@ func New(ctx context.Context, allow []netip.Prefix, deny []Endpoint) (*Guard, er
 			g.denyPorts[p] = e.What
 			continue
 		}
+		var addrs []netip.Addr
 		if a, err := netip.ParseAddr(host); err == nil {
-			if a.IsUnspecified() {
-				g.denyPorts[p] = e.What
-			} else {
-				g.deny[netip.AddrPortFrom(canonical(a), p)] = e.What
-			}
-			continue
-		}
-		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if err != nil {
+			addrs = []netip.Addr{a}
+		} else if addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
 			return nil, fmt.Errorf("dial guard: resolve %s endpoint %q: %w", e.What, e.HostPort, err)
 		}
 		for _, a := range addrs {
-			g.deny[netip.AddrPortFrom(canonical(a), p)] = e.What
+			a = canonical(a)
+			if a.IsUnspecified() || a.IsLoopback() {
+				// A server named by a loopback address runs on this host
+				// and may listen on all of its interfaces.
+				g.denyPorts[p] = e.What
+			} else {
+				g.deny[netip.AddrPortFrom(a, p)] = e.What
+			}
 		}
 	}
 	return g, nil
@@ -245,7 +248,7 @@ func HostWarning(ctx context.Context, host string) string {
 	}
 	for _, a := range addrs {
 		if why := Classify(a); why != "" {
-			return fmt.Sprintf("%s resolves to %s, which is %s: workers refuse it unless TRELLIS_WORKER_ALLOW_NETWORKS allows it", host, a, why)
+			return fmt.Sprintf("%s resolves to %s, which is %s: workers refuse it unless TRELLIS_WORKER_ALLOW_NETWORKS allows it", host, a.Unmap(), why)
 		}
 	}
 	return ""

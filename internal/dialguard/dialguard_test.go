@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -137,10 +138,42 @@ func TestHostWarning(t *testing.T) {
 	if w := HostWarning(ctx, "127.0.0.1"); w == "" {
 		t.Error("no warning for loopback")
 	}
-	if w := HostWarning(ctx, "localhost"); w == "" {
-		t.Error("no warning for localhost")
+	if w := HostWarning(ctx, "localhost"); w == "" || strings.Contains(w, "::ffff:") {
+		t.Errorf("warning for localhost: %q, want one naming the address as resolved (not IPv4-mapped)", w)
 	}
 	if w := HostWarning(ctx, "8.8.8.8"); w != "" {
 		t.Errorf("warning for a public address: %s", w)
+	}
+}
+
+// Redis named by a loopback address (the usual redis://127.0.0.1:6379)
+// may listen on every interface, so the port is refused on every address
+// of this host, IPv6 loopback included, even with every network allowed.
+func TestLoopbackEndpointRefusedOnEveryLocalAddress(t *testing.T) {
+	all, err := ParsePrefixes([]string{"0.0.0.0/0", "::/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(context.Background(), all, []Endpoint{{HostPort: "127.0.0.1:6379", What: "redis"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := []netip.AddrPort{netip.MustParseAddrPort("[::1]:6379"), netip.MustParseAddrPort("127.0.0.53:6379")}
+	ifaddrs, _ := net.InterfaceAddrs()
+	for _, ia := range ifaddrs {
+		if p, err := netip.ParsePrefix(ia.String()); err == nil && !p.Addr().IsLoopback() {
+			targets = append(targets, netip.AddrPortFrom(p.Addr().WithZone(""), 6379))
+		}
+	}
+	for _, ap := range targets {
+		if err := g.Check(ap); !errors.Is(err, ErrRefused) {
+			t.Errorf("Check(%s) = %v, want refused as Trellis's own redis", ap, err)
+		}
+	}
+	if err := g.Check(netip.MustParseAddrPort("8.8.8.8:6379")); err != nil {
+		t.Errorf("a remote host's port 6379 refused: %v", err)
+	}
+	if err := g.Check(netip.MustParseAddrPort("127.0.0.1:6380")); err != nil {
+		t.Errorf("another loopback port refused: %v", err)
 	}
 }

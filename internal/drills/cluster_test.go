@@ -98,6 +98,17 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
+// addGame registers one more game at addr (a hostile game, a proxy), as
+// an operator would.
+func (c *cluster) addGame(id, name, addr string) {
+	c.t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		c.t.Fatalf("game %s at %q: %v", id, addr, err)
+	}
+	c.trellis("games", "add", "-id", id, "-name", name, "-host", host, "-port", port)
+}
+
 // redisURL is what every process connects to.
 func (c *cluster) redisURL() string { return c.redis.URL(0) }
 
@@ -153,13 +164,27 @@ func (c *cluster) startEdge(id string) *proc {
 // /healthz answers 200; the process's instance id is then known.
 func (c *cluster) startWorker(name string) *proc {
 	c.t.Helper()
+	return c.startWorkerEnv(name)
+}
+
+// allowNetworks lets the drills' workers dial games on loopback: the
+// worker's dial guard refuses loopback and private addresses by default,
+// and every game of a drill (the demo game, the hostile games, proxies)
+// listens on 127.0.0.1.
+const allowNetworks = "127.0.0.0/8,::1/128"
+
+// startWorkerEnv is startWorker with extra TRELLIS_* settings (later
+// entries win over the drills' defaults).
+func (c *cluster) startWorkerEnv(name string, extra ...string) *proc {
+	c.t.Helper()
 	p := c.startReady(name, func(addr string) []string {
-		return []string{
+		return append([]string{
 			"TRELLIS_WORKER_NAME=" + name,
 			"TRELLIS_WORKER_ADMIN_LISTEN=" + addr,
 			"TRELLIS_WORKER_LEASE_TTL=" + leaseTTL.String(),
 			"TRELLIS_WORKER_DRAIN_TIMEOUT=" + drainTimeout.String(),
-		}
+			"TRELLIS_WORKER_ALLOW_NETWORKS=" + allowNetworks,
+		}, extra...)
 	}, "worker", "/healthz")
 	h, err := p.health()
 	if err != nil {
@@ -252,11 +277,17 @@ func (c *cluster) dumpLogs() {
 // lease returns the live lease of user's session, if any.
 func (c *cluster) lease(user string) (store.Lease, bool) {
 	c.t.Helper()
+	return c.leaseOf(store.SessionKey{User: user, Game: gameID})
+}
+
+// leaseOf returns the live lease of the session key, if any.
+func (c *cluster) leaseOf(key store.SessionKey) (store.Lease, bool) {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	l, ok, err := c.st.GetLease(ctx, store.SessionKey{User: user, Game: gameID})
+	l, ok, err := c.st.GetLease(ctx, key)
 	if err != nil {
-		c.t.Fatalf("get lease of %s: %v", user, err)
+		c.t.Fatalf("get lease of %s: %v", key, err)
 	}
 	return l, ok
 }
@@ -264,9 +295,15 @@ func (c *cluster) lease(user string) (store.Lease, bool) {
 // owner is the worker process holding user's lease.
 func (c *cluster) owner(user string) *proc {
 	c.t.Helper()
-	l, ok := c.lease(user)
+	return c.ownerOf(store.SessionKey{User: user, Game: gameID})
+}
+
+// ownerOf is the worker process holding the lease of key.
+func (c *cluster) ownerOf(key store.SessionKey) *proc {
+	c.t.Helper()
+	l, ok := c.leaseOf(key)
 	if !ok {
-		c.t.Fatalf("%s has no lease", user)
+		c.t.Fatalf("%s has no lease", key)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -275,7 +312,7 @@ func (c *cluster) owner(user string) *proc {
 			return p
 		}
 	}
-	c.t.Fatalf("lease of %s is held by %q, which is none of our workers", user, l.Owner)
+	c.t.Fatalf("lease of %s is held by %q, which is none of our workers", key, l.Owner)
 	return nil
 }
 

@@ -53,6 +53,7 @@ var finalCloseCodes = map[int]bool{4000: true, 4001: true, 4004: true, 4029: tru
 type player struct {
 	t     testing.TB
 	user  string // user id, also the character's name in the game
+	game  string // the registry id of the game it plays (gameID unless newPlayerIn)
 	pass  string
 	token string
 	edges []string
@@ -81,12 +82,18 @@ type player struct {
 // connected until the test ends.
 func newPlayer(t testing.TB, user string, edges []string, first int) *player {
 	t.Helper()
+	return newPlayerIn(t, user, gameID, edges, first)
+}
+
+// newPlayerIn is newPlayer for another registered game.
+func newPlayerIn(t testing.TB, user, game string, edges []string, first int) *player {
+	t.Helper()
 	tok, err := auth.Mint([]byte(authSecret), user, time.Hour)
 	if err != nil {
 		t.Fatalf("mint token: %v", err)
 	}
 	p := &player{
-		t: t, user: user, pass: "pw-" + strings.ToLower(user), token: tok,
+		t: t, user: user, game: game, pass: "pw-" + strings.ToLower(user), token: tok,
 		edges: edges, next: first % len(edges),
 		changed: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -145,7 +152,7 @@ func (p *player) session(addr, resume string) error {
 		return err
 	}
 	hello, _ := json.Marshal(map[string]any{
-		"type": "hello", "game": gameID, "token": p.token, "resume": resume, "cols": 100, "rows": 30,
+		"type": "hello", "game": p.game, "token": p.token, "resume": resume, "cols": 100, "rows": 30,
 	})
 	p.writeMu.Lock()
 	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))

@@ -67,3 +67,96 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	})
 }
+
+// floods are what a flooding game sends, as the reads the worker gets:
+// 1 MiB of plain text in 64 KiB reads, 1 MiB of compressed transcript
+// flushed every 1 KiB in 4 KiB reads, and a zip bomb (16 MiB of one
+// letter) in one read.
+func floods() []struct {
+	name  string
+	text  int
+	reads [][]byte
+} {
+	line := []byte("\x1b[1;32mYou see\x1b[0m a \x1b[38;5;208mglowing\x1b[0m sword. HP: 100\r\n")
+	plain := bytes.Repeat(line, 1<<20/len(line))
+
+	var transcript bytes.Buffer
+	transcript.Write([]byte{IAC, WILL, OptMCCP2, IAC, SB, OptMCCP2, IAC, SE})
+	zw := zlib.NewWriter(&transcript)
+	for p := plain; len(p) > 0; p = p[min(1024, len(p)):] {
+		zw.Write(p[:min(1024, len(p))])
+		zw.Flush()
+	}
+	zw.Close()
+
+	var bomb bytes.Buffer
+	bomb.Write([]byte{IAC, WILL, OptMCCP2, IAC, SB, OptMCCP2, IAC, SE})
+	zw = zlib.NewWriter(&bomb)
+	zw.Write(bytes.Repeat([]byte{'A'}, 16<<20))
+	zw.Close()
+
+	chunk := func(p []byte, n int) [][]byte {
+		var out [][]byte
+		for ; len(p) > 0; p = p[min(n, len(p)):] {
+			out = append(out, p[:min(n, len(p))])
+		}
+		return out
+	}
+	return []struct {
+		name  string
+		text  int
+		reads [][]byte
+	}{
+		{"plain-flood", len(plain), chunk(plain, 64<<10)},
+		{"mccp2-flood", len(plain), chunk(transcript.Bytes(), 4<<10)},
+		{"mccp2-bomb", 16 << 20, [][]byte{bomb.Bytes()}},
+	}
+}
+
+// BenchmarkDecodeFlood is Decode over each flood: one call per read.
+func BenchmarkDecodeFlood(b *testing.B) {
+	for _, fl := range floods() {
+		b.Run(fl.name, func(b *testing.B) {
+			b.SetBytes(int64(fl.text))
+			b.ReportAllocs()
+			var evs []Event
+			for b.Loop() {
+				e, _ := New(Options{})
+				for _, p := range fl.reads {
+					var err error
+					if evs, err = e.Decode(p, evs[:0]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				e.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeSlice is the worker's loop over each flood: DecodeSlice
+// with the default slice until each read is used up, events handed over
+// after every slice.
+func BenchmarkDecodeSlice(b *testing.B) {
+	for _, fl := range floods() {
+		b.Run(fl.name, func(b *testing.B) {
+			b.SetBytes(int64(fl.text))
+			b.ReportAllocs()
+			var evs []Event
+			for b.Loop() {
+				e, _ := New(Options{})
+				for _, p := range fl.reads {
+					for len(p) > 0 {
+						var n int
+						var err error
+						if evs, n, err = e.DecodeSlice(p, evs[:0]); err != nil {
+							b.Fatal(err)
+						}
+						p = p[n:]
+					}
+				}
+				e.Close()
+			}
+		})
+	}
+}

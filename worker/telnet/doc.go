@@ -6,7 +6,8 @@
 // # Using an engine
 //
 // One Engine serves one game connection. The session loop reads from the
-// game, decodes, forwards the events and writes back whatever is owed:
+// game and works through each read in bounded slices, forwarding the events
+// and writing back whatever is owed after each one:
 //
 //	e, err := telnet.New(telnet.Options{ClientName: "Trellis", ClientVersion: v})
 //	if err != nil { ... }
@@ -14,17 +15,26 @@
 //	var evs []telnet.Event
 //	for {
 //		n, err := conn.Read(buf)
-//		evs, derr := e.Decode(buf[:n], evs[:0])
-//		deliver(evs) // text, prompts, echo, GMCP, MSSP
-//		if r := e.Replies(out[:0]); len(r) > 0 {
-//			conn.Write(r) // negotiation answers, TTYPE, NAWS, GMCP hello
+//		for p := buf[:n]; len(p) > 0; {
+//			var used int
+//			evs, used, derr = e.DecodeSlice(p, evs[:0])
+//			deliver(evs) // text, prompts, echo, GMCP, MSSP
+//			if r := e.Replies(out[:0]); len(r) > 0 {
+//				conn.Write(r) // negotiation answers, TTYPE, NAWS, GMCP hello
+//			}
+//			if derr != nil { ... } // corrupt MCCP2: close the connection
+//			waitForRoom()          // backpressure between slices
+//			p = p[used:]
 //		}
 //		...
 //	}
 //
-// Input goes the other way through Line (one line of player input), GMCP
-// (a GMCP message, once the game agreed to GMCP) and Resize (the window
-// size, sent when NAWS is agreed). An Engine is not safe for concurrent use;
+// Decode does the same loop inside for callers that trust their input.
+//
+// Input goes the other way through Line (one line of player input, with
+// control characters other than TAB dropped unless Options.KeepControls
+// says the game wants them), GMCP (a GMCP message, once the game agreed to
+// GMCP) and Resize (the window size, sent when NAWS is agreed). An Engine is not safe for concurrent use;
 // keep it on the session goroutine or serialise calls.
 //
 // # Why streaming, and what "any split" means
@@ -35,11 +45,27 @@
 // engine keeps all of that state between calls, so feeding a byte stream in
 // one call or split anywhere (down to one byte per call) produces the same
 // events and replies. The tests check exactly that for every case, at every
-// split point, and the fuzz target checks it for arbitrary input.
+// split point and with slices of 1, 7 and 64 bytes, and the fuzz targets
+// check it for arbitrary input.
 //
 // Text is never held waiting for a newline: a prompt without one ("HP:10> ")
-// reaches the player at the end of the Decode call that delivered it. Only
-// an incomplete trailing UTF-8 sequence is held back.
+// reaches the player at the end of the call that decoded it. Only an
+// incomplete trailing UTF-8 sequence is held back.
+//
+// # Bounded slices
+//
+// A read from the game is small, but what it decodes to need not be: 100 KB
+// of MCCP2 can inflate to 100 MB. DecodeSlice therefore parses at most
+// Options.SliceBytes (16 KiB) of the telnet stream per call, counted after
+// inflation, and returns how much of its input it consumed; the caller
+// delivers the events, waits for room and calls again with the rest, so
+// backpressure and fairness between sessions apply inside one read. Plain
+// input is cut exactly; an open MCCP2 stream can overrun the slice by up to
+// 37,152 bytes, because the inflater can only be paused where it asks for
+// input (see DecodeSlice for why and for the bound on text per call). Every
+// call consumes at least one byte, a call that consumed everything leaves
+// nothing behind for a later one, and no call keeps a reference to its
+// input.
 //
 // # The byte stream
 //
@@ -95,14 +121,14 @@
 // After IAC SB MCCP2 IAC SE the game compresses everything it sends with
 // zlib; the stream starts at the very next byte, which may be in the same
 // chunk. The engine inflates with compress/zlib running on a coroutine
-// (iter.Pull) that is parked whenever it runs out of input: the push-style
-// Decode feeds the pull-style zlib reader without a goroutine of its own or
-// any re-reading. When the zlib stream ends, the bytes after it are plain
-// telnet again. The cost is the zlib window (about 40 KiB) for as long as a
+// (iter.Pull) that is parked whenever it runs out of input or the slice is
+// full: the push-style DecodeSlice feeds the pull-style zlib reader without
+// a goroutine of its own or any re-reading. When the zlib stream ends, the
+// bytes after it are plain telnet again, in the same call. The cost is the zlib window (about 40 KiB) for as long as a
 // stream is open, which is why Close must be called when the connection
 // ends.
 //
-// A corrupt stream cannot be resynchronised: Decode returns an error
+// A corrupt stream cannot be resynchronised: DecodeSlice returns an error
 // wrapping ErrCompression, drops the rest of the chunk, queues DONT MCCP2
 // and refuses MCCP2 from then on. Closing the connection is the safe
 // reaction.

@@ -51,8 +51,8 @@ type Event struct {
 	MSSP map[string][]string
 }
 
-// ErrCompression is wrapped by the error Decode returns when the game's MCCP2
-// stream is corrupt. See Engine.Decode.
+// ErrCompression is wrapped by the error DecodeSlice and Decode return when
+// the game's MCCP2 stream is corrupt. See Engine.DecodeSlice.
 var ErrCompression = errors.New("telnet: MCCP2 stream corrupt")
 
 // parseState is where the parser stands in the telnet byte stream.
@@ -67,8 +67,8 @@ const (
 	stSBIAC                    // after IAC inside a subnegotiation
 )
 
-// Engine is the client side of one telnet connection to a game: Decode turns
-// the game's bytes into events and queues the replies owed to the game; Line,
+// Engine is the client side of one telnet connection to a game: DecodeSlice
+// turns the game's bytes into events and queues the replies owed to the game; Line,
 // GMCP and Resize encode what the player sends.
 //
 // An Engine is not safe for concurrent use: the goroutine that reads the game
@@ -79,7 +79,7 @@ type Engine struct {
 	legacy  charset // the game's configured charset
 	charset charset // the charset text is decoded with now
 
-	// Parser state, kept between Decode calls so any split is survived.
+	// Parser state, kept between calls so any split is survived.
 	state      parseState
 	verb       byte   // WILL/WONT/DO/DONT waiting for its option
 	sbOpt      byte   // option of the subnegotiation being read
@@ -95,7 +95,8 @@ type Engine struct {
 	// Negotiation: RFC 1143 state of each option on our side and the game's.
 	us, him [256]qstate
 
-	evs     []Event // the slice Decode is appending to
+	evs     []Event // the slice DecodeSlice is appending to
+	budget  int     // stream bytes the current slice may still parse; negative after an inflater overshoot
 	replies []byte  // bytes owed to the game
 
 	ttypeStep     int // position in the MTTS cycle
@@ -123,35 +124,103 @@ func New(opts Options) (*Engine, error) {
 	}, nil
 }
 
-// Decode consumes bytes read from the game and appends the events they
-// produce to evs. Replies owed to the game (negotiation answers, TTYPE,
-// NAWS, GMCP hello...) are queued; send them after each call (see Replies).
+// Decode consumes all of p and appends the events it produces to evs. It is
+// DecodeSlice called until p is used up, so the events of one call are not
+// bounded: 100 KB of MCCP2 input can inflate to 100 MB of text.
+// Code that reads an untrusted game (the worker) uses DecodeSlice; Decode
+// is for tests, tools and trusted input. Text arrives as at least one event
+// per slice.
 //
-// Any split of the byte stream decodes the same, except that text is emitted
-// at the end of every call, so a prompt without a newline reaches the player
-// at once. Only an incomplete trailing UTF-8 sequence is held back for the
-// next call.
-//
-// Decode returns an error only when the game's MCCP2 (compressed) stream is
-// corrupt; the error wraps ErrCompression. Events decoded before the
-// corruption are still appended, the rest of p is dropped, DONT MCCP2 is
-// queued and the engine goes back to plain telnet and never accepts MCCP2
-// again on this connection. Bytes the game compressed before it reads the
-// DONT cannot be decoded, so closing the connection is the safe reaction;
-// the engine stays usable for a caller that prefers to carry on.
+// Replies owed to the game (negotiation answers, TTYPE, NAWS, GMCP hello...)
+// are queued; send them after each call (see Replies). Errors are those of
+// DecodeSlice; after an error the rest of p is dropped.
 func (e *Engine) Decode(p []byte, evs []Event) ([]Event, error) {
+	for {
+		var (
+			n   int
+			err error
+		)
+		evs, n, err = e.DecodeSlice(p, evs)
+		p = p[n:]
+		if err != nil || len(p) == 0 {
+			return evs, err
+		}
+	}
+}
+
+// maxInflateOvershoot is how far past Options.SliceBytes one DecodeSlice
+// call can parse while an MCCP2 stream is open. The inflater can only be
+// left where it asks for input (see inflate), and compress/flate asks only
+// once it has handed out everything it decoded: each flush of its 32 KiB
+// window in full, then what it decodes from the up to 32 bits it holds
+// before it needs another byte: the rest of a back-reference (at most 257
+// bytes) and at most 16 more back-references of 258 bytes (2 bits each).
+// The slice can run out just after the first byte of a flush.
+const maxInflateOvershoot = 32<<10 - 1 + 257 + 16*258 // 37,152
+
+// DecodeSlice decodes a prefix p[:n] of p and appends the events it
+// produced to evs. It stops once it has parsed Options.SliceBytes bytes of
+// the telnet stream (plain bytes, or bytes that came out of the MCCP2
+// inflater), so the caller can deliver the events and wait for room before
+// it calls again with p[n:]. Replies are queued as by Decode; send them
+// after each call.
+//
+// Guarantees, for callers that loop until p is used up:
+//   - n > 0 whenever len(p) > 0, so the loop always advances;
+//   - n == len(p) once all of p fit, and then nothing is held that a later
+//     call would have to release: text decoded so far is in the events
+//     (only an incomplete trailing UTF-8 sequence waits), and the inflater
+//     holds only what needs more compressed input;
+//   - p is not referenced after the call returns, so the caller may reuse
+//     its read buffer; p[n:] is exactly the part not yet read, because
+//     compress/flate reads through the engine's io.ByteReader and never
+//     reads ahead.
+//
+// The bound, per call: at most SliceBytes bytes parsed from plain input. An
+// MCCP2 stream can add up to 37,152 bytes to that (maxInflateOvershoot),
+// because compress/flate releases its output in flushes of up to its 32 KiB
+// window and asks for input only once a flush has been handed out: a call
+// that stopped in between would either strand output in the inflater
+// until the game sends more (when p was used up) or leave the next call
+// output to parse before its first input byte (n == 0). Text events of one call total at
+// most 3 bytes per byte parsed (an invalid byte becomes U+FFFD) plus 9 for
+// an incomplete UTF-8 sequence held from the call before: 3*(SliceBytes+3)
+// bytes, 49,161 with the default, or 3*(SliceBytes+37,155) with MCCP2. A
+// GMCP or MSSP event carries one subnegotiation, at most MaxSubneg bytes as
+// received (a non-JSON GMCP body is re-encoded as a JSON string, which can
+// grow it up to sixfold).
+//
+// Text is flushed at the end of every call, so a prompt without a newline
+// reaches the player at once, and any split of the stream into calls or
+// slices decodes to the same events once adjacent text events are merged.
+//
+// DecodeSlice returns an error only when the game's MCCP2 (compressed)
+// stream is corrupt; the error wraps ErrCompression and n is len(p). Events
+// decoded before the corruption are still appended, the rest of p is
+// dropped, DONT MCCP2 is queued and the engine goes back to plain telnet and
+// never accepts MCCP2 again on this connection. Bytes the game compressed
+// before it reads the DONT cannot be decoded, so closing the connection is
+// the safe reaction; the engine stays usable for a caller that prefers to
+// carry on.
+func (e *Engine) DecodeSlice(p []byte, evs []Event) (out []Event, n int, err error) {
 	e.evs = evs
-	var err error
-	for len(p) > 0 && err == nil {
+	e.budget = e.opts.SliceBytes
+	for n < len(p) && e.budget > 0 && err == nil {
 		if e.z != nil {
-			p, err = e.inflate(p)
+			var k int
+			k, err = e.inflate(p[n:])
+			n += k
 			continue
 		}
-		p = p[e.parse(p):]
+		// parse stops early only when a stream starts; the loop then
+		// inflates the rest with what is left of the budget.
+		k := e.parse(p[n : n+min(len(p)-n, e.budget)])
+		n += k
+		e.budget -= k
 	}
 	e.flushText()
-	evs, e.evs = e.evs, nil
-	return evs, err
+	out, e.evs = e.evs, nil
+	return out, n, err
 }
 
 // Replies appends the bytes owed to the game to dst and clears the queue.
@@ -168,14 +237,27 @@ func (e *Engine) Replies(dst []byte) []byte {
 // charset (characters it cannot represent become '?'), with 255 bytes
 // doubled and CR LF at the end. A "\n" inside line ends a line too, so a
 // pasted block becomes several lines; "\r" is dropped.
+//
+// Control characters are dropped unless Options.KeepControls is set: C0
+// (U+0000-U+001F) except TAB, and DEL (U+007F). A browser input field has
+// no use for them, and on the wire they are commands to whatever reads the
+// line: ESC sequences to a game's line editor or a staff member's terminal,
+// BS and DEL as erase characters (many servers edit the line with them, so
+// a paste could rewrite the command it is part of), ^C/^D/^Z as signals to
+// a line discipline. NUL is dropped even with KeepControls: telnet uses it
+// only after CR, and servers written in C read it as the end of the line.
+// Line never emits a NUL or an undoubled IAC: UTF-8 encoding never yields
+// byte 255 (U+00FF is C3 BF), and the single-byte charsets are ASCII on
+// the low half, so only their own byte 255 can appear, and it is doubled.
 func (e *Engine) Line(dst []byte, line string) []byte {
 	cm := e.charset.cm
+	keep := e.opts.KeepControls
 	for _, r := range line {
 		switch {
-		case r == '\r':
-			continue
 		case r == '\n':
 			dst = append(dst, '\r', '\n')
+		case r == '\r' || r == 0:
+		case isControl(r) && !keep:
 		case cm == nil:
 			dst = utf8.AppendRune(dst, r) // invalid UTF-8 arrives as RuneError: U+FFFD
 		default:
@@ -190,6 +272,11 @@ func (e *Engine) Line(dst []byte, line string) []byte {
 		}
 	}
 	return append(dst, '\r', '\n')
+}
+
+// isControl reports whether Line drops r by default.
+func isControl(r rune) bool {
+	return r < 0x20 && r != '\t' || r == 0x7F
 }
 
 // GMCP appends the GMCP message "pkg data" (data is a JSON body and may be
@@ -220,7 +307,7 @@ func (e *Engine) ServerEcho() bool { return e.him[OptEcho].enabled() }
 func (e *Engine) Compressing() bool { return e.z != nil }
 
 // Close releases the MCCP2 inflater, if a stream is open. The engine keeps
-// its inflater parked on a coroutine between Decode calls, so Close must be
+// its inflater parked on a coroutine between calls, so Close must be
 // called when the connection ends or that coroutine is never freed. Close is
 // idempotent and always returns nil.
 func (e *Engine) Close() error {

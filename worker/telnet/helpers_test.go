@@ -163,8 +163,86 @@ func checkEvents(t testing.TB, evs []Event) {
 	}
 }
 
+// decodeSliced feeds chunks to a fresh engine the way the worker does: each
+// chunk is worked through with DecodeSlice calls until it is used up. Every
+// call gets a fresh copy of what is left and its buffer is overwritten
+// afterwards, so an engine that kept or aliased the caller's buffer, or
+// miscounted n, decodes differently. Each call is checked against the
+// documented bound. first holds the events produced by the first chunk.
+func decodeSliced(t testing.TB, opts Options, chunks [][]byte) (res result, first []string) {
+	t.Helper()
+	e, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer e.Close()
+	plain := !bytes.Contains(bytes.Join(chunks, nil), []byte{IAC, SB, OptMCCP2})
+	var evs []Event
+	for i, c := range chunks {
+		p := slices.Clone(c)
+		for len(p) > 0 {
+			var n int
+			start := len(evs)
+			evs, n, res.err = e.DecodeSlice(p, evs)
+			checkSlice(t, e, plain, len(p), n, res.err, evs[start:])
+			res.replies = e.Replies(res.replies)
+			rest := slices.Clone(p[n:])
+			for j := range p {
+				p[j] = IAC // the worker reuses its read buffer
+			}
+			p = rest
+			if res.err != nil {
+				break
+			}
+		}
+		if i == 0 {
+			first = render(evs)
+		}
+		if res.err != nil {
+			break
+		}
+	}
+	checkEvents(t, evs)
+	res.events = render(evs)
+	return res, first
+}
+
+// checkSlice checks one DecodeSlice call that was given m bytes and
+// consumed n of them, producing evs.
+func checkSlice(t testing.TB, e *Engine, plain bool, m, n int, err error, evs []Event) {
+	t.Helper()
+	limit := e.opts.SliceBytes
+	parsed := limit - e.budget
+	text := 0
+	for _, ev := range evs {
+		text += len(ev.Text)
+	}
+	switch {
+	case n <= 0 || n > m:
+		t.Fatalf("DecodeSlice of %d bytes consumed %d", m, n)
+	case err != nil && n != m:
+		t.Fatalf("DecodeSlice failed (%v) but consumed %d of %d bytes", err, n, m)
+	case n < m && parsed < limit:
+		t.Fatalf("DecodeSlice stopped after %d of %d bytes with only %d of %d parsed", n, m, parsed, limit)
+	case plain && parsed > limit:
+		t.Fatalf("DecodeSlice parsed %d plain bytes, limit %d", parsed, limit)
+	case parsed > limit+maxInflateOvershoot:
+		t.Fatalf("DecodeSlice parsed %d bytes, limit %d + %d", parsed, limit, maxInflateOvershoot)
+	case text > 3*(parsed+3):
+		t.Fatalf("DecodeSlice produced %d bytes of text from %d bytes", text, parsed)
+	case e.z != nil && e.z.in != nil:
+		t.Fatalf("DecodeSlice kept a reference to the caller's buffer")
+	}
+}
+
+// sliceSizes are the SliceBytes every decode case is also run with.
+var sliceSizes = []int{1, 7, 64}
+
 // decodeAllSplits decodes input whole, split at every byte boundary and one
-// byte at a time, fails the test unless all agree, and returns the result.
+// byte at a time, and with small SliceBytes whole and split at every byte.
+// It fails the test unless all agree, and unless every first chunk yields
+// what decoding it alone yields (nothing held back for a later call), and
+// returns the whole result.
 func decodeAllSplits(t *testing.T, opts Options, input []byte) result {
 	t.Helper()
 	whole := decodeChunks(t, opts, [][]byte{input})
@@ -177,6 +255,19 @@ func decodeAllSplits(t *testing.T, opts Options, input []byte) result {
 	}
 	for i := 1; i < len(input); i++ {
 		check(fmt.Sprintf("split at %d", i), decodeChunks(t, opts, [][]byte{input[:i], input[i:]}))
+	}
+	for _, size := range sliceSizes {
+		sliced := opts
+		sliced.SliceBytes = size
+		got, _ := decodeSliced(t, sliced, [][]byte{input})
+		check(fmt.Sprintf("slices of %d", size), got)
+		for i := 1; i < len(input); i++ {
+			got, first := decodeSliced(t, sliced, [][]byte{input[:i], input[i:]})
+			check(fmt.Sprintf("slices of %d, split at %d", size, i), got)
+			if prefix := decodeChunks(t, opts, [][]byte{input[:i]}); !slices.Equal(first, prefix.events) {
+				t.Fatalf("slices of %d: first %d bytes gave %q, alone %q", size, i, first, prefix.events)
+			}
+		}
 	}
 	bytewise := make([][]byte, len(input))
 	for i := range input {

@@ -10,31 +10,41 @@ import (
 
 // MCCP2 inflation with the standard library.
 //
-// compress/zlib pulls its input from an io.Reader, while Decode is pushed
-// bytes as the game sends them. Two ways out were rejected: re-inflating all
-// bytes since the stream began on every call (quadratic), and a goroutine
-// per stream fed through a pipe (scheduler hops and a second owner of the
-// engine's state). Instead the inflater runs on a coroutine (iter.Pull): its
-// reader hands out the bytes fed so far and, when they run out, yields back
-// to Decode, which returns; the next Decode resumes the coroutine with new
-// bytes. The switch is a direct hand-off on the same thread, not a scheduler
-// round trip, and everything stays deterministic.
+// compress/zlib pulls its input from an io.Reader, while DecodeSlice is
+// pushed bytes as the game sends them. Two ways out were rejected:
+// re-inflating all bytes since the stream began on every call (quadratic),
+// and a goroutine per stream fed through a pipe (scheduler hops and a second
+// owner of the engine's state). Instead the inflater runs on a coroutine
+// (iter.Pull): its reader hands out the bytes fed so far and, when they run
+// out, yields back to DecodeSlice, which returns; the next call resumes the
+// coroutine with new bytes. The switch is a direct hand-off on the same
+// thread, not a scheduler round trip, and everything stays deterministic.
 //
 // The reader implements io.ByteReader, so compress/flate reads exactly the
-// bytes of the stream and never reads ahead: when the zlib stream ends, the
+// bytes of the stream and never reads ahead (zlib and flate use such a
+// reader as is, without a bufio.Reader): bytes handed out are consumed for
+// good, which makes DecodeSlice's n exact, and when the zlib stream ends the
 // bytes after it are still in the reader and are decoded as plain telnet.
 //
+// Slices: the reader also yields when the slice's budget is spent, so the
+// coroutine is only ever parked inside an input request. flate makes a
+// request only after all the output it flushed has been read, so at that
+// point nothing is held that DecodeSlice could still deliver: a call that
+// stops there leaves no text behind, and the next call starts by consuming
+// input, which is what guarantees n > 0. Stopping anywhere else would break
+// one of the two (see maxInflateOvershoot for what it costs).
+//
 // Costs: the flate window and tables (about 40 KiB) plus the coroutine's
-// stack per open stream, one coroutine switch per Decode call and per
+// stack per open stream, one coroutine switch per call and per
 // decompressed chunk. flate only releases output at the end of a deflate
-// block; games flush (Z_SYNC_FLUSH) after each write, which ends a block, so
-// in practice output is never held back.
+// block or when its window is full; games flush (Z_SYNC_FLUSH) after each
+// write, which ends a block, so in practice output is never held back.
 
 // inflateStep is what the coroutine reports to Decode.
 type inflateStep uint8
 
 const (
-	stepNeedInput inflateStep = iota // all bytes fed so far are consumed
+	stepNeedInput inflateStep = iota // parked in an input request: bytes fed are used up, or the slice is full
 	stepOutput                       // out holds decompressed bytes
 )
 
@@ -43,7 +53,8 @@ var errStopped = errors.New("inflater stopped")
 
 type inflater struct {
 	in    []byte // compressed bytes fed and not yet consumed
-	out   []byte // decompressed bytes for Decode, valid until the next resume
+	full  bool   // the slice's budget is spent: park at the next input request
+	out   []byte // decompressed bytes for DecodeSlice, valid until the next resume
 	buf   []byte
 	err   error // why the stream failed; nil after a clean end
 	yield func(inflateStep) bool
@@ -83,9 +94,9 @@ func (z *inflater) run(yield func(inflateStep) bool) {
 	}
 }
 
-// wait yields to Decode until more compressed bytes are fed.
+// wait yields to DecodeSlice until there are bytes it may consume.
 func (z *inflater) wait() error {
-	for len(z.in) == 0 {
+	for len(z.in) == 0 || z.full {
 		if !z.yield(stepNeedInput) {
 			return errStopped
 		}
@@ -116,29 +127,35 @@ func (z *inflater) close() {
 	z.in, z.out = nil, nil
 }
 
-// inflate feeds p to the open MCCP2 stream and decodes what comes out. It
-// returns the bytes after the end of the stream, which are plain telnet.
-func (e *Engine) inflate(p []byte) ([]byte, error) {
+// inflate feeds p to the open MCCP2 stream and parses what comes out,
+// charging it to the slice's budget, until the inflater asks for input it
+// may not have: p is used up, or the budget is spent. It returns how many
+// bytes of p it consumed; after a clean end of the stream the rest of p is
+// plain telnet for the caller. On error all of p counts as consumed.
+func (e *Engine) inflate(p []byte) (int, error) {
 	z := e.z
-	z.in = p
+	z.in, z.full = p, e.budget <= 0
 	for {
 		step, ok := z.next()
 		if !ok { // the stream ended or failed
-			rest := z.in
+			n := len(p) - len(z.in)
 			z.close()
 			e.z = nil
 			if z.err != nil {
 				e.compressionFailed()
-				return nil, fmt.Errorf("%w: %w", ErrCompression, z.err)
+				return len(p), fmt.Errorf("%w: %w", ErrCompression, z.err)
 			}
-			return rest, nil
+			return n, nil
 		}
 		switch step {
 		case stepNeedInput:
-			z.in = nil // consumed; never keep the caller's buffer
-			return nil, nil
+			n := len(p) - len(z.in)
+			z.in = nil // never keep the caller's buffer
+			return n, nil
 		case stepOutput:
 			e.parse(z.out) // cannot start another stream: e.z is set
+			e.budget -= len(z.out)
+			z.full = e.budget <= 0
 		}
 	}
 }

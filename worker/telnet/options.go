@@ -46,6 +46,18 @@ type Options struct {
 	// games but costs about 40 KiB of inflater state per session; games
 	// on the same network as the workers are better served without it.
 	NoCompression bool
+	// SliceBytes is the most telnet-stream bytes one DecodeSlice call
+	// parses, counted after MCCP2 inflation: the bytes the telnet parser
+	// sees, plain or inflated. It bounds the memory and time one call
+	// spends, so a flood or a zip bomb is worked through in slices between
+	// which the caller can deliver events and apply backpressure. An open
+	// MCCP2 stream can overrun it by at most maxInflateOvershoot; see
+	// DecodeSlice. Default 16 KiB.
+	SliceBytes int
+	// KeepControls lets Line send C0 control characters and DEL, which it
+	// otherwise drops. It is a per-game override for games that want them
+	// (an ESC-driven editor, say); NUL is dropped even then.
+	KeepControls bool
 }
 
 // DefaultGMCPSupports is the Core.Supports.Set list used when
@@ -56,6 +68,7 @@ const (
 	defaultClientName   = "Trellis"
 	defaultTerminalType = "XTERM-256COLOR"
 	defaultMaxSubneg    = 64 << 10
+	defaultSliceBytes   = 16 << 10
 	maxWindowSize       = 0xFFFF
 )
 
@@ -88,6 +101,9 @@ func (o Options) withDefaults() Options {
 	o.Width, o.Height = clampSize(o.Width), clampSize(o.Height)
 	if o.MaxSubneg <= 0 {
 		o.MaxSubneg = defaultMaxSubneg
+	}
+	if o.SliceBytes <= 0 {
+		o.SliceBytes = defaultSliceBytes
 	}
 	return o
 }

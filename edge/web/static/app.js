@@ -11,6 +11,7 @@ import {
   SessionMemory,
   errorIsFatal,
   errorKeepsLine,
+  errorShownInOutput,
   gameFromLocation,
   gmcpFrame,
   helloFrame,
@@ -184,13 +185,21 @@ function handleFrame(frame) {
       draw(frame);
       transcript.record(frame);
       break;
+    case 'gap':
+      if (frame.reset === true) memory.forgetResume();
+      draw(frame);
+      transcript.record(frame);
+      break;
     case 'output':
     case 'input':
-    case 'gap':
       draw(frame);
       transcript.record(frame);
       break;
     case 'error':
+      if (errorShownInOutput(frame.code)) {
+        draw(frame);
+        transcript.record(frame);
+      }
       handleError(frame.code, frame.message || frame.code);
       break;
   }
@@ -209,6 +218,9 @@ function draw(frame) {
       break;
     case 'gap':
       terminal.writeNotice(`— ${frame.message || 'Some earlier output was lost.'} —`, 'gap');
+      break;
+    case 'error':
+      terminal.writeNotice(`— ${frame.message || frame.code} —`, 'lost');
       break;
     case 'status':
       if (frame.state !== 'connecting') {

@@ -46,6 +46,20 @@ export function errorIsFatal(code) {
 }
 
 /**
+ * Error codes that are about the game session rather than the last key press,
+ * so they are also written into the output, where they happened, and kept with
+ * it. input_lost says lines typed earlier never reached the game (they may be
+ * several, none of them the line in the box): the player has to see it in
+ * context to know what to type again.
+ */
+const OUTPUT_ERRORS = new Set(['input_lost']);
+
+/** Reports whether an error frame belongs in the output as well as the notice bar. */
+export function errorShownInOutput(code) {
+  return OUTPUT_ERRORS.has(code);
+}
+
+/**
  * The delay before reconnect attempt number attempt (0 for the first retry):
  * exponential from base to max with "equal jitter", so a fleet of browsers
  * cut off by one edge does not come back in one wave, while no single
@@ -162,6 +176,16 @@ export class SessionMemory {
   see(id) {
     if (!id || compareStreamIds(id, this.value.resume) <= 0) return;
     this.value.resume = id;
+    this.save();
+  }
+
+  /**
+   * Forgets the resume point, when the edge says (a gap with reset: true)
+   * that it is not a position of the stream: kept, it would hide every id
+   * older than it and come back with each reconnect.
+   */
+  forgetResume() {
+    this.value.resume = '';
     this.save();
   }
 

@@ -16,6 +16,8 @@ const KEPT = {
   input: (f) => (f.redacted ? null : { type: 'input', text: typeof f.text === 'string' ? f.text : '' }),
   gap: (f) => ({ type: 'gap', message: typeof f.message === 'string' ? f.message : '' }),
   status: (f) => ({ type: 'status', state: String(f.state), message: typeof f.message === 'string' ? f.message : '' }),
+  // Only errors the page writes into the output come here (input_lost).
+  error: (f) => ({ type: 'error', code: String(f.code), message: typeof f.message === 'string' ? f.message : '' }),
 };
 
 export class Transcript {

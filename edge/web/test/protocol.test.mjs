@@ -8,6 +8,7 @@ import {
   compareStreamIds,
   errorIsFatal,
   errorKeepsLine,
+  errorShownInOutput,
   gameFromLocation,
   gmcpFrame,
   helloFrame,
@@ -45,6 +46,19 @@ test('error codes: which keep the typed line, which are fatal', () => {
     assert.equal(errorKeepsLine(code), false, code);
   }
   assert.equal(errorKeepsLine('gap'), false);
+});
+
+test('input_lost goes into the output, leaves the box alone and keeps the connection', () => {
+  assert.equal(errorShownInOutput('input_lost'), true);
+  assert.equal(errorKeepsLine('input_lost'), false, 'the lost lines are not the one in the box');
+  assert.equal(errorIsFatal('input_lost'), false);
+  for (const code of ['no_session', 'rate_limited', 'line_too_long', 'bad_request', 'internal', 'unauthorized']) {
+    assert.equal(errorShownInOutput(code), false, code);
+  }
+  const f = parseServerFrame(
+    '{"type":"error","code":"input_lost","message":"2 lines you typed did not reach the game: the server holding it stopped. Type them again."}',
+  );
+  assert.equal(f.code, 'input_lost');
 });
 
 test('backoff grows exponentially from 0.5 s and is capped at 15 s', () => {
@@ -156,6 +170,20 @@ test('session memory keeps the newest id, state and echo across instances', () =
   const none = new SessionMemory(null, 'demo');
   none.see('1-0');
   assert.equal(none.resume, '1-0');
+});
+
+test('a reset gap makes the memory forget a resume point the stream does not have', () => {
+  const storage = memoryStorage();
+  const m = new SessionMemory(storage, 'demo');
+  m.see('99999999999999-0');
+  m.see('1700000000000-5'); // older than the bogus point: hidden by it
+  assert.equal(m.resume, '99999999999999-0');
+  const gap = parseServerFrame('{"type":"gap","message":"your saved place in the output was not found","reset":true}');
+  assert.equal(gap.reset, true);
+  m.forgetResume();
+  m.see('1700000000000-5');
+  assert.equal(m.resume, '1700000000000-5');
+  assert.equal(new SessionMemory(storage, 'demo').resume, '1700000000000-5', 'forgotten in storage too');
 });
 
 test('the token comes from the address, then from session storage', () => {

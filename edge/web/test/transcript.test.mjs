@@ -15,6 +15,7 @@ test('frames that draw the output survive a save and restore', () => {
   a.record({ type: 'status', id: '4-0', state: 'reconnected', message: 'back' });
   a.record({ type: 'gmcp', id: '5-0', package: 'Char.Vitals', data: {} });
   a.record({ type: 'echo', id: '6-0', server: true });
+  a.record({ type: 'error', code: 'input_lost', message: '1 line you typed did not reach the game' });
   a.save();
   const b = new Transcript(storage, 'demo');
   assert.deepEqual(b.restore(), [
@@ -24,6 +25,7 @@ test('frames that draw the output survive a save and restore', () => {
     { type: 'input', text: '' },
     { type: 'gap', message: 'lost' },
     { type: 'status', state: 'reconnected', message: 'back' },
+    { type: 'error', code: 'input_lost', message: '1 line you typed did not reach the game' },
   ]);
   assert.deepEqual(new Transcript(storage, 'other').restore(), [], 'each game has its own');
 });

@@ -1,0 +1,47 @@
+-- append.lua: append one entry to a session's output stream.
+-- (output_bound.lua is prepended to this file: it defines bound_output.)
+--
+-- KEYS[1]  out       stream <tag>:out (also the name of the pub/sub channel)
+-- KEYS[2]  lease     hash   <tag>:lease: fence, seq (the last seq written)
+-- KEYS[3]  gmcp      hash   <tag>:gmcp: GMCP package -> "<id> <json>"
+-- KEYS[4]  session   hash   <tag>:session: the session record
+-- KEYS[5]  outmeta   hash   <tag>:outmeta: byte count of the stream
+-- KEYS[6]  outmarks  list   <tag>:outmarks: trim points of the byte bound
+-- ARGV[1]  maxlen    entries kept at most (MAXLEN ~), a backstop
+-- ARGV[2]  fence     the writer's fence; "0" for an unfenced write
+-- ARGV[3]  payload   the entry's JSON
+-- ARGV[4]  package   GMCP package to remember this entry under, or ""
+-- ARGV[5]  seq       the entry's sequence number within its fence, "0": none
+-- ARGV[6]  state     session state to record for a status entry, or ""
+-- ARGV[7]  now       unix milliseconds, for the session record
+-- ARGV[8]  maxbytes  bytes kept at most (payload + overhead per entry)
+-- ARGV[9]  overhead  bytes counted per entry besides its payload
+-- ARGV[10...]        GMCP packages to forget from KEYS[3] (after ARGV[4] is
+--                    set, so a package both set and dropped is not kept)
+--
+-- Returns the new entry's id; the status "DUP" for a seq written before (a
+-- retry whose first reply was lost: nothing is written again); or an error
+-- "STALE ..." when the fence is not the live lease's (fence 0: when a lease
+-- is held).
+local lease = redis.call('HMGET', KEYS[2], 'fence', 'seq')
+local f = lease[1]
+if ARGV[2] == '0' then
+  if f then return redis.error_reply('STALE lease is held') end
+elseif f ~= ARGV[2] then
+  return redis.error_reply('STALE fence')
+elseif ARGV[5] ~= '0' then
+  if tonumber(ARGV[5]) <= tonumber(lease[2] or '0') then return redis.status_reply('DUP') end
+  redis.call('HSET', KEYS[2], 'seq', ARGV[5])
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'v', ARGV[3])
+bound_output(KEYS[1], KEYS[5], KEYS[6], id, #ARGV[3] + tonumber(ARGV[9]), tonumber(ARGV[8]))
+local msg = id .. ' ' .. ARGV[3]
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[4], msg) end
+for i = 10, #ARGV, 100 do
+  redis.call('HDEL', KEYS[3], unpack(ARGV, i, math.min(i + 99, #ARGV)))
+end
+if ARGV[6] ~= '' and redis.call('HGET', KEYS[4], 'fence') == ARGV[2] then
+  redis.call('HSET', KEYS[4], 'state', ARGV[6], 'updated', ARGV[7])
+end
+redis.call('PUBLISH', KEYS[1], msg)
+return id

@@ -1,0 +1,58 @@
+package store
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Every script in lua/ is embedded and names its KEYS and ARGV in the
+// comment that opens it; the shared prelude names its function's keys.
+func TestLuaFilesNameTheirKeysAndArgs(t *testing.T) {
+	t.Parallel()
+	embedded := map[string]string{
+		"output_bound.lua":   outputBoundLua,
+		"append.lua":         appendLua,
+		"lost_gap.lua":       lostGapLua,
+		"acquire.lua":        acquireLua,
+		"renew.lua":          renewLua,
+		"release.lua":        releaseLua,
+		"delete_session.lua": deleteSessionLua,
+		"set_viewers.lua":    setViewersLua,
+	}
+	files, err := filepath.Glob("lua/*.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(embedded) {
+		t.Errorf("lua/ holds %d files, %d are embedded", len(files), len(embedded))
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if embedded[name] != string(src) {
+			t.Errorf("%s is not embedded as it is on disk", name)
+		}
+		var header strings.Builder
+		for _, line := range strings.Split(string(src), "\n") {
+			if !strings.HasPrefix(line, "--") {
+				break
+			}
+			header.WriteString(line + "\n")
+		}
+		h := header.String()
+		want := []string{"KEYS[1]", "ARGV[1]", "Returns"}
+		if name == "output_bound.lua" {
+			want = []string{"bound_output(out, meta, marks, id, size, maxbytes)"}
+		}
+		for _, w := range want {
+			if !strings.Contains(h, w) {
+				t.Errorf("%s: its opening comment does not name %s", name, w)
+			}
+		}
+	}
+}

@@ -1,0 +1,237 @@
+package worker
+
+import (
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/trellis-mud/trellis/store"
+)
+
+func newJudge() *typeAhead {
+	return newTypeAhead(regexp.MustCompile(store.DefaultPasswordPrompt), 5*time.Second)
+}
+
+func line(text string, seq uint64, at time.Time) heldLine {
+	return heldLine{text: text, viewer: "v1", seq: seq, at: at}
+}
+
+func TestTypeAheadNameAndPasswordBackToBack(t *testing.T) {
+	j := newJudge()
+	t0 := time.Unix(1000, 0)
+	j.text("Welcome!\nWhat is your name? ", t0)
+	j.prompt()
+	// Both lines arrive at once: the name answers the visible prompt, the
+	// password is typed ahead of a prompt the game has not sent yet.
+	if recs := j.typed(line("alice", 1, t0), false, t0); len(recs) != 1 || recs[0].secret || recs[0].text != "alice" {
+		t.Fatalf("name: %+v", recs)
+	}
+	if recs := j.typed(line("hunter2", 2, t0), false, t0); len(recs) != 0 {
+		t.Fatalf("password recorded before the game answered: %+v", recs)
+	}
+	// The game asks for the password (and turns echo on in the same read).
+	j.text("Password: ", t0.Add(time.Millisecond))
+	recs := j.resolve(true, t0.Add(time.Millisecond))
+	if len(recs) != 1 || !recs[0].secret || recs[0].seq != 2 {
+		t.Fatalf("password: %+v", recs)
+	}
+	// The same without echo, and with the game reading the password in
+	// the same breath: the prompt's line is finished in the same read.
+	j = newJudge()
+	j.text("What is your name? ", t0)
+	j.prompt()
+	j.typed(line("alice", 1, t0), false, t0)
+	j.typed(line("hunter2", 2, t0), false, t0)
+	recs = j.text("Password: \nWelcome back!\n> ", t0.Add(time.Millisecond))
+	if len(recs) != 1 || !recs[0].secret || recs[0].seq != 2 {
+		t.Fatalf("password: %+v", recs)
+	}
+}
+
+func TestTypeAheadPasswordPromptWithoutEcho(t *testing.T) {
+	j := newJudge()
+	t0 := time.Unix(1000, 0)
+	j.text("Enter your password: ", t0)
+	// The prompt matches the pattern: no need to wait for it to settle.
+	recs := j.typed(line("hunter2", 1, t0), false, t0)
+	if len(recs) != 1 || !recs[0].secret {
+		t.Fatalf("line at a password prompt without echo: %+v", recs)
+	}
+	// The next prompt is an ordinary one.
+	j.text("\nWelcome back.\n> ", t0.Add(time.Second))
+	recs = j.typed(line("look", 2, t0.Add(2*time.Second)), false, t0.Add(2*time.Second))
+	if len(recs) != 1 || recs[0].secret || recs[0].text != "look" {
+		t.Fatalf("ordinary command: %+v", recs)
+	}
+}
+
+// A prompt split across reads is not judged by its first half.
+func TestTypeAheadSplitPromptIsNotJudgedEarly(t *testing.T) {
+	j := newJudge()
+	t0 := time.Unix(1000, 0)
+	j.text("What is your name? ", t0)
+	j.prompt()
+	j.typed(line("alice", 1, t0), false, t0)
+	j.typed(line("hunter2", 2, t0), false, t0)
+	j.text("Pass", t0.Add(time.Millisecond))
+	if recs := j.resolve(false, t0.Add(2*time.Millisecond)); len(recs) != 0 {
+		t.Fatalf("judged on half a prompt: %+v", recs)
+	}
+	j.text("word: ", t0.Add(3*time.Millisecond))
+	recs := j.resolve(false, t0.Add(3*time.Millisecond))
+	if len(recs) != 1 || !recs[0].secret {
+		t.Fatalf("split password prompt: %+v", recs)
+	}
+}
+
+func TestTypeAheadCommandsResolvedByTheirPrompts(t *testing.T) {
+	j := newJudge()
+	t0 := time.Unix(1000, 0)
+	j.text("> ", t0)
+	j.prompt()
+	j.typed(line("n", 1, t0), false, t0)
+	if recs := j.typed(line("e", 2, t0), false, t0); len(recs) != 0 {
+		t.Fatalf("typed ahead recorded at once: %+v", recs)
+	}
+	// A prompt that only settles (no GA): judged after promptSettle.
+	j.text("A road.\n> ", t0.Add(10*time.Millisecond))
+	if recs := j.resolve(false, t0.Add(20*time.Millisecond)); len(recs) != 0 {
+		t.Fatalf("judged before the prompt settled: %+v", recs)
+	}
+	at, ok := j.next()
+	if !ok || at != t0.Add(10*time.Millisecond+promptSettle) {
+		t.Fatalf("next = %v %v", at, ok)
+	}
+	recs := j.resolve(false, at)
+	if len(recs) != 1 || recs[0].secret || recs[0].text != "e" {
+		t.Fatalf("settled prompt: %+v", recs)
+	}
+}
+
+func TestTypeAheadHoldRunsOut(t *testing.T) {
+	j := newJudge()
+	t0 := time.Unix(1000, 0)
+	j.text("> ", t0)
+	j.prompt()
+	j.typed(line("say a", 1, t0), false, t0)
+	j.typed(line("say b", 2, t0), false, t0)
+	j.typed(line("say c", 3, t0), false, t0)
+	// Output with no prompt at all, then nothing: after the hold, the line
+	// is plain (the game answered and asked for nothing secret)...
+	j.text("You say a\n", t0.Add(time.Millisecond))
+	recs := j.resolve(false, t0.Add(6*time.Second))
+	if len(recs) != 2 || recs[0].secret || recs[1].secret {
+		t.Fatalf("after the hold: %+v", recs)
+	}
+	// ...but a line the game never answered at all is redacted.
+	j = newJudge()
+	j.typed(line("hunter2", 1, t0), false, t0)
+	if recs := j.resolve(false, t0.Add(6*time.Second)); len(recs) != 1 || !recs[0].secret {
+		t.Fatalf("unanswered line: %+v", recs)
+	}
+	// And so is one after a password prompt ending in a newline.
+	j = newJudge()
+	j.text("> ", t0)
+	j.prompt()
+	j.typed(line("x", 1, t0), false, t0)
+	j.typed(line("hunter2", 2, t0), false, t0)
+	if recs := j.text("Password:\n", t0.Add(time.Millisecond)); len(recs) != 1 || !recs[0].secret || recs[0].seq != 2 {
+		t.Fatalf("after a password line: %+v", recs)
+	}
+}
+
+func TestTypeAheadBoundedAndFlushedRedacted(t *testing.T) {
+	j := newJudge()
+	t0 := time.Unix(1000, 0)
+	var out []inputRecord
+	for i := range maxHeld + 10 {
+		out = append(out, j.typed(line("x", uint64(i+1), t0), false, t0)...)
+	}
+	if len(j.held) != maxHeld || len(out) != 10 || !out[0].secret {
+		t.Fatalf("held %d, released %d", len(j.held), len(out))
+	}
+	if recs := j.flush(); len(recs) != maxHeld || !recs[0].secret || j.held != nil {
+		t.Fatalf("flush: %d", len(recs))
+	}
+}
+
+func TestGMCPStateBounded(t *testing.T) {
+	g := newGMCPState(3, 1000)
+	for _, p := range []string{"A", "B", "C"} {
+		if drop, _ := g.put(p, 10); drop != nil {
+			t.Fatalf("dropped %v under the bound", drop)
+		}
+	}
+	g.put("A", 10) // A is now the most recent
+	drop, first := g.put("D", 10)
+	if len(drop) != 1 || drop[0] != "B" || !first {
+		t.Fatalf("drop %v first %v, want [B] true", drop, first)
+	}
+	drop, first = g.put("E", 990)
+	if len(drop) != 3 || first || g.order.Len() != 1 {
+		t.Fatalf("byte bound: drop %v first %v, left %d", drop, first, g.order.Len())
+	}
+}
+
+func TestSplitTextKeepsCharactersAndEscapes(t *testing.T) {
+	s := "ab\x1b[1;31mé" // 'é' is 2 bytes
+	for limit := 3; limit < len(s); limit++ {
+		head, rest := splitText(s, limit)
+		if head+rest != s || len(head) > limit || head == "" {
+			t.Fatalf("limit %d: %q + %q", limit, head, rest)
+		}
+		if e := len(head) - 1; e >= 0 && head[e] >= 0xc0 {
+			t.Fatalf("limit %d: cut inside a character: %q", limit, head)
+		}
+	}
+	head, _ := splitText("xxxxxxxx\x1b[1;31m", 12)
+	if head != "xxxxxxxx" {
+		t.Fatalf("cut inside an escape: %q", head)
+	}
+	head, _ = splitText("aaaaaa\nbbbbbbbb", 10)
+	if head != "aaaaaa\n" {
+		t.Fatalf("did not cut at the newline: %q", head)
+	}
+}
+
+func TestOutboxNeverMakesAnEntryAboveFlushBytes(t *testing.T) {
+	var b outbox
+	const flush = 1024
+	big := make([]byte, 50*flush+17)
+	for i := range big {
+		big[i] = 'a' + byte(i%26)
+	}
+	b.push(store.Output{Kind: store.OutText, Text: "head"}, flush, 1<<30)
+	b.push(store.Output{Kind: store.OutText, Text: string(big), Prompt: true}, flush, 1<<30)
+	out, _, _ := b.take(1, "w", 1000, 1<<30, nil)
+	got := ""
+	for i, o := range out {
+		if len(o.Text) > flush {
+			t.Fatalf("entry %d holds %d bytes, over %d", i, len(o.Text), flush)
+		}
+		if o.Prompt != (i == len(out)-1) {
+			t.Fatalf("entry %d prompt %v", i, o.Prompt)
+		}
+		got += o.Text
+	}
+	if got != "head"+string(big) {
+		t.Fatal("text changed by splitting")
+	}
+}
+
+// One session's share of a round is bounded in bytes.
+func TestOutboxTakeBoundedInBytes(t *testing.T) {
+	var b outbox
+	for range 10 {
+		b.push(store.Output{Kind: store.OutText, Text: string(make([]byte, 1000))}, 1000, 1<<30)
+	}
+	out, _, more := b.take(1, "w", 1000, 3000, nil)
+	if len(out) != 2 || !more {
+		t.Fatalf("took %d entries (more %v) with a 3000-byte share", len(out), more)
+	}
+	// At least one entry even when it alone is over the share.
+	out, _, _ = b.take(1, "w", 1000, 10, nil)
+	if len(out) != 1 {
+		t.Fatalf("took %d with a tiny share", len(out))
+	}
+}
