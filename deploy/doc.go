@@ -7,8 +7,11 @@
 //   - compose.yaml with lb/nginx.conf: Redis, two edges behind nginx, two
 //     workers, the demo game and a job registering it, on one machine;
 //   - kubernetes/: a kustomize base (edges, workers, Redis, autoscalers,
-//     disruption budgets, network policies), a ServiceMonitor component and
-//     two overlays (example: production shape; dev: with the demo game);
+//     disruption budgets, network policies), a monitoring component
+//     (ServiceMonitors, alert rules, the Grafana dashboard) and two overlays
+//     (example: production shape; dev: with the demo game);
+//   - monitoring/: the alert rules as a plain Prometheus rules file, and
+//     the Prometheus and Grafana of compose's monitoring profile;
 //   - check.sh: renders every overlay with kustomize.
 //
 // README.md says how to use each; ../docs/OPERATIONS.md says how to run
@@ -36,5 +39,16 @@
 //     in cmd/trellis's command table (parsed from source with go/parser);
 //   - the worker's termination grace period covers its drain timeout;
 //   - the KEDA trigger names the real control stream and consumer group;
-//   - secrets are only ever referenced, never written in a manifest.
+//   - secrets are only ever referenced, never written in a manifest, and
+//     never reach a command line (argv_test.go);
+//   - every metric name and label the dashboard and the alert rules use is
+//     one the code registers, counters are read through rate() or
+//     increase(), and the plain rules file and the PrometheusRule agree
+//     (promql_test.go, monitoring_test.go).
+//
+// render_test.go renders every overlay through check.sh and checks what
+// kustomize made of it: the overlay's image tag reaches every Trellis
+// container, an overlay moved to another namespace keeps no trace of the
+// old one (the KEDA address included), each workload is scraped exactly
+// once, and the monitoring component is wired in.
 package deploy
