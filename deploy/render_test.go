@@ -490,9 +490,17 @@ func TestRenderedMonitoringWired(t *testing.T) {
 		for _, o := range r.objs {
 			switch {
 			case o.kind() == "ConfigMap" && str(o.m, "metadata", "labels", "grafana_dashboard") != "":
+				want, err := os.ReadFile(dashboardFile)
+				if err != nil {
+					t.Fatal(err)
+				}
 				for _, key := range sortedKeys(dict(o.m, "data")) {
 					dashboards++
-					checkDashboardJSON(t, "overlay "+r.name+" ConfigMap "+o.name()+" "+key, []byte(str(o.m, "data", key)))
+					got := str(o.m, "data", key)
+					if got != string(want) {
+						t.Errorf("overlay %s: ConfigMap %s %s is not %s", r.name, o.name(), key, dashboardFile)
+					}
+					checkDashboardJSON(t, "overlay "+r.name+" ConfigMap "+o.name()+" "+key, []byte(got))
 				}
 			case o.kind() == "PrometheusRule":
 				rules++

@@ -11,7 +11,9 @@
 //	trellis:{w:<worker>}:input      pub/sub channel: player input for one worker (never persisted)
 //	trellis:{ug:<user>:<game>}:lease  hash + TTL: the ownership lease
 //	trellis:{ug:<user>:<game>}:fence  counter: fences only go up, across expiry
-//	trellis:{ug:<user>:<game>}:out    stream (MAXLEN ~) and pub/sub channel: output
+//	trellis:{ug:<user>:<game>}:out    stream (bounded in bytes, MAXLEN ~ as a backstop) and pub/sub channel: output
+//	trellis:{ug:<user>:<game>}:outmeta  hash: bytes counted for the output stream (its byte bound)
+//	trellis:{ug:<user>:<game>}:outmarks list: trim points of the byte bound, "<id> <bytes before id>"
 //	trellis:{ug:<user>:<game>}:gmcp   hash: last GMCP message per package
 //	trellis:{ug:<user>:<game>}:session hash: what runs where
 //	trellis:sessions                set: index of session records
@@ -19,6 +21,9 @@
 //	trellis:game:<id>:mssp          string + TTL: last MSSP report of a game
 //	trellis:edge:<id>               string + TTL: an edge's heartbeat
 //	trellis:events                  stream (MINID ~): lifecycle event log
+//
+// The Lua scripts are in lua/, embedded; each names its KEYS and ARGV at
+// its top.
 //
 // Leases follow the fencing-token argument: acquiring one yields a fence that
 // only ever goes up for its (user, game). Renewals, releases, output appends

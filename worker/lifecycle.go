@@ -260,10 +260,21 @@ func (w *Worker) reportLostGap(s *session, lost int64) {
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(w.life, 2*time.Second)
-		_, err := w.st.AppendLostGap(ctx, s.key, s.lease.Fence, w.id, lost)
+		id, err := w.st.AppendLostGap(ctx, s.key, s.lease.Fence, w.id, lost)
 		cancel()
-		if err == nil {
-			w.log.Info("gap recorded for output lost with the lease", "key", s.key.String(), "bytes", lost)
+		switch {
+		case err == nil && id == "":
+			// The transcript is gone (expired): nobody can resume into
+			// the hole, so there is nothing to mark.
+			w.log.Info("output lost with the lease; the transcript no longer exists", "key", s.key.String(), "bytes", lost)
+			return
+		case err == nil:
+			w.log.Info("gap recorded for output lost with the lease", "key", s.key.String(), "bytes", lost, "id", id)
+			return
+		case errors.Is(err, store.ErrFenceNotIssued):
+			// Permanent: Redis does not know this fence (its data was
+			// lost), so no retry can place the gap.
+			w.log.Warn("gap for lost output not recorded: Redis does not know the fence", "key", s.key.String(), "bytes", lost, "err", err)
 			return
 		}
 		if w.life.Err() != nil {

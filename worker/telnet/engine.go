@@ -210,7 +210,10 @@ func (e *Engine) DecodeSlice(p []byte, evs []Event) (out []Event, n int, err err
 			var k int
 			k, err = e.inflate(p[n:])
 			n += k
-			continue
+			if e.z != nil {
+				break // waiting for input: p is used up or the slice is full
+			}
+			continue // the stream ended: the rest is plain telnet
 		}
 		// parse stops early only when a stream starts; the loop then
 		// inflates the rest with what is left of the budget.
