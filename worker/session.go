@@ -107,16 +107,15 @@ func (s *session) emit(o store.Output) {
 // outLimit is the size past which the outbox drops its oldest text. While
 // Redis is away that is SESSION_BUFFER. While it is healthy nothing may be
 // dropped: the reader stops above the backpressure mark, but the slice it
-// has just decoded still lands, and one slice can add up to three times
-// FLUSH_BYTES of text (each invalid UTF-8 byte becomes U+FFFD) plus one
-// whole subnegotiation that ended in it. The outbox may hold that much
+// has just decoded still lands (telnet.MaxSliceText of text, plus one
+// whole subnegotiation that ended in it). The outbox may hold that much
 // beyond the mark, never more.
 func (s *session) outLimit() int {
 	c := &s.w.cfg
 	if s.w.out.failing.Load() {
 		return c.SessionBuffer
 	}
-	return max(c.SessionBuffer, (backpressureFactor+3)*c.FlushBytes+c.MaxSubneg+4*entryOverhead)
+	return max(c.SessionBuffer, backpressureFactor*c.FlushBytes+telnet.MaxSliceText(c.FlushBytes)+c.MaxSubneg+4*entryOverhead)
 }
 
 func (s *session) afterPush(queue, urgent bool, dropped int) {

@@ -158,6 +158,13 @@ func (e *Engine) Decode(p []byte, evs []Event) ([]Event, error) {
 // The slice can run out just after the first byte of a flush.
 const maxInflateOvershoot = 32<<10 - 1 + 257 + 16*258 // 37,152
 
+// MaxSliceText is the most text (in bytes, after charset decoding) one
+// DecodeSlice call can return with Options.SliceBytes = sliceBytes: every
+// byte parsed may become U+FFFD (3 bytes), and an open MCCP2 stream can
+// overrun the slice by maxInflateOvershoot. Subnegotiation events come on
+// top (one block of at most MaxSubneg). Callers size their buffers by it.
+func MaxSliceText(sliceBytes int) int { return 3 * (sliceBytes + maxInflateOvershoot + 3) }
+
 // DecodeSlice decodes a prefix p[:n] of p and appends the events it
 // produced to evs. It stops once it has parsed Options.SliceBytes bytes of
 // the telnet stream (plain bytes, or bytes that came out of the MCCP2
