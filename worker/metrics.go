@@ -40,7 +40,9 @@ func newMetrics(sessions func() float64) *metrics {
 		}, []string{"state"}),
 		renewSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "trellis_worker_lease_renew_seconds", Help: "Latency of one batch renewal of all leases.",
-			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14),
+			// Up to 26 s: a p99 approaching the lease TTL (10 s by default)
+			// must be visible, not clipped at the top bucket.
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 18),
 		}),
 		leasesLost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "trellis_worker_leases_lost_total", Help: "Leases found lost at renewal (their sessions were stopped).",
