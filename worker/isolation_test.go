@@ -345,3 +345,35 @@ func TestLostLeaseLeavesGap(t *testing.T) {
 		t.Fatalf("gap entry %+v", gap)
 	}
 }
+
+// A renewal round that starts too late to renew in time (the previous one
+// took most of the TTL: Redis blocked behind a huge script, the process
+// starved) self-fences; it used to do so without a word, so operators saw
+// every session of a worker stop with no warning. Now the log says why
+// first, and the event carries the reason.
+func TestLateRenewalRoundWarnsBeforeSelfFence(t *testing.T) {
+	e := newEnv(t, demogame.Config{})
+	w := e.startWorker(testConfig())
+	u := e.user("late")
+	e.attach(u, "v1", "", "")
+	e.waitState(u, store.StateConnected)
+	w.mu.Lock()
+	s := w.sessions[key(u)]
+	w.mu.Unlock()
+	// As if the last successful renewal were long ago.
+	s.validUntil.Store(time.Now().Add(-time.Second).UnixNano())
+	waitFor(t, 10*time.Second, "the session self-fenced", func() bool { return w.Sessions() == 0 })
+	logs := e.logs.String()
+	late, fenced := strings.Index(logs, "lease renewal late"), strings.Index(logs, "self-fenced")
+	if late < 0 || fenced < 0 || late > fenced {
+		t.Fatalf("want a late-renewal warning before the self-fence; logs:\n%s", logs)
+	}
+	waitFor(t, 10*time.Second, "a self_fenced event with a reason", func() bool {
+		for _, ev := range e.events("") {
+			if ev.Type == store.EvWorkerSelfFenced && strings.Contains(string(ev.Data), "renewal round started") {
+				return true
+			}
+		}
+		return false
+	})
+}
