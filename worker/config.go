@@ -59,6 +59,12 @@ type Config struct {
 	// GameWriteQueue bounds bytes waiting for a game that does not read;
 	// past it the connection is dropped and redialled.
 	GameWriteQueue int `envconfig:"GAME_WRITE_QUEUE" default:"262144" desc:"bytes queued for a game that does not read before its connection is dropped"`
+	// OutputRate bounds how fast one session turns game bytes into output
+	// (-1: unlimited). Past it the session stops reading its game, so TCP
+	// flow control slows the game: a zip bomb or a flood then costs the
+	// worker, the edge and Redis a bounded share of CPU, not whatever the
+	// game can push, and its neighbours' echoes stay quick.
+	OutputRate int `envconfig:"OUTPUT_RATE" default:"1048576" desc:"bytes of output per second one session may produce (-1: unlimited); past it the game is read more slowly"`
 }
 
 // Defaults; they match the default tags above.
@@ -88,6 +94,7 @@ const (
 	DefaultTypeAheadHold = 5 * time.Second
 	DefaultMaxSubneg     = 64 << 10
 	DefaultWriteQueue    = 256 << 10
+	DefaultOutputRate    = 1 << 20
 )
 
 // SetDefaults fills zero fields with the defaults, and Name with the host
@@ -138,6 +145,7 @@ func (c *Config) SetDefaults() {
 	setDur(&c.TypeAheadHold, DefaultTypeAheadHold)
 	setInt(&c.MaxSubneg, DefaultMaxSubneg)
 	setInt(&c.GameWriteQueue, DefaultWriteQueue)
+	setInt(&c.OutputRate, DefaultOutputRate)
 }
 
 // Validate reports the first setting that cannot work, naming its
@@ -171,6 +179,7 @@ func (c *Config) Validate() error {
 		{c.MaxSubneg < 1024 || c.MaxSubneg > 16<<20, "MAX_SUBNEG", c.MaxSubneg, "between 1024 and 16777216"},
 		{c.GMCPMaxBytes < c.MaxSubneg, "GMCP_MAX_BYTES", c.GMCPMaxBytes, fmt.Sprintf("at least MAX_SUBNEG (%d: the largest GMCP message)", c.MaxSubneg)},
 		{c.GameWriteQueue < 4096, "GAME_WRITE_QUEUE", c.GameWriteQueue, "at least 4096"},
+		{c.OutputRate < -1 || (c.OutputRate >= 0 && c.OutputRate < 4096), "OUTPUT_RATE", c.OutputRate, "-1 (unlimited) or at least 4096"},
 		{c.TypeAheadHold < 100*time.Millisecond || c.TypeAheadHold > time.Minute, "TYPEAHEAD_HOLD", c.TypeAheadHold, "between 100ms and 1m"},
 	} {
 		if k.bad {

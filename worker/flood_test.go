@@ -22,6 +22,7 @@ func TestFloodLosesNothingWhileRedisIsHealthy(t *testing.T) {
 	cfg := testConfig()
 	cfg.FlushBytes = 4096
 	cfg.SessionBuffer = backpressureFactor * cfg.FlushBytes
+	cfg.OutputRate = -1 // the pipeline, not the rate cap, is under test
 	e.startWorker(cfg)
 	u := e.user("flood")
 	e.attach(u, "v1", "", "")

@@ -224,6 +224,7 @@ func TestZipBombIsWrittenInBoundedEntries(t *testing.T) {
 	cfg := testConfig()
 	cfg.FlushBytes = 4096
 	cfg.SessionBuffer = 16 * cfg.FlushBytes
+	cfg.OutputRate = -1 // entry bounds are under test, not the rate cap
 	e.startWorker(cfg)
 	u := e.user("z")
 	e.attachTo(u, "bomb")
@@ -376,4 +377,34 @@ func TestLateRenewalRoundWarnsBeforeSelfFence(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// A session's output is capped in bytes per second: past it the game is
+// read more slowly (TCP flow control), so one flood cannot take its
+// neighbours' CPU. The cap is checked as an upper bound on what the
+// stream received in a window, not as a timing of anything.
+func TestOutputRateCapsAFlood(t *testing.T) {
+	e := newEnv(t, demogame.Config{Bench: true})
+	cfg := testConfig()
+	cfg.OutputRate = 64 << 10
+	e.st = store.New(e.rdb, store.WithOutputMaxBytes(64<<20))
+	w := e.startWorker(cfg)
+	u := e.user("rate")
+	e.attach(u, "v1", "", "")
+	e.waitState(u, store.StateConnected)
+	start := time.Now()
+	e.input(u, "flood 100000 200") // 20 MB
+	e.waitText(u, "flood 000001")
+	time.Sleep(2 * time.Second)
+	got := len(text(e.outputs(u)))
+	elapsed := time.Since(start)
+	// burst + rate × elapsed, with room for the slice that was in flight.
+	burst := telnet.MaxSliceText(w.Config().FlushBytes) + 6*w.Config().MaxSubneg
+	limit := burst + int(elapsed.Seconds()*float64(cfg.OutputRate)) + 2*w.Config().FlushBytes
+	if got > limit {
+		t.Fatalf("%d bytes stored in %s; the cap allows at most %d", got, elapsed, limit)
+	}
+	if got < 64<<10 {
+		t.Fatalf("only %d bytes in %s: the flood did not flow at all", got, elapsed)
+	}
 }

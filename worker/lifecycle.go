@@ -210,6 +210,12 @@ func (w *Worker) finish(s *session, ev supervisor.Event) {
 		}
 	}
 	s.out.close()
+	// The gap goes first: the calls below wait for Redis if it is away,
+	// and the gap should be in the stream as soon as Redis is back.
+	if lost := s.out.discardedBytes(); lost > 0 {
+		w.m.lostBytes.Add(float64(lost))
+		w.goBackground(func() { w.reportLostGap(s, lost) })
+	}
 	if state == store.StateDisconnected || state == store.StateFailed {
 		if err := w.st.ExpireTranscript(ctx, s.key, w.cfg.TranscriptTTL); err != nil {
 			w.m.redisErrors.WithLabelValues("expire_transcript").Inc()
@@ -227,10 +233,6 @@ func (w *Worker) finish(s *session, ev supervisor.Event) {
 		if err := w.st.ReleaseLease(ctx, s.lease); err != nil {
 			w.m.redisErrors.WithLabelValues("release_lease").Inc()
 		}
-	}
-	if lost := s.out.discardedBytes(); lost > 0 {
-		w.m.lostBytes.Add(float64(lost))
-		w.goBackground(func() { w.reportLostGap(s, lost) })
 	}
 	label := state
 	if label == "" {
@@ -288,7 +290,8 @@ func (w *Worker) reportLostGap(s *session, lost int64) {
 		if !sleepCtx(w.life, backoff) {
 			return
 		}
-		backoff = min(2*backoff, 2*time.Second)
+		// Short: players are waiting for the gap the moment Redis is back.
+		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 

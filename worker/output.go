@@ -43,9 +43,16 @@ const backpressureFactor = 4
 // entryOverhead approximates the bytes an entry costs beyond its payload.
 const entryOverhead = 48
 
-// maxBatch bounds the entries of one round trip, so one huge flood cannot
-// make a single pipeline of unbounded size.
-const maxBatch = 4096
+// maxBatch bounds the entries of one round trip. Each entry is one script
+// call that Redis runs while every other client waits (about 10 µs), so a
+// round of a GMCP flood's thousands of tiny entries would hold every
+// neighbour's echo behind it; 256 calls keep a round to a few
+// milliseconds. The entries are shared among the sessions with output
+// waiting, like the bytes (each gets at least minShareEntries).
+const (
+	maxBatch        = 256
+	minShareEntries = 8
+)
 
 // roundFlushes times FlushBytes bounds the bytes of one round trip; it is
 // shared equally among the sessions with output waiting (each gets at least
@@ -66,6 +73,13 @@ type outbox struct {
 	// discarded counts bytes dropped by close or pushed after it: output
 	// this writer can no longer store, for the gap left by AppendLostGap.
 	discarded int64
+	// gapBytes holds, by seq, the bytes each gap entry not yet written
+	// stands for: while Redis is away, lost moves into a gap entry that
+	// waits in pending, and if the lease then goes, those bytes are lost
+	// too and must be in the final count. inflightGaps are the gap entries
+	// of the write in flight.
+	gapBytes     map[uint64]int64
+	inflightGaps []uint64
 	waiters   []chan struct{}
 	// roomCh is closed when the outbox shrinks to roomAt bytes; one
 	// reader per session waits on it.
@@ -222,6 +236,11 @@ func (b *outbox) trimLocked(limit int) int {
 		sz := entrySize(&b.pending[i])
 		b.bytes -= sz
 		dropped += sz
+		if g, ok := b.gapBytes[b.pending[i].Seq]; ok && b.pending[i].Kind == store.OutGap {
+			// A dropped gap entry's loss goes into the next one.
+			b.lost += g
+			delete(b.gapBytes, b.pending[i].Seq)
+		}
 		b.pending = append(b.pending[:i], b.pending[i+1:]...)
 	}
 	b.lost += int64(dropped)
@@ -246,11 +265,15 @@ func (b *outbox) take(fence int64, worker string, max, maxBytes int, dst []store
 	b.inflight = true
 	i, took := 0, 0
 	fits := func() bool { return max > 0 && (took == 0 || took+entrySize(&b.pending[i]) <= maxBytes) }
+	b.inflightGaps = b.inflightGaps[:0]
 	takeOne := func() {
 		o := b.pending[i]
 		if o.Seq == 0 {
 			b.seq++
 			o.Seq = b.seq
+		}
+		if o.Kind == store.OutGap {
+			b.inflightGaps = append(b.inflightGaps, o.Seq)
 		}
 		o.Fence = fence
 		sz := entrySize(&b.pending[i])
@@ -269,6 +292,11 @@ func (b *outbox) take(fence int64, worker string, max, maxBytes int, dst []store
 		b.seq++
 		dst = append(dst, store.Output{Kind: store.OutGap, Fence: fence, Seq: b.seq, Worker: worker,
 			Text: fmt.Sprintf("%d bytes of output were lost while the server could not store them", gap)})
+		if b.gapBytes == nil {
+			b.gapBytes = make(map[uint64]int64)
+		}
+		b.gapBytes[b.seq] = gap
+		b.inflightGaps = append(b.inflightGaps, b.seq)
 		max--
 	}
 	for i < len(b.pending) && fits() {
@@ -296,6 +324,7 @@ func (b *outbox) giveBack(taken []store.Output, limit int) (queue bool, dropped 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.inflight = false
+	b.inflightGaps = b.inflightGaps[:0] // back in pending, still counted
 	if b.closed {
 		return false, 0
 	}
@@ -316,6 +345,10 @@ func (b *outbox) written() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.inflight = false
+	for _, seq := range b.inflightGaps {
+		delete(b.gapBytes, seq)
+	}
+	b.inflightGaps = b.inflightGaps[:0]
 	b.wakeLocked()
 }
 
@@ -336,11 +369,27 @@ func (b *outbox) close() {
 	defer b.mu.Unlock()
 	if !b.closed {
 		b.discarded += int64(b.bytes) + b.lost
+		for _, g := range b.gapBytes {
+			b.discarded += g
+		}
+		b.gapBytes = nil
 	}
 	b.closed = true
 	b.pending, b.bytes, b.lost = nil, 0, 0
 	b.wakeLocked()
 	b.wakeRoomLocked()
+}
+
+// refused records entries of the last write that Redis refused: lost (a
+// gap entry follows) or, refused for a stale fence, discarded.
+func (b *outbox) refused(lost, stale int64) {
+	if lost == 0 && stale == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lost += lost
+	b.discarded += stale
 }
 
 // discardedBytes is what close dropped and what was pushed after it.
@@ -482,6 +531,7 @@ func (f *flusher) flush(ctx context.Context) error {
 		)
 		roundBytes := roundFlushes * f.w.cfg.FlushBytes
 		share := max(roundBytes/len(dirty), f.w.cfg.FlushBytes)
+		shareEntries := max(maxBatch/len(dirty), minShareEntries)
 		spent := 0
 		for i, s := range dirty {
 			if len(outs) >= maxBatch || spent >= roundBytes {
@@ -490,7 +540,7 @@ func (f *flusher) flush(ctx context.Context) error {
 			}
 			from := len(outs)
 			var more bool
-			outs, _, more = s.out.take(s.lease.Fence, f.w.id, maxBatch-len(outs), share, outs)
+			outs, _, more = s.out.take(s.lease.Fence, f.w.id, min(maxBatch-len(outs), shareEntries), share, outs)
 			for j := from; j < len(outs); j++ {
 				spent += entrySize(&outs[j])
 			}
@@ -534,17 +584,25 @@ func (f *flusher) flush(ctx context.Context) error {
 		f.w.m.batchEntries.Observe(float64(len(batch)))
 		for _, t := range takes {
 			stale := false
+			var refused, staleBytes int64
 			for i := t.from; i < t.from+t.n; i++ {
 				f.w.m.outputBytes.Add(float64(len(outs[i].Text)))
 				if e := res[i].Err; e != nil {
 					if errors.Is(e, store.ErrStaleFence) {
 						stale = true
+						staleBytes += int64(entrySize(&outs[i]))
 					} else {
+						refused += int64(entrySize(&outs[i]))
 						f.w.m.redisErrors.WithLabelValues("append_output").Inc()
 						f.w.log.Warn("output entry refused", "key", t.s.key.String(), "err", e)
 					}
 				}
 			}
+			// Entries Redis refused are lost: a refusal under the live
+			// fence (out of memory, say) is reported by the next gap entry;
+			// entries refused for a stale fence count toward the gap the
+			// session leaves when it ends (it can write nothing else).
+			t.s.out.refused(refused, staleBytes)
 			t.s.out.written()
 			if stale {
 				f.w.loseLease(t.s, endLeaseLost, "output write refused: stale fence")

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/trellis-mud/trellis/internal/dialguard"
 	"github.com/trellis-mud/trellis/store"
 	"github.com/trellis-mud/trellis/worker/supervisor"
@@ -297,6 +299,7 @@ func (s *session) read(ctx context.Context, conn net.Conn, eng *telnet.Engine) e
 		evs     []telnet.Event
 		replies []byte
 	)
+	lim := s.outputLimiter()
 	for {
 		n, err := conn.Read(buf)
 		for p := buf[:n]; len(p) > 0; {
@@ -312,12 +315,19 @@ func (s *session) read(ctx context.Context, conn net.Conn, eng *telnet.Engine) e
 			if len(replies) > 0 {
 				s.send(replies)
 			}
+			produced := 0
+			for i := range evs {
+				produced += len(evs[i].Text) + len(evs[i].Data) + eventCost
+			}
 			s.handle(evs)
 			clear(evs) // drop references to texts already queued
 			if derr != nil {
 				return fmt.Errorf("decode game output: %w", derr)
 			}
 			s.waitForRoom(ctx)
+			if lim != nil && produced > 0 {
+				waitRate(ctx, lim, produced)
+			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("read interrupted: %w", context.Cause(ctx))
 			}
@@ -342,6 +352,40 @@ func (s *session) read(ctx context.Context, conn net.Conn, eng *telnet.Engine) e
 			}
 			return err
 		}
+	}
+}
+
+// eventCost is what one event weighs against OUTPUT_RATE beyond its bytes:
+// each becomes an entry, and an entry's script call, its message and its
+// frame cost about as much as a kilobyte of text. Without it a
+// game sending thousands of tiny GMCP messages a second would pass the
+// cap while costing Redis and the edge far more than a text flood.
+const eventCost = 1024
+
+// outputLimiter is the session's output rate bound (nil: unlimited). Its
+// burst holds at least one slice's worth, so a single slice never waits
+// for more than the rate allows.
+func (s *session) outputLimiter() *rate.Limiter {
+	c := &s.w.cfg
+	if c.OutputRate < 0 {
+		return nil
+	}
+	burst := max(c.OutputRate, telnet.MaxSliceText(c.FlushBytes)+6*c.MaxSubneg)
+	return rate.NewLimiter(rate.Limit(c.OutputRate), burst)
+}
+
+// waitRate waits until the limiter allows n more bytes, or ctx is done.
+func waitRate(ctx context.Context, lim *rate.Limiter, n int) {
+	r := lim.ReserveN(time.Now(), min(n, lim.Burst()))
+	d := r.Delay()
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 

@@ -235,3 +235,27 @@ func TestOutboxTakeBoundedInBytes(t *testing.T) {
 		t.Fatalf("took %d with a tiny share", len(out))
 	}
 }
+
+// Output lost while Redis is away moves into a gap entry that waits in the
+// outbox; if the lease goes before it is written, its bytes are lost too
+// and belong in the final count.
+func TestOutboxCountsUnwrittenGapsWhenClosed(t *testing.T) {
+	var b outbox
+	const limit = 2048
+	for range 100 {
+		b.push(store.Output{Kind: store.OutText, Text: string(make([]byte, 100))}, 100, limit)
+	}
+	lost := b.lost
+	if lost == 0 {
+		t.Fatal("nothing dropped")
+	}
+	taken, _, _ := b.take(1, "w", 5, 1<<30, nil) // a write that fails
+	if taken[0].Kind != store.OutGap {
+		t.Fatalf("first taken %+v", taken[0])
+	}
+	b.giveBack(taken, limit)
+	b.close()
+	if got, min := b.discardedBytes(), lost; got < min {
+		t.Fatalf("discarded %d, want at least the %d bytes the gap entry stood for", got, min)
+	}
+}

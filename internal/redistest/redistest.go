@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -104,37 +105,63 @@ func (s *Server) start() error {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
-	cmd := exec.Command("redis-server", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	cmd, exited, err := launch(s.Port, filepath.Join(s.dir, "redis.log"), args)
+	if err != nil {
 		return err
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
 	s.cmd, s.exited = cmd, exited
+	return nil
+}
 
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 2, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+// launch starts redis-server with args and waits (10 s at most) until it
+// answers on 127.0.0.1:port. The process gets SIGKILL when the test binary
+// dies (parent-death signal), so a crashed test leaves no redis behind.
+// exited is closed once the process has been waited for.
+func launch(port int, logPath string, args []string) (cmd *exec.Cmd, exited chan struct{}, err error) {
+	cmd = exec.Command("redis-server", args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	exited = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		err := rdb.Ping(context.Background()).Err()
+		// Ask for the process id, not just a PONG: another test binary's
+		// redis may have taken the port in between, and would answer.
+		info, err := rdb.Info(context.Background(), "server").Result()
 		if err == nil {
-			return nil
+			if infoField(info, "process_id") == strconv.Itoa(cmd.Process.Pid) {
+				return cmd, exited, nil
+			}
+			err = fmt.Errorf("port %d is served by another redis-server", port)
 		}
 		select {
 		case <-exited:
-			s.cmd = nil
-			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-			return fmt.Errorf("redis-server on port %d exited: %s", s.Port, tail(log, 400))
+			log, _ := os.ReadFile(logPath)
+			return nil, nil, fmt.Errorf("redis-server on port %d exited: %s", port, tail(log, 400))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-exited
-			s.cmd = nil
-			return fmt.Errorf("redis-server on port %d not ready after 10s: %w", s.Port, err)
+			return nil, nil, fmt.Errorf("redis-server on port %d not ready after 10s: %w", port, err)
 		}
 	}
+}
+
+// infoField is the value of field in the text of INFO or CLUSTER INFO.
+func infoField(info, field string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func tail(b []byte, n int) string {
@@ -275,7 +302,8 @@ func New(tb testing.TB, opts Options) *Server {
 	return s
 }
 
-// Main runs the package's tests and then stops the shared server.
+// Main runs the package's tests and then stops the shared server and the
+// shared cluster (SharedCluster).
 func Main(m *testing.M) {
 	code := m.Run()
 	sharedMu.Lock()
@@ -283,5 +311,6 @@ func Main(m *testing.M) {
 		shared.Close()
 	}
 	sharedMu.Unlock()
+	closeSharedCluster()
 	os.Exit(code)
 }
