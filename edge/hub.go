@@ -2,21 +2,17 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/trellis-mud/trellis/store"
 )
 
 // hubPingEvery is how long the hub's pub/sub connection may stay silent
-// before the hub pings Redis; two silent intervals in a row mean the
-// connection is dead (half-open TCP never errors by itself), and the hub
+// before the store pings Redis; two silent intervals in a row mean the
+// connection is dead (half-open TCP never errors by itself), and the store
 // replaces it.
 const hubPingEvery = 10 * time.Second
 
@@ -24,52 +20,53 @@ const hubPingEvery = 10 * time.Second
 // subscription of its session channel.
 const subscribeWait = 5 * time.Second
 
-// hub owns the edge's one pub/sub connection. Viewers of the same session
-// share one subscription: the first viewer's join SUBSCRIBEs, the last
-// one's leave UNSUBSCRIBEs. Each live message is decoded once and handed
-// to every viewer of its session without blocking (clients queue it).
+// hub is the edge's side of pub/sub: the sessions it has viewers for and
+// the fan-out of each live message to them. The store's Subscriber owns
+// the connections; the hub is its Handler. Each viewer's join subscribes
+// the session channel and its leave unsubscribes it (the store counts
+// them, so Redis hears of the first and the last). Each live message is
+// decoded once and handed to every viewer of its session without blocking
+// (clients queue it).
 //
-// After the connection is lost and re-established (go-redis resubscribes
-// on its own, or the hub replaces a silent connection), messages published
-// in between are gone from pub/sub but not from the streams: the hub asks
-// every viewer to re-read its stream from the last id it sent.
+// SUBSCRIBE and UNSUBSCRIBE are never sent or waited for under h.mu: a
+// Redis slow to confirm one session's subscription must not stop the
+// fan-out to every other session.
+//
+// When the store reports a subscription recovered (its connection was
+// lost or replaced, or its slot moved), messages published in between are
+// gone from pub/sub but not from the streams: the hub asks that session's
+// viewers to re-read the stream from the last id each sent.
 type hub struct {
-	rdb redis.UniversalClient
+	sub *store.Subscriber
 	log *slog.Logger
 	m   *metrics
 
 	mu       sync.Mutex
-	ps       *redis.PubSub
 	sessions map[string]*session // by output channel
-	// unsubPending counts UNSUBSCRIBEs not yet confirmed per channel: a
-	// "subscribe" confirmation that arrives before them is stale.
-	unsubPending map[string]int
 }
 
-func newHub(rdb redis.UniversalClient, log *slog.Logger, m *metrics) *hub {
-	return &hub{
-		rdb: rdb,
-		log: log,
-		m:   m,
-		// Subscribe without channels does not dial: the connection is
-		// made by the first join or by run, whichever comes first.
-		ps:           rdb.Subscribe(context.Background()),
-		sessions:     make(map[string]*session),
-		unsubPending: make(map[string]int),
+func newHub(st *store.Store, log *slog.Logger, m *metrics) *hub {
+	h := &hub{
+		log:      log,
+		m:        m,
+		sessions: make(map[string]*session),
 	}
+	h.sub = st.NewSubscriber(h, store.SubscriberOptions{
+		PingEvery: hubPingEvery,
+		Logger:    log,
+		OnError:   func(error) { m.redisErrors.Inc() },
+	})
+	return h
 }
 
 // session is what the edge knows about one (user, game) it has viewers
-// for: the viewers, the subscription state, where input goes, and what the
-// watchdog needs.
+// for: the viewers, where input goes, and what the watchdog needs.
 type session struct {
 	key     store.SessionKey
 	channel string
 
 	// Guarded by hub.mu.
 	viewers map[*client]struct{}
-	ready   chan struct{} // closed once Redis confirmed the subscription
-	isReady bool
 
 	mu sync.Mutex
 	// Routing of input: the owner and fence of the live lease, as last
@@ -168,60 +165,52 @@ func (s *session) setRoute(l store.Lease, ok bool) {
 	}
 }
 
-// join adds c as a viewer of key, subscribing the session's channel if c
-// is its first viewer, and returns once Redis confirmed the subscription:
-// from then on no live message of the session can be missed, so the
-// caller may read the stream's backlog.
+// join adds c as a viewer of key and returns once Redis confirmed the
+// subscription of the session's channel: from then on no live message of
+// the session can be missed, so the caller may read the stream's backlog.
+// Messages arriving meanwhile are already delivered to c (it queues them).
 func (h *hub) join(ctx context.Context, key store.SessionKey, c *client) (*session, error) {
 	ch := key.OutputChannel()
 	h.mu.Lock()
 	s := h.sessions[ch]
 	if s == nil {
-		s = &session{key: key, channel: ch, viewers: make(map[*client]struct{}), ready: make(chan struct{})}
+		s = &session{key: key, channel: ch, viewers: make(map[*client]struct{})}
 		h.sessions[ch] = s
 		h.m.subscriptions.Inc()
-		// go-redis records the channel even when the write fails, and
-		// subscribes it again on reconnect; the wait below covers both.
-		if err := h.ps.Subscribe(ctx, ch); err != nil {
-			h.log.Warn("subscribe failed; waiting for the reconnect", "channel", ch, "err", err)
-		}
 	}
 	s.viewers[c] = struct{}{}
-	ready := s.ready
 	h.mu.Unlock()
 
-	t := time.NewTimer(subscribeWait)
-	defer t.Stop()
-	select {
-	case <-ready:
-		return s, nil
-	case <-ctx.Done():
+	wctx, cancel := context.WithTimeout(ctx, subscribeWait)
+	err := h.sub.Subscribe(wctx, ch)
+	cancel()
+	if err != nil {
+		// The store holds the subscription until its Unsubscribe, which
+		// leave sends, whatever Subscribe returned.
 		h.leave(s, c)
-		return nil, ctx.Err()
-	case <-t.C:
-		h.leave(s, c)
-		return nil, fmt.Errorf("subscribe %s: not confirmed within %s", ch, subscribeWait)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("subscribe %s: not confirmed within %s: %w", ch, subscribeWait, err)
 	}
+	return s, nil
 }
 
-// leave removes c from s's viewers and unsubscribes when none is left.
+// leave removes c from s's viewers, forgetting s when none is left, and
+// undoes c's subscription.
 func (h *hub) leave(s *session, c *client) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if _, ok := s.viewers[c]; !ok {
+		h.mu.Unlock()
 		return
 	}
 	delete(s.viewers, c)
-	if len(s.viewers) > 0 || h.sessions[s.channel] != s {
-		return
+	if len(s.viewers) == 0 && h.sessions[s.channel] == s {
+		delete(h.sessions, s.channel)
+		h.m.subscriptions.Dec()
 	}
-	delete(h.sessions, s.channel)
-	h.m.subscriptions.Dec()
-	h.unsubPending[s.channel]++
-	if err := h.ps.Unsubscribe(context.Background(), s.channel); err != nil {
-		// The reconnect will not subscribe it again: go-redis forgot it.
-		h.log.Debug("unsubscribe failed", "channel", s.channel, "err", err)
-	}
+	h.mu.Unlock()
+	h.sub.Unsubscribe(s.channel)
 }
 
 // attaching reports whether key has viewers on this edge and has not
@@ -253,134 +242,35 @@ func (h *hub) snapshot() map[*session][]*client {
 	return out
 }
 
-// run receives from the pub/sub connection until ctx is done. It owns the
-// connection: it closes it on return.
-func (h *hub) run(ctx context.Context) {
-	defer func() {
-		h.mu.Lock()
-		_ = h.ps.Close()
-		h.mu.Unlock()
-	}()
-	stop := context.AfterFunc(ctx, func() {
-		// ReceiveTimeout ignores ctx while blocked in a read; closing
-		// the connection is what ends it.
-		h.mu.Lock()
-		_ = h.ps.Close()
-		h.mu.Unlock()
-	})
-	defer stop()
+// run runs the store's subscriber until ctx is done; it returns once its
+// connections are closed and no more messages can be delivered.
+func (h *hub) run(ctx context.Context) { _ = h.sub.Run(ctx) }
 
-	var (
-		broken  bool // a receive failed: what follows the recovery is a reconnect
-		silent  int  // pings in a row without any answer
-		backoff = 50 * time.Millisecond
-	)
-	for ctx.Err() == nil {
-		h.mu.Lock()
-		ps := h.ps
-		h.mu.Unlock()
-		msg, err := ps.ReceiveTimeout(ctx, hubPingEvery)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				silent++
-				if silent >= 2 {
-					h.log.Warn("pub/sub connection silent; replacing it")
-					h.replace(ctx)
-					broken, silent = true, 0
-					continue
-				}
-				_ = ps.Ping(ctx)
-				continue
-			}
-			if !broken {
-				h.log.Warn("pub/sub connection lost", "err", err)
-			}
-			broken = true
-			h.m.redisErrors.Inc()
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 2*time.Second)
-			continue
-		}
-		silent, backoff = 0, 50*time.Millisecond
-		if broken {
-			broken = false
-			h.recovered()
-		}
-		switch m := msg.(type) {
-		case *redis.Message:
-			h.dispatch(m)
-		case *redis.Subscription:
-			h.confirm(m)
-		}
-	}
-}
-
-// replace closes a silent pub/sub connection and opens a new one
-// subscribed to every channel with viewers.
-func (h *hub) replace(ctx context.Context) {
+// Recovered is told of session channels whose subscription was lost and is
+// back: their viewers may have missed messages.
+func (h *hub) Recovered(channels []string) {
+	h.log.Info("pub/sub subscriptions re-established; viewers re-read their streams", "sessions", len(channels))
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	_ = h.ps.Close()
-	chans := make([]string, 0, len(h.sessions))
-	for ch := range h.sessions {
-		chans = append(chans, ch)
-	}
-	h.ps = h.rdb.Subscribe(ctx, chans...)
-	clear(h.unsubPending)
-}
-
-// recovered runs after the connection came back: pending UNSUBSCRIBEs died
-// with the old connection, and every viewer may have missed messages.
-func (h *hub) recovered() {
-	h.log.Info("pub/sub connection re-established; viewers re-read their streams")
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	clear(h.unsubPending)
-	for _, s := range h.sessions {
-		for c := range s.viewers {
-			c.requestResync()
+	for _, ch := range channels {
+		if s := h.sessions[ch]; s != nil {
+			for c := range s.viewers {
+				c.requestResync()
+			}
 		}
 	}
 	h.m.resyncs.WithLabelValues("reconnect").Inc()
 }
 
-func (h *hub) confirm(m *redis.Subscription) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	switch m.Kind {
-	case "unsubscribe":
-		if n := h.unsubPending[m.Channel]; n > 1 {
-			h.unsubPending[m.Channel] = n - 1
-		} else {
-			delete(h.unsubPending, m.Channel)
-		}
-	case "subscribe":
-		if h.unsubPending[m.Channel] > 0 {
-			return // an earlier subscription, about to be undone
-		}
-		if s := h.sessions[m.Channel]; s != nil && !s.isReady {
-			s.isReady = true
-			close(s.ready)
-		}
-	}
-}
-
-func (h *hub) dispatch(m *redis.Message) {
-	o, err := store.ParseOutputMessage(m.Payload)
+// Message fans one live output message out to its session's viewers.
+func (h *hub) Message(channel, payload string) {
+	o, err := store.ParseOutputMessage(payload)
 	if err != nil {
-		h.log.Warn("undecodable output message", "channel", m.Channel, "err", err)
+		h.log.Warn("undecodable output message", "channel", channel, "err", err)
 		return
 	}
 	h.mu.Lock()
-	s := h.sessions[m.Channel]
+	s := h.sessions[channel]
 	if s == nil {
 		h.mu.Unlock()
 		return

@@ -93,7 +93,7 @@ func New(cfg Config, verifier *auth.Verifier, st *store.Store, logger *slog.Logg
 		now:     time.Now,
 	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
-	s.hub = newHub(st.Client(), logger, s.m)
+	s.hub = newHub(st, logger, s.m)
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,

@@ -102,7 +102,9 @@ func (s *Store) DeleteInbox(ctx context.Context, worker string) error {
 }
 
 // InputChannel is the pub/sub channel on which a worker receives player
-// input (lines and client GMCP) for the sessions it owns.
+// input (lines and client GMCP) for the sessions it owns. Its hash tag is
+// the worker's, so on a cluster it is a shard channel of the worker's inbox
+// slot.
 func InputChannel(worker string) string { return Prefix + "{w:" + escape(worker) + "}:input" }
 
 // ErrNoReceiver is returned by SendInput when the owning worker is not
@@ -123,7 +125,11 @@ func (s *Store) SendInput(ctx context.Context, worker string, c Command) error {
 	if err != nil {
 		return fmt.Errorf("encode input: %w", err)
 	}
-	n, err := s.rdb.Publish(ctx, InputChannel(worker), b).Result()
+	publish := s.rdb.Publish
+	if s.sharded {
+		publish = s.rdb.SPublish
+	}
+	n, err := publish(ctx, InputChannel(worker), b).Result()
 	if err != nil {
 		return fmt.Errorf("send input for %s to %s: %w", c.Key(), worker, err)
 	}

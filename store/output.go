@@ -141,7 +141,7 @@ func (s *Store) AppendOutputs(ctx context.Context, batch []Append) ([]AppendResu
 		}
 		payloads[i] = string(b)
 	}
-	cmds, err := s.evalBatch(ctx, appendScript, len(batch), func(i int) ([]string, []any) {
+	cmds, err := s.evalBatch(ctx, s.appendScriptFor(), len(batch), func(i int) ([]string, []any) {
 		a := batch[i]
 		pkg, state := "", ""
 		switch a.Out.Kind {
@@ -216,7 +216,7 @@ func (s *Store) AppendLostGap(ctx context.Context, key SessionKey, fence int64, 
 	if err != nil {
 		return "", fmt.Errorf("encode lost gap for %s: %w", key, err)
 	}
-	id, err = lostGapScript.Run(ctx, s.rdb,
+	id, err = s.lostGapScriptFor().Run(ctx, s.rdb,
 		[]string{key.outKey(), key.fenceKey(), key.outMetaKey(), key.outMarksKey()},
 		s.outputMaxLen, fence, string(b), s.outputMaxBytes, OutputEntryOverhead).Text()
 	switch {

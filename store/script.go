@@ -37,6 +37,12 @@ var (
 	appendScript = redis.NewScript(outputBoundLua + appendLua)
 	// lostGapScript: see lua/lost_gap.lua (and output.go, AppendLostGap).
 	lostGapScript = redis.NewScript(outputBoundLua + lostGapLua)
+	// The same two publishing with SPUBLISH, for Redis Cluster (see
+	// Store.sharded). A script may SPUBLISH on a channel of the slot of its
+	// keys, and the output channel has the stream's name. Made from the
+	// same files, so the two cannot drift apart.
+	appendShardedScript  = redis.NewScript(shardedPublish(outputBoundLua + appendLua))
+	lostGapShardedScript = redis.NewScript(shardedPublish(outputBoundLua + lostGapLua))
 	// acquireScript: see lua/acquire.lua.
 	acquireScript = redis.NewScript(acquireLua)
 	// renewScript: see lua/renew.lua.
@@ -100,4 +106,27 @@ func isCommandError(cmds []*redis.Cmd) bool {
 		}
 	}
 	return true
+}
+
+// shardedPublish turns a script's one PUBLISH into SPUBLISH.
+func shardedPublish(src string) string {
+	const plain, sharded = "redis.call('PUBLISH', ", "redis.call('SPUBLISH', "
+	if strings.Count(src, plain) != 1 {
+		panic("store: a publishing script must PUBLISH exactly once, as " + plain)
+	}
+	return strings.Replace(src, plain, sharded, 1)
+}
+
+func (s *Store) appendScriptFor() *redis.Script {
+	if s.sharded {
+		return appendShardedScript
+	}
+	return appendScript
+}
+
+func (s *Store) lostGapScriptFor() *redis.Script {
+	if s.sharded {
+		return lostGapShardedScript
+	}
+	return lostGapScript
 }

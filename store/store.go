@@ -326,6 +326,12 @@ type Store struct {
 	controlMaxLen  int64
 	now            func() time.Time
 	secrets        []string // redacted from connection errors (Ping)
+	// sharded selects sharded pub/sub (SPUBLISH, SSUBSCRIBE), chosen once
+	// from the client: on Redis Cluster a plain PUBLISH is broadcast to
+	// every node over the cluster bus and counts only the receivers of the
+	// node it was sent to, while a shard channel lives on its slot's owner,
+	// like the stream of the same name.
+	sharded bool
 }
 
 // Option tunes a Store.
@@ -365,6 +371,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		s.secrets = []string{c.Options().Password}
 	case *redis.ClusterClient:
 		s.secrets = []string{c.Options().Password}
+		s.sharded = true
 	}
 	for _, o := range opts {
 		o(s)
@@ -392,7 +399,9 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// Client is the underlying client, for components that need pub/sub.
+// Client is the underlying client, for tools that look at Redis itself
+// (benchmarks' memory and command counts). Pub/sub goes through
+// NewSubscriber.
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
 // Close closes the underlying client.

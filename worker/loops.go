@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -109,38 +107,36 @@ func (w *Worker) renewLeases(ctx context.Context) error {
 	}
 }
 
-// subscribeInput subscribes to the worker's input channel and waits
-// (briefly) for Redis to confirm, so input sent right after a session
-// starts finds a receiver. go-redis resubscribes after a reconnect.
-func (w *Worker) subscribeInput(ctx context.Context) *redis.PubSub {
-	ps := w.st.Client().Subscribe(ctx, store.InputChannel(w.id))
-	if _, err := ps.ReceiveTimeout(ctx, 2*time.Second); err != nil {
+// subscribeInput subscribes the worker's input channel and waits (briefly)
+// for Redis to confirm, so input sent right after a session starts finds a
+// receiver. Unconfirmed, the subscription still stands: the store confirms
+// it once Redis answers, and keeps it across reconnects until sub's Run
+// ends.
+func (w *Worker) subscribeInput(ctx context.Context, sub *store.Subscriber) {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := sub.Subscribe(cctx, store.InputChannel(w.id)); err != nil {
 		w.m.redisErrors.WithLabelValues("subscribe_input").Inc()
 		w.log.Warn("input subscription not confirmed yet", "err", err)
 	}
-	return ps
 }
 
-// readInput applies player input received on the worker's input channel.
-func (w *Worker) readInput(ctx context.Context, ps *redis.PubSub) error {
-	for {
-		msg, err := ps.ReceiveMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			w.m.redisErrors.WithLabelValues("receive_input").Inc()
-			sleepCtx(ctx, 100*time.Millisecond)
-			continue
-		}
-		cmd, err := store.ParseInput(msg.Payload)
-		if err != nil {
-			w.m.inputDropped.WithLabelValues("malformed").Inc()
-			continue
-		}
-		w.applyInput(cmd)
+// inputHandler applies player input received on the worker's input
+// channel, on the subscriber's receive goroutine.
+type inputHandler struct{ w *Worker }
+
+func (h inputHandler) Message(_, payload string) {
+	cmd, err := store.ParseInput(payload)
+	if err != nil {
+		h.w.m.inputDropped.WithLabelValues("malformed").Inc()
+		return
 	}
+	h.w.applyInput(cmd)
 }
+
+// Recovered has nothing to fetch: input is at most once by design, and
+// the edges report the lines published meanwhile as lost (input_lost).
+func (inputHandler) Recovered([]string) {}
 
 // applyInput checks the fence and hands the input to its session. Input
 // text is never logged: it may be a password.

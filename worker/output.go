@@ -80,7 +80,7 @@ type outbox struct {
 	// of the write in flight.
 	gapBytes     map[uint64]int64
 	inflightGaps []uint64
-	waiters   []chan struct{}
+	waiters      []chan struct{}
 	// roomCh is closed when the outbox shrinks to roomAt bytes; one
 	// reader per session waits on it.
 	roomCh chan struct{}

@@ -196,10 +196,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopPlumbing()
 	g, gctx := errgroup.WithContext(plumbing)
 
-	ps := w.subscribeInput(gctx)
+	input := w.st.NewSubscriber(inputHandler{w}, store.SubscriberOptions{
+		Logger:  w.log,
+		OnError: func(error) { w.m.redisErrors.WithLabelValues("receive_input").Inc() },
+	})
+	g.Go(func() error { return input.Run(gctx) })
+	w.subscribeInput(gctx, input)
 	g.Go(func() error { return w.out.run(gctx) })
 	g.Go(func() error { return w.renewLeases(gctx) })
-	g.Go(func() error { return w.readInput(gctx, ps) })
 	g.Go(func() error { return w.readInbox(gctx) })
 	g.Go(func() error { return w.pruneViewers(gctx) })
 	if adminLn != nil {
@@ -238,7 +242,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.drain()
 
 	stopPlumbing()
-	_ = ps.Close()
 	err := g.Wait()
 
 	w.bgMu.Lock()
