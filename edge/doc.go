@@ -20,8 +20,10 @@
 // Each browser connection is a client with two goroutines (client.go): the
 // reader handles hello, input, gmcp and resize; the writer is the only one
 // that writes to the socket. Live output reaches clients through the hub
-// (hub.go), which owns the edge's single pub/sub connection: the first viewer
-// of a session SUBSCRIBEs its channel, the last one UNSUBSCRIBEs it, and each
+// (hub.go), which holds the sessions and their viewers; the store's
+// Subscriber owns the pub/sub connection(s) and calls the hub back with
+// each message: the first viewer of a session subscribes its channel, the
+// last one unsubscribes it (never under the fan-out lock), and each
 // message is decoded once and queued to every viewer without blocking. A
 // browser whose queue fills (Config.SendQueue) is closed with 4008; its
 // output stays in the stream and it resumes from there.
@@ -30,8 +32,9 @@
 // confirm, then read the stream after the browser's resume id, then relay
 // live messages, dropping ids already sent. Each entry carries a per-fence
 // sequence number; a hole means a live message was lost, and the writer
-// re-reads the stream from its last id. After the pub/sub connection drops
-// and comes back, every viewer re-reads the same way.
+// re-reads the stream from its last id. After a subscription is lost and comes
+// back (the store's Subscriber calls Recovered), that session's viewers
+// re-read the same way.
 //
 // Input goes to the session's owner (from its lease, cached and refreshed
 // when output shows a new fence or the owner stops listening) with the
