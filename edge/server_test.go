@@ -205,3 +205,31 @@ func TestMaxConnections(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// An owner can lose its lease before this edge ever read it (it
+// self-fenced while Redis was away, within the first lease check). The
+// edge relayed its output, so it knows a fence; the lease is gone: that is
+// a failover too. The watchdog's ticker is kept out of the way (an hour)
+// and one pass is run by hand, so the order of events is exact.
+func TestWatchdogReattachesWhenALeaseItNeverReadIsGone(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.LeaseCheck = time.Hour })
+	user := newUser()
+	key := store.SessionKey{User: user, Game: "demo"}
+	w := e.worker("w1", key)
+	c := e.hello(user, "demo", "")
+	w.write(store.Output{Kind: store.OutStatus, State: store.StateConnected})
+	if f := c.next(); f.State != store.StateConnected {
+		t.Fatalf("frame %+v", f)
+	}
+	w.release() // no final status: the owner lost it
+	e.srv.checkLeases(context.Background())
+	found := false
+	for _, cmd := range e.controlCommands() {
+		if cmd.Type == store.CmdAttach && cmd.Reason == "failover" && cmd.User == user {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no failover attach for a session whose owner lost a lease this edge never read")
+	}
+}

@@ -90,7 +90,7 @@ func (s *Server) checkLeases(ctx context.Context) {
 			for _, c := range snap[sess] {
 				c.inputLeaseGone(dead)
 			}
-			if s.needsFailover(ctx, sess, states[i].Lease, states[i].Live) {
+			if s.needsFailover(ctx, sess, states[i].Lease, states[i].Live, known[i]) {
 				s.failover(ctx, sess, snap[sess])
 			}
 		}
@@ -99,7 +99,14 @@ func (s *Server) checkLeases(ctx context.Context) {
 
 // needsFailover compares the lease with the one the viewers were attached
 // to, and keeps the session's routing up to date.
-func (s *Server) needsFailover(ctx context.Context, sess *session, l store.Lease, ok bool) bool {
+//
+// known is the highest fence the session's output showed before the lease
+// was read. A lease this edge never read (watched 0) can still have been
+// lost: an owner that self-fenced while Redis was away, before the edge's
+// first successful lease read, left output under its fence and no lease.
+// That session needs a failover as much as one whose lease the edge saw
+// vanish; without this its player waited with no status, forever.
+func (s *Server) needsFailover(ctx context.Context, sess *session, l store.Lease, ok bool, known int64) bool {
 	sess.setRoute(l, ok)
 	sess.mu.Lock()
 	watched, lastID := sess.watched, sess.lastID
@@ -108,6 +115,9 @@ func (s *Server) needsFailover(ctx context.Context, sess *session, l store.Lease
 		sess.watched, sess.failoverTry = l.Fence, 0
 		sess.mu.Unlock()
 		return false
+	case !ok && watched == 0 && known > 0 && sess.failoverAt.IsZero():
+		sess.mu.Unlock()
+		return !s.endedNormally(ctx, sess, lastID)
 	case !ok && watched == 0:
 		// Never saw a lease, or already re-attached and waiting for it.
 		retry := !sess.failoverAt.IsZero() && sess.failoverTry < failoverTries &&
