@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -45,7 +49,7 @@ func (c LogConfig) logger(w io.Writer) (*slog.Logger, error) {
 func loadEnv(sections ...envSection) error {
 	for _, s := range sections {
 		if err := envconfig.Process(s.prefix, s.spec); err != nil {
-			return fmt.Errorf("configuration: %s", strings.TrimPrefix(err.Error(), "envconfig.Process: "))
+			return configError(s, err)
 		}
 		if d, ok := s.spec.(interface{ SetDefaults() }); ok {
 			d.SetDefaults()
@@ -57,6 +61,84 @@ func loadEnv(sections ...envSection) error {
 		}
 	}
 	return nil
+}
+
+// requiredKey is envconfig's (v1.4.0) error for a required variable that
+// is not set, a plain error naming the key without its prefix when the
+// field has an envconfig tag: "required key SECRET missing value".
+var requiredKey = regexp.MustCompile(`^required key (\S+) missing value$`)
+
+// configError rewrites an error of envconfig.Process in the operator's
+// terms: the whole TRELLIS_ variable, the value, and what it should be,
+// without Go's field or type names.
+func configError(s envSection, err error) error {
+	var pe *envconfig.ParseError
+	if errors.As(err, &pe) {
+		name, note := pe.KeyName, ""
+		if _, set := os.LookupEnv(name); !set {
+			// envconfig falls back to the tag's name without the
+			// prefix (LEASE_TTL for TRELLIS_WORKER_LEASE_TTL).
+			if short := strings.TrimPrefix(name, s.prefix+"_"); short != name {
+				if _, set := os.LookupEnv(short); set {
+					name, note = short, " (taken for "+pe.KeyName+", which is not set)"
+				}
+			}
+		}
+		return fmt.Errorf("configuration: %s=%q%s: want %s", name, pe.Value, note, wantValue(pe))
+	}
+	if m := requiredKey.FindStringSubmatch(err.Error()); m != nil {
+		key := m[1]
+		if !strings.HasPrefix(key, s.prefix+"_") {
+			key = s.prefix + "_" + key
+		}
+		msg := fmt.Sprintf("configuration: %s is not set", key)
+		if desc := envDesc(s, key); desc != "" {
+			msg += ": " + desc
+		}
+		return errors.New(msg)
+	}
+	return fmt.Errorf("configuration: %s: %s", s.prefix, strings.TrimPrefix(err.Error(), "envconfig.Process: "))
+}
+
+// wantValue says what a variable of the ParseError's type takes.
+func wantValue(pe *envconfig.ParseError) string {
+	switch pe.TypeName {
+	case "time.Duration":
+		return "a duration such as 500ms, 10s, 1m30s or 2h"
+	case "bool":
+		return "true or false"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		if errors.Is(pe.Err, strconv.ErrRange) {
+			return "a whole number in range (this one is too large)"
+		}
+		if strings.HasPrefix(pe.TypeName, "u") {
+			return "a whole number, 0 or more"
+		}
+		return "a whole number"
+	case "float32", "float64":
+		return "a number"
+	}
+	var ne *strconv.NumError
+	if errors.As(pe.Err, &ne) {
+		return "a number (" + ne.Err.Error() + ")"
+	}
+	return "a valid value (" + pe.Err.Error() + ")"
+}
+
+// envDesc is the help text of the variable key in section s.
+func envDesc(s envSection, key string) string {
+	v := reflect.ValueOf(s.spec)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return ""
+	}
+	t := v.Elem().Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if tag := f.Tag.Get("envconfig"); tag != "" && s.prefix+"_"+strings.ToUpper(tag) == key {
+			return f.Tag.Get("desc")
+		}
+	}
+	return ""
 }
 
 const envFormat = `{{range .}}{{usage_key .}}	{{usage_default .}}	{{usage_description .}}

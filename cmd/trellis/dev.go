@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -26,15 +27,26 @@ import (
 type DevConfig struct {
 	Listen     string `envconfig:"LISTEN" default:"127.0.0.1:8080" desc:"where the edge listens (open this in a browser)"`
 	DemoListen string `envconfig:"DEMO_LISTEN" default:"127.0.0.1:0" desc:"where the demo game listens (0: any free port)"`
+	// RedisListen is fixed by default, so that the TRELLIS_REDIS_URL the
+	// operator commands need is the same every run.
+	RedisListen string `envconfig:"REDIS_LISTEN" default:"127.0.0.1:6380" desc:"where the embedded Redis listens, for the operator commands (trellis sessions ls...) in another terminal: a loopback address (it has no password); port 0: any free port. Unused when TRELLIS_REDIS_URL is set"`
 }
 
-// Validate checks the addresses parse.
+// Validate checks the addresses parse, and that the embedded Redis, which
+// has no password, is served on loopback only.
 func (c DevConfig) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("TRELLIS_DEV_LISTEN=%q: %v", c.Listen, err)
 	}
 	if _, _, err := net.SplitHostPort(c.DemoListen); err != nil {
 		return fmt.Errorf("TRELLIS_DEV_DEMO_LISTEN=%q: %v", c.DemoListen, err)
+	}
+	host, _, err := net.SplitHostPort(c.RedisListen)
+	if err != nil {
+		return fmt.Errorf("TRELLIS_DEV_REDIS_LISTEN=%q: %v", c.RedisListen, err)
+	}
+	if a, err := netip.ParseAddr(host); (err != nil || !a.IsLoopback()) && host != "localhost" {
+		return fmt.Errorf("TRELLIS_DEV_REDIS_LISTEN=%q: want a loopback address such as 127.0.0.1:6380 (the embedded Redis has no password)", c.RedisListen)
 	}
 	return nil
 }
@@ -50,7 +62,8 @@ func runDev(ctx context.Context, args []string) error {
 	)
 	sections := []envSection{{"TRELLIS_DEV", &dc}, redisSection(&rc), logSection(&lc)}
 	// Help lists every variable dev honours, the components' too.
-	fs := newFlags("dev", "dev\n\nWith TRELLIS_REDIS_URL unset, dev runs an embedded in-memory Redis; guests are\n"+
+	fs := newFlags("dev", "dev\n\nWith TRELLIS_REDIS_URL unset, dev runs an embedded in-memory Redis on TRELLIS_DEV_REDIS_LISTEN\n"+
+		"(it prints the TRELLIS_REDIS_URL that the operator commands need); guests are\n"+
 		"let in and, without TRELLIS_AUTH_SECRET, tokens are signed with a random secret. The worker may\n"+
 		"dial games on loopback (TRELLIS_WORKER_ALLOW_NETWORKS defaults to 127.0.0.0/8,::1/128 here).",
 		append(sections, envSection{"TRELLIS_WORKER", &worker.Config{}}, envSection{"TRELLIS_EDGE", &edge.Config{}},
@@ -90,8 +103,8 @@ func runDev(ctx context.Context, args []string) error {
 	var mini *miniredis.Miniredis
 	if embedded {
 		mini = miniredis.NewMiniRedis()
-		if err := mini.StartAddr("127.0.0.1:0"); err != nil {
-			return fmt.Errorf("embedded redis: %w", err)
+		if err := mini.StartAddr(dc.RedisListen); err != nil {
+			return fmt.Errorf("embedded Redis: %w (is another trellis dev running? set TRELLIS_DEV_REDIS_LISTEN=127.0.0.1:0 for any free port)", err)
 		}
 		defer mini.Close()
 		rc.URL = "redis://" + mini.Addr() + "/0"
@@ -153,9 +166,11 @@ func runDev(ctx context.Context, args []string) error {
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return e.Serve(gctx, edgeLn) })
 
-	redisDesc := "embedded (in memory; set TRELLIS_REDIS_URL to use a real Redis)"
+	redisDesc := "embedded, in memory, at " + mini.Addr() + " (set TRELLIS_REDIS_URL to use a real Redis)"
+	ops := "export TRELLIS_REDIS_URL=" + rc.URL
 	if !embedded {
-		redisDesc = rc.URL
+		redisDesc = redactURLs(rc.URL)
+		ops = "(with the same TRELLIS_REDIS_URL)"
 	}
 	fmt.Fprintf(os.Stderr, `
   Trellis is running (ready in %s).
@@ -165,9 +180,14 @@ func runDev(ctx context.Context, args []string) error {
     Redis:  %s
     Demo game (telnet): %s
 
+  Operator commands, in another terminal:
+
+    %s
+    trellis sessions ls
+
   Press Ctrl-C to stop.
 
-`, time.Since(start).Round(time.Millisecond), edgeLn.Addr(), edgeLn.Addr(), redisDesc, ln.Addr())
+`, time.Since(start).Round(time.Millisecond), edgeLn.Addr(), edgeLn.Addr(), redisDesc, ln.Addr(), ops)
 	if devListening != nil {
 		devListening(edgeLn.Addr().String())
 	}
@@ -193,6 +213,25 @@ func devAllowNetworks(demoListen string) string {
 // devListening, when set (by tests), learns the edge's address once the
 // whole stack is serving.
 var devListening func(edgeAddr string)
+
+// redactURLs hides the user info (a password) of each URL of a
+// TRELLIS_REDIS_URL list, for printing. (store's redactURL does the same
+// for its errors, but is not exported.)
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, u := range parts {
+		start := 0
+		if j := strings.Index(u, "://"); j >= 0 {
+			start = j + 3
+		}
+		// The last '@' ends the user info: a password may hold '@' or
+		// '/' unescaped. Hiding too much of a rare URL is harmless.
+		if at := strings.LastIndexByte(u[start:], '@'); at >= 0 {
+			parts[i] = u[:start] + "xxxxx" + u[start+at:]
+		}
+	}
+	return strings.Join(parts, ",")
+}
 
 func setDefaultEnv(k, v string) {
 	if _, ok := os.LookupEnv(k); !ok {

@@ -14,19 +14,26 @@ import (
 	"github.com/trellis-mud/trellis/store"
 )
 
+// gamesArgs is how many positional arguments each games subcommand takes.
+var gamesArgs = map[string]int{"ls": 0, "list": 0, "show": 1, "add": 0, "update": 0, "rm": 1, "remove": 1, "import": 1}
+
 func runGames(ctx context.Context, args []string) error {
 	const synopsis = "games ls|show ID|add|update|rm ID|import FILE [flags]"
 	if len(args) == 0 || isHelp(args[0]) {
 		fs := newFlags("games", synopsis, redisSection(&store.Config{}))
+		if len(args) == 0 {
+			return usageErrorf("missing subcommand: ls, show ID, add, update, rm ID or import FILE")
+		}
 		fs.SetOutput(os.Stdout)
 		fs.Usage()
 		fmt.Println("\nadd and update take: -id -name -description -host -port -tls -tls-insecure -charset -mnes")
-		if len(args) == 0 {
-			return fmt.Errorf("%w: missing subcommand", errUsage)
-		}
 		return nil
 	}
 	sub, rest := args[0], args[1:]
+	want, known := gamesArgs[sub]
+	if !known {
+		return usageErrorf("unknown subcommand %q: want ls, show, add, update, rm or import", sub)
+	}
 	fs := newFlags("games "+sub, synopsis, redisSection(&store.Config{}))
 	out := outputFlag(fs)
 	var g store.Game
@@ -45,6 +52,15 @@ func runGames(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(pos) != want {
+		switch {
+		case sub == "import":
+			return usageErrorf("import takes one file (JSON or YAML; - for stdin)")
+		case want == 1:
+			return usageErrorf("%s takes one game id", sub)
+		}
+		return usageErrorf("%s takes no arguments (got %q)", sub, pos[0])
+	}
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
@@ -61,7 +77,11 @@ func runGames(ctx context.Context, args []string) error {
 			return err
 		}
 		if *out == "json" {
-			return writeJSON(os.Stdout, games)
+			list := make([]gameJSON, 0, len(games))
+			for _, g := range games {
+				list = append(list, toGameJSON(g))
+			}
+			return writeJSON(os.Stdout, list)
 		}
 		t := newTable("ID", "NAME", "ADDRESS", "TLS", "CHARSET", "MNES")
 		for _, g := range games {
@@ -73,16 +93,19 @@ func runGames(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "show":
-		if len(pos) != 1 {
-			return fmt.Errorf("%w: show takes one game id", errUsage)
-		}
 		g, err := st.GetGame(ctx, pos[0])
 		if err != nil {
 			return err
 		}
 		mssp, _ := st.GameMSSP(ctx, g.ID)
 		if *out == "json" {
-			return writeJSON(os.Stdout, map[string]any{"game": g, "mssp": mssp})
+			if mssp == nil {
+				mssp = map[string][]string{}
+			}
+			return writeJSON(os.Stdout, struct {
+				Game gameJSON            `json:"game"`
+				MSSP map[string][]string `json:"mssp"` // the game's MSSP variables, as the game names them
+			}{toGameJSON(g), mssp})
 		}
 		t := newTable("FIELD", "VALUE")
 		t.row("id", g.ID)
@@ -141,9 +164,6 @@ func runGames(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "rm", "remove":
-		if len(pos) != 1 {
-			return fmt.Errorf("%w: rm takes one game id", errUsage)
-		}
 		id := pos[0]
 		// Remove first, so the stopped sessions cannot be started again.
 		rmErr := st.RemoveGame(ctx, id)
@@ -166,9 +186,6 @@ func runGames(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "import":
-		if len(pos) != 1 {
-			return fmt.Errorf("%w: import takes one file (JSON or YAML; - for stdin)", errUsage)
-		}
 		f := os.Stdin
 		if pos[0] != "-" {
 			if f, err = os.Open(pos[0]); err != nil {
@@ -183,7 +200,7 @@ func runGames(ctx context.Context, args []string) error {
 		}
 		games, err := store.ParseGames(bytes.NewReader(data))
 		if err != nil {
-			return fmt.Errorf("import %s (nothing was changed): %w", pos[0], err)
+			return fmt.Errorf("import %s (nothing was changed): %w", pos[0], explainGamesError(err, data))
 		}
 		warnings, err := checkGames(ctx, st, games...)
 		if err != nil {
@@ -197,7 +214,7 @@ func runGames(ctx context.Context, args []string) error {
 			return fmt.Errorf("import %s (nothing was changed): %w", pos[0], err)
 		}
 		printWarnings(warnings)
-		fmt.Printf("Imported %d games.\n", len(games))
+		fmt.Printf("Imported %s.\n", plural(len(games), "game"))
 		old := make(map[string]store.Game, len(before))
 		for _, g := range before {
 			old[g.ID] = g
@@ -217,7 +234,7 @@ func runGames(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("%w: unknown subcommand %q", errUsage, sub)
+	return fmt.Errorf("games %s: not implemented", sub)
 }
 
 // maxGamesFile is the largest games file store.ParseGames takes; import

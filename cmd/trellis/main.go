@@ -50,13 +50,21 @@ func main() {
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// realMain runs one command and returns the process's exit code: 0 for
+// success (and --help), 1 for a failure, 2 for a usage error (the command
+// line itself is wrong), whose message and usage hint go to stderr.
 func realMain(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || isHelp(args[0]) {
-		usage(stdout)
-		if len(args) == 0 {
-			return 2
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	if isHelp(args[0]) {
+		if len(args) == 1 {
+			usage(stdout)
+			return 0
 		}
-		return 0
+		// `trellis help games` is `trellis games --help`.
+		args = []string{args[1], "--help"}
 	}
 	name := args[0]
 	for _, c := range commands {
@@ -139,9 +147,28 @@ func upperFirst(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// parseFlags parses args, printing the usage to stdout for --help; other
-// mistakes become usage errors that main reports once.
+// usageErrorf is a usage error: main prints it with the usage hint and
+// exits 2.
+func usageErrorf(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+}
+
+// parseFlags parses args of a command that takes no positional
+// arguments, printing the usage to stdout for --help; other mistakes, an
+// unexpected argument included, become usage errors that main reports
+// once.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := parseOnly(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// parseOnly parses the flags up to the first positional argument.
+func parseOnly(fs *flag.FlagSet, args []string) error {
 	usage := fs.Usage
 	fs.Usage = func() {}
 	fs.SetOutput(io.Discard)
@@ -164,7 +191,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 func parseWithArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
-		if err := parseFlags(fs, args); err != nil {
+		if err := parseOnly(fs, args); err != nil {
 			return nil, err
 		}
 		rest := fs.Args()

@@ -256,7 +256,7 @@ func TestOpsToolsAgainstRedis(t *testing.T) {
 		"text":  {"What is your name? > Ann", "Password: > (hidden", "Welcome <Ann> & friends"},
 		"ansi":  {"\x1b[1;31mPassword:\x1b[0m"},
 		"html":  {"&gt; Ann", "Welcome &lt;Ann&gt; &amp; friends", `<span style="color:#cd3131;font-weight:bold">Password:</span>`},
-		"jsonl": {`"k":"input","f":1,"n":5,"r":true`},
+		"jsonl": {`"kind":"input",`, `"fence":1,"seq":5,"redacted":true}`, `"text":"Welcome <Ann> & friends\n"`},
 	} {
 		code, out, errs := capture(t, "replay", "transcript", "-user", "ann", "-game", "demo", "-format", format)
 		if code != 0 {
@@ -275,7 +275,7 @@ func TestOpsToolsAgainstRedis(t *testing.T) {
 	}
 	// Sessions.
 	code, out, _ = capture(t, "sessions", "ls", "-o", "json")
-	if code != 0 || !strings.Contains(out, `"Worker": "w1-abcd"`) || !strings.Contains(out, `"Viewers": 2`) {
+	if code != 0 || !strings.Contains(out, `"worker": "w1-abcd"`) || !strings.Contains(out, `"viewers": 2`) {
 		t.Fatalf("sessions ls: exit %d: %s", code, out)
 	}
 	code, out, _ = capture(t, "sessions", "show", "ann/demo")
@@ -294,7 +294,7 @@ func TestOpsToolsAgainstRedis(t *testing.T) {
 	}
 	// Ops view.
 	code, out, _ = capture(t, "ops", "lag", "-o", "json")
-	if code != 0 || !strings.Contains(out, `"Length": 1`) {
+	if code != 0 || !strings.Contains(out, `"length": 1`) {
 		t.Fatalf("ops lag: exit %d: %s", code, out)
 	}
 	// Redrive into another database, never into the source.

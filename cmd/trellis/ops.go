@@ -5,26 +5,32 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/trellis-mud/trellis/store"
 )
 
 func runOps(ctx context.Context, args []string) error {
-	const synopsis = "ops lag [-o json]"
-	sub := ""
-	if len(args) > 0 && !isHelp(args[0]) && !strings.HasPrefix(args[0], "-") {
-		sub, args = args[0], args[1:]
-	}
+	const synopsis = "ops lag [-o json] [-dead N]"
 	fs := newFlags("ops", synopsis, redisSection(&store.Config{}))
 	out := outputFlag(fs)
 	dead := fs.Int64("dead", 20, "lag: how many dead letters to list")
-	if err := parseFlags(fs, args); err != nil {
+	if len(args) > 0 && isHelp(args[0]) {
+		args = []string{"--help"}
+	}
+	pos, err := parseWithArgs(fs, args)
+	if err != nil {
 		return err
 	}
-	if sub != "lag" {
-		return fmt.Errorf("%w: want 'ops lag'", errUsage)
+	switch {
+	case len(pos) == 0:
+		return usageErrorf("missing subcommand: lag")
+	case pos[0] != "lag":
+		return usageErrorf("unknown subcommand %q: want lag", pos[0])
+	case len(pos) > 1:
+		return usageErrorf("lag takes no arguments (got %q)", pos[1])
+	case *dead < 0:
+		return usageErrorf("-dead %d: want 0 or more", *dead)
 	}
 	if err := checkOutput(*out); err != nil {
 		return err
@@ -43,7 +49,7 @@ func runOps(ctx context.Context, args []string) error {
 		return err
 	}
 	if *out == "json" {
-		return writeJSON(os.Stdout, map[string]any{"control": status, "dead_letters": letters})
+		return writeJSON(os.Stdout, toLagJSON(status, letters))
 	}
 	lag := strconv.FormatInt(status.Lag, 10)
 	if status.Lag < 0 {

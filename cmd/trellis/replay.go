@@ -18,7 +18,10 @@ import (
 )
 
 func runReplay(ctx context.Context, args []string) error {
-	if len(args) == 0 || isHelp(args[0]) {
+	if len(args) == 0 {
+		return usageErrorf("missing subcommand: transcript, events or redrive")
+	}
+	if isHelp(args[0]) {
 		fmt.Println(`Usage: trellis replay <transcript|events|redrive> [flags]
 
   transcript  the session as the player saw it, their input included, passwords absent
@@ -26,9 +29,6 @@ func runReplay(ctx context.Context, args []string) error {
   redrive     re-publish control events into another Redis (e.g. staging)
 
 Run 'trellis replay <sub> --help' for flags.`)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: missing subcommand", errUsage)
-		}
 		return nil
 	}
 	switch args[0] {
@@ -39,28 +39,43 @@ Run 'trellis replay <sub> --help' for flags.`)
 	case "redrive":
 		return replayRedrive(ctx, args[1:])
 	}
-	return fmt.Errorf("%w: unknown subcommand %q", errUsage, args[0])
+	return usageErrorf("unknown subcommand %q: want transcript, events or redrive", args[0])
 }
 
 // parseSince turns "", a duration ("2h": that long ago), an RFC 3339 time,
-// a stream id, or "-"/"+" (the stream's ends) into a stream id to range from.
+// a stream id, or "-"/"+" (the stream's ends) into a stream id to range
+// from or to. "0" is the stream id 0, the stream's start, not "0 ago".
 func parseSince(s, def string) (string, error) {
 	switch s {
 	case "":
 		return def, nil
 	case "-", "+":
 		return s, nil
+	case "0", "0-0":
+		return "-", nil
+	}
+	if looksLikeStreamID(s) {
+		return s, nil
 	}
 	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return "", usageErrorf("%q: want a duration ago without a sign (2h)", s)
+		}
 		return store.TimeID(time.Now().Add(-d)), nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return store.TimeID(t), nil
 	}
-	if looksLikeStreamID(s) {
-		return s, nil
+	return "", usageErrorf("%q is not a duration ago (2h), an RFC 3339 time, a stream id, or 0 or - (the start)", s)
+}
+
+// flagSince is parseSince for flag -name, whose name an error gives.
+func flagSince(name, s, def string) (string, error) {
+	id, err := parseSince(s, def)
+	if err != nil {
+		return "", usageErrorf("-%s %s", name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 	}
-	return "", fmt.Errorf("%w: %q is not a duration (2h), an RFC 3339 time or a stream id", errUsage, s)
+	return id, nil
 }
 
 func looksLikeStreamID(s string) bool {
@@ -93,7 +108,7 @@ func replayTranscript(ctx context.Context, args []string) error {
 	default:
 		return fmt.Errorf("%w: -format %q: want text, ansi, html or jsonl", errUsage, *format)
 	}
-	from, err := parseSince(*since, "-")
+	from, err := flagSince("since", *since, "-")
 	if err != nil {
 		return err
 	}
@@ -104,12 +119,19 @@ func replayTranscript(ctx context.Context, args []string) error {
 	defer st.Close()
 	key := store.SessionKey{User: *user, Game: *game}
 	w := &transcriptWriter{w: os.Stdout, format: *format}
-	w.begin(key)
-	n := 0
-	for {
+	for n := 0; ; {
 		page, err := st.OutputRange(ctx, key, from, "+", 1000)
 		if err != nil {
 			return err
+		}
+		if n == 0 {
+			if len(page) == 0 {
+				if *since != "" {
+					return fmt.Errorf("no transcript for %s since %s", key, *since)
+				}
+				return fmt.Errorf("no transcript for %s (none was recorded, or it expired: transcripts are kept TRELLIS_WORKER_TRANSCRIPT_TTL after the session ends)", key)
+			}
+			w.begin(key)
 		}
 		for _, o := range page {
 			w.entry(o)
@@ -121,9 +143,6 @@ func replayTranscript(ctx context.Context, args []string) error {
 		from = "(" + page[len(page)-1].ID
 	}
 	w.end()
-	if n == 0 {
-		fmt.Fprintf(os.Stderr, "No transcript for %s (it expires some time after the session ends).\n", key)
-	}
 	return w.err
 }
 
@@ -133,6 +152,35 @@ type transcriptWriter struct {
 	format string
 	style  ansi.Style
 	err    error
+	// line is the game's text since the last line end (colours stripped,
+	// the last few bytes): the prompt any input was typed at.
+	line string
+}
+
+// track remembers the end of the current line of game text.
+func (t *transcriptWriter) track(text string) {
+	text = ansi.Strip(text)
+	if i := strings.LastIndexAny(text, "\r\n"); i >= 0 {
+		t.line = text[i+1:]
+	} else {
+		t.line += text
+	}
+	if len(t.line) > 64 {
+		t.line = t.line[len(t.line)-64:]
+	}
+}
+
+// inputMark is what goes before a line of input: "> ", unless the game's
+// prompt already ends in '>' (the player saw "> look", not "> > look").
+func (t *transcriptWriter) inputMark() string {
+	p := strings.TrimRight(t.line, " \t")
+	switch {
+	case strings.HasSuffix(p, ">") && p != t.line:
+		return ""
+	case strings.HasSuffix(p, ">"):
+		return " "
+	}
+	return "> "
 }
 
 func (t *transcriptWriter) printf(format string, a ...any) {
@@ -157,15 +205,12 @@ func (t *transcriptWriter) end() {
 
 func (t *transcriptWriter) entry(o store.Output) {
 	if t.format == "jsonl" {
-		b, _ := json.Marshal(struct {
-			ID string `json:"id"`
-			store.Output
-		}{o.ID, o})
-		t.printf("%s\n", b)
+		t.printf("%s", jsonLine(toOutputJSON(o)))
 		return
 	}
 	switch o.Kind {
 	case store.OutText:
+		t.track(o.Text)
 		switch t.format {
 		case "text":
 			t.printf("%s", ansi.Strip(o.Text))
@@ -181,18 +226,25 @@ func (t *transcriptWriter) entry(o store.Output) {
 		if o.Redacted {
 			line = "(hidden: typed while the game echoed)"
 		}
+		mark := t.inputMark()
 		if t.format == "html" {
-			t.printf(`<span class="in">&gt; %s</span>`+"\n", htmlEscape(line))
+			t.printf(`<span class="in">%s%s</span>`+"\n", htmlEscape(mark), htmlEscape(line))
 		} else {
-			t.printf("> %s\n", line)
+			t.printf("%s%s\n", mark, line)
 		}
+		t.line = ""
 	case store.OutStatus, store.OutGap:
 		msg := fmt.Sprintf("[%s %s %s]", stamp(o.Time), o.Kind, strings.TrimSpace(o.State+" "+o.Text))
 		if t.format == "html" {
 			t.printf(`<span class="st">%s</span>`+"\n", htmlEscape(msg))
 		} else {
-			t.printf("\n%s\n", msg)
+			// On a line of its own, after any unfinished game line.
+			if t.line != "" {
+				t.printf("\n")
+			}
+			t.printf("%s\n", msg)
 		}
+		t.line = ""
 	}
 }
 
@@ -209,7 +261,7 @@ func replayEvents(ctx context.Context, args []string) error {
 	fs := newFlags("replay events", "replay events [-since T] [-until T] [-type X] [-user U] [-follow] [-o json]", redisSection(&store.Config{}))
 	since := fs.String("since", "1h", "start at this age (2h), time (RFC 3339) or stream id")
 	until := fs.String("until", "", "stop at this age, time or stream id (default: now)")
-	typ := fs.String("type", "", "only events whose type starts with this (trellis.session, trellis.lease.lost ...)")
+	typ := fs.String("type", "", "only events of these types, comma-separated: a type (session.started, or trellis.session.started) or a family (session, lease, worker...)")
 	user := fs.String("user", "", "only events about this user")
 	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
 	out := outputFlag(fs)
@@ -219,16 +271,20 @@ func replayEvents(ctx context.Context, args []string) error {
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
-	from, err := parseSince(*since, "-")
+	from, err := flagSince("since", *since, "-")
 	if err != nil {
 		return err
 	}
-	to, err := parseSince(*until, "+")
+	to, err := flagSince("until", *until, "+")
 	if err != nil {
 		return err
 	}
 	if *follow && *until != "" {
-		return fmt.Errorf("%w: -follow and -until exclude each other", errUsage)
+		return usageErrorf("-follow and -until exclude each other")
+	}
+	types, err := parseEventTypes(*typ)
+	if err != nil {
+		return err
 	}
 	st, _, err := openStore()
 	if err != nil {
@@ -236,7 +292,7 @@ func replayEvents(ctx context.Context, args []string) error {
 	}
 	defer st.Close()
 	match := func(e store.Event) bool {
-		if *typ != "" && !strings.HasPrefix(e.Type, *typ) {
+		if !types.match(e.Type) {
 			return false
 		}
 		if *user == "" {
@@ -248,8 +304,7 @@ func replayEvents(ctx context.Context, args []string) error {
 	}
 	print := func(e store.Event) {
 		if *out == "json" {
-			b, _ := json.Marshal(e)
-			fmt.Printf("%s\n", b)
+			os.Stdout.Write(jsonLine(toEventJSON(e)))
 			return
 		}
 		data := ""
@@ -317,7 +372,7 @@ func correlation(c string) string {
 
 func replayRedrive(ctx context.Context, args []string) error {
 	fs := newFlags("replay redrive", "replay redrive -from ID -to ID -target-url redis://... [-rate N]", redisSection(&store.Config{}))
-	from := fs.String("from", "", "first control entry id (inclusive), or a duration/time")
+	from := fs.String("from", "", "first control entry: a stream id (inclusive), a duration ago (2h), an RFC 3339 time, or 0 or - (the stream's start)")
 	to := fs.String("to", "+", "last control entry id (inclusive), or a duration/time")
 	target := fs.String("target-url", "", "redis:// URL of the Redis to publish into (never the source)")
 	perSec := fs.Float64("rate", 100, "entries per second at most")
@@ -326,16 +381,16 @@ func replayRedrive(ctx context.Context, args []string) error {
 		return err
 	}
 	if *from == "" || (*target == "" && !*dry) {
-		return fmt.Errorf("%w: -from and -target-url are required", errUsage)
+		return usageErrorf("-from and -target-url are required")
 	}
 	if *perSec <= 0 {
-		return fmt.Errorf("%w: -rate must be positive", errUsage)
+		return usageErrorf("-rate must be positive")
 	}
-	start, err := parseSince(*from, "-")
+	start, err := flagSince("from", *from, "-")
 	if err != nil {
 		return err
 	}
-	end, err := parseSince(*to, "+")
+	end, err := flagSince("to", *to, "+")
 	if err != nil {
 		return err
 	}
@@ -380,7 +435,7 @@ func replayRedrive(ctx context.Context, args []string) error {
 		return fmt.Errorf("no control entries in %s..%s", start, end)
 	}
 	lim := rate.NewLimiter(rate.Limit(*perSec), 1)
-	bar := newProgress(os.Stderr, len(all))
+	bar := newProgress(os.Stderr, len(all), isTerminal(os.Stderr))
 	skipped := 0
 	for i, m := range all {
 		if err := lim.Wait(ctx); err != nil {
@@ -406,14 +461,26 @@ func replayRedrive(ctx context.Context, args []string) error {
 	return nil
 }
 
-// progress draws a one-line progress bar on a terminal-ish writer.
+// progress draws a one-line progress bar on a terminal; on anything else
+// (a pipe, a file, a CI log) it draws nothing, as its \r frames would be
+// noise there.
 type progress struct {
 	w         io.Writer
+	live      bool
 	total, n  int
 	lastDrawn time.Time
 }
 
-func newProgress(w io.Writer, total int) *progress { return &progress{w: w, total: total} }
+func newProgress(w io.Writer, total int, live bool) *progress {
+	return &progress{w: w, live: live, total: total}
+}
+
+// isTerminal reports whether f is a terminal (a character device; so is
+// /dev/null, where drawing is harmless).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
 
 func (p *progress) step() {
 	p.n++
@@ -423,13 +490,21 @@ func (p *progress) step() {
 }
 
 func (p *progress) draw() {
+	if !p.live {
+		return
+	}
 	p.lastDrawn = time.Now()
 	const width = 30
 	filled := width * p.n / max(p.total, 1)
 	fmt.Fprintf(p.w, "\r[%s%s] %d/%d", strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.n, p.total)
 }
 
-func (p *progress) done() { p.draw(); fmt.Fprintln(p.w) }
+func (p *progress) done() {
+	if p.live {
+		p.draw()
+		fmt.Fprintln(p.w)
+	}
+}
 
 // redriven is a control command as it is published again: stamped now, as
 // workers drop commands older than a few minutes (they acted on a world

@@ -15,19 +15,32 @@ import (
 
 func runSessions(ctx context.Context, args []string) error {
 	const synopsis = "sessions ls | show USER/GAME | kill USER/GAME [-reason TEXT] [-o json]"
-	sub := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		sub, args = args[0], args[1:]
-	}
 	fs := newFlags("sessions", synopsis, redisSection(&store.Config{}))
 	out := outputFlag(fs)
 	reason := fs.String("reason", "stopped by an operator", "kill: the reason shown to the player")
+	if len(args) > 0 && isHelp(args[0]) {
+		args = []string{"--help"}
+	}
 	pos, err := parseWithArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	if sub == "" {
-		return fmt.Errorf("%w: missing subcommand (ls, show, kill)", errUsage)
+	if len(pos) == 0 {
+		return usageErrorf("missing subcommand: ls, show USER/GAME or kill USER/GAME")
+	}
+	sub, pos := pos[0], pos[1:]
+	var key store.SessionKey
+	switch sub {
+	case "ls", "list":
+		if len(pos) > 0 {
+			return usageErrorf("ls takes no arguments (got %q)", pos[0])
+		}
+	case "show", "kill":
+		if key, err = sessionArg(pos); err != nil {
+			return err
+		}
+	default:
+		return usageErrorf("unknown subcommand %q: want ls, show or kill", sub)
 	}
 	if err := checkOutput(*out); err != nil {
 		return err
@@ -45,7 +58,11 @@ func runSessions(ctx context.Context, args []string) error {
 			return err
 		}
 		if *out == "json" {
-			return writeJSON(os.Stdout, list)
+			js := make([]sessionJSON, 0, len(list))
+			for _, si := range list {
+				js = append(js, toSessionJSON(si))
+			}
+			return writeJSON(os.Stdout, js)
 		}
 		t := newTable("USER", "GAME", "STATE", "VIEWERS", "WORKER", "FENCE", "UP")
 		for _, s := range list {
@@ -53,13 +70,9 @@ func runSessions(ctx context.Context, args []string) error {
 				strconv.FormatInt(s.Fence, 10), since(s.Started))
 		}
 		t.flush()
-		fmt.Fprintf(os.Stderr, "%d sessions\n", len(list))
+		fmt.Fprintf(os.Stderr, "%s\n", plural(len(list), "session"))
 		return nil
 	case "show":
-		key, err := sessionArg(pos)
-		if err != nil {
-			return err
-		}
 		si, ok, err := st.GetSession(ctx, key)
 		if err != nil {
 			return err
@@ -72,7 +85,16 @@ func runSessions(ctx context.Context, args []string) error {
 			return fmt.Errorf("no session for %s", key)
 		}
 		if *out == "json" {
-			return writeJSON(os.Stdout, map[string]any{"session": si, "lease": lease, "leased": leased})
+			j := sessionShowJSON{User: key.User, Game: key.Game, Running: leased}
+			if ok {
+				sj := toSessionJSON(si)
+				j.Session = &sj
+			}
+			if leased {
+				j.Lease = &leaseJSON{Owner: lease.Owner, SessionID: lease.Session, Fence: lease.Fence,
+					Acquired: lease.Acquired, Renewed: lease.Renewed}
+			}
+			return writeJSON(os.Stdout, j)
 		}
 		t := newTable("FIELD", "VALUE")
 		t.row("session", key.String())
@@ -93,10 +115,6 @@ func runSessions(ctx context.Context, args []string) error {
 		t.flush()
 		return nil
 	case "kill":
-		key, err := sessionArg(pos)
-		if err != nil {
-			return err
-		}
 		id, running, err := stopSession(ctx, st, key, *reason)
 		if err != nil {
 			return err
@@ -107,7 +125,15 @@ func runSessions(ctx context.Context, args []string) error {
 		fmt.Printf("Asked the owner to stop %s (control entry %s).\n", key, id)
 		return nil
 	}
-	return fmt.Errorf("%w: unknown subcommand %q", errUsage, sub)
+	return nil
+}
+
+// plural is "1 session", "2 sessions".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // stopSession asks whoever runs key's session to end it, telling the
@@ -154,11 +180,11 @@ func stopGameSessions(ctx context.Context, st *store.Store, game, reason string)
 // sessionArg parses USER/GAME (the game id has no slash; the user may).
 func sessionArg(args []string) (store.SessionKey, error) {
 	if len(args) != 1 {
-		return store.SessionKey{}, fmt.Errorf("%w: want one USER/GAME argument", errUsage)
+		return store.SessionKey{}, usageErrorf("want one USER/GAME argument")
 	}
 	i := strings.LastIndexByte(args[0], '/')
 	if i <= 0 || i == len(args[0])-1 {
-		return store.SessionKey{}, fmt.Errorf("%w: %q is not USER/GAME", errUsage, args[0])
+		return store.SessionKey{}, usageErrorf("%q is not USER/GAME", args[0])
 	}
 	return store.SessionKey{User: args[0][:i], Game: args[0][i+1:]}, nil
 }
