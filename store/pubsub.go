@@ -1106,9 +1106,7 @@ func newClusterNodeClient(co *redis.ClusterOptions, addr string) *redis.Client {
 		PoolSize:                     1, // only its PubSubs are used, which have a pool of their own
 		TLSConfig:                    co.TLSConfig,
 		DisableIdentity:              co.DisableIdentity,
-		DisableIndentity:             co.DisableIndentity,
 		IdentitySuffix:               co.IdentitySuffix,
-		UnstableResp3:                co.UnstableResp3,
 	}
 	// As ClusterClient does: its options say "no timeout" as 0, a node
 	// client's as -1 (0 would mean the default).
