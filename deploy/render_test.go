@@ -15,7 +15,7 @@ import (
 	"sync"
 	"testing"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Some mistakes only show in what kustomize makes of the files: an images

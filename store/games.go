@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/text/encoding/ianaindex"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Game is one entry of the registry: where a game lives and how to talk to
