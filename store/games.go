@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/text/encoding/ianaindex"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/text/encoding/ianaindex"
 )
 
 // Game is one entry of the registry: where a game lives and how to talk to

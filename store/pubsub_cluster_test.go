@@ -1,7 +1,11 @@
 package store
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -248,4 +252,29 @@ func TestClusterSlotMove(t *testing.T) {
 	spublish(t, rdb, ch, "back")
 	spublish(t, rdb, third, "third")
 	eventually(t, "delivered after moving back", func() bool { return rec.has(ch, "back") && rec.has(third, "third") })
+}
+
+// The dial guard refuses every node of the cluster, not only the seeds
+// the store was given: replicas and bus ports too.
+func TestNodeEndpointsListsEveryClusterNode(t *testing.T) {
+	c := redistest.SharedCluster(t)
+	cfg := Config{URL: strings.Join(c.Addrs()[:1], ",") + "," + c.Addrs()[1]}
+	st, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got, err := st.NodeEndpoints(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, a := range got {
+		have[a] = true
+	}
+	for _, n := range c.Nodes() {
+		if !have[n.Addr] || !have[net.JoinHostPort("127.0.0.1", strconv.Itoa(n.BusPort))] {
+			t.Fatalf("node %s (bus %d) missing from %v", n.Addr, n.BusPort, got)
+		}
+	}
 }

@@ -416,6 +416,47 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// NodeEndpoints is Endpoints plus, on a cluster, every node the cluster
+// knows now (primaries and replicas, with their cluster bus ports), from
+// CLUSTER NODES: the seed list alone leaves the others dialable by a game
+// inside an allowed network. Best effort: when the cluster cannot be asked,
+// the seeds are returned with the error.
+func (s *Store) NodeEndpoints(ctx context.Context) ([]string, error) {
+	out := s.Endpoints()
+	c, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return out, nil
+	}
+	text, err := c.ClusterNodes(ctx).Result()
+	if err != nil {
+		return out, fmt.Errorf("cluster nodes: %w", err)
+	}
+	seen := make(map[string]bool, len(out))
+	for _, a := range out {
+		seen[a] = true
+	}
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		// <ip:port@cport[,hostname]>
+		addr, _, _ := strings.Cut(f[1], ",")
+		data, bus, _ := strings.Cut(addr, "@")
+		host, _, err := net.SplitHostPort(data)
+		if err != nil || host == "" {
+			continue
+		}
+		for _, a := range []string{data, net.JoinHostPort(host, bus)} {
+			if _, p, err := net.SplitHostPort(a); err == nil && p != "" && p != "0" && !seen[a] {
+				seen[a] = true
+				out = append(out, a)
+			}
+		}
+	}
+	return out, nil
+}
+
 // Endpoints returns the host:port of every Redis node the store is
 // configured with: the address of a single node, or the nodes a cluster
 // client was given (not the ones it discovers later). A unix socket is no

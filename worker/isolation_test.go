@@ -361,9 +361,12 @@ func TestLateRenewalRoundWarnsBeforeSelfFence(t *testing.T) {
 	w.mu.Lock()
 	s := w.sessions[key(u)]
 	w.mu.Unlock()
-	// As if the last successful renewal were long ago.
-	s.validUntil.Store(time.Now().Add(-time.Second).UnixNano())
-	waitFor(t, 10*time.Second, "the session self-fenced", func() bool { return w.Sessions() == 0 })
+	// As if the last successful renewal were long ago. Stored again at
+	// each poll: a round in flight may overwrite it once.
+	waitFor(t, 10*time.Second, "the session self-fenced", func() bool {
+		s.validUntil.Store(time.Now().Add(-time.Second).UnixNano())
+		return w.Sessions() == 0
+	})
 	logs := e.logs.String()
 	late, fenced := strings.Index(logs, "lease renewal late"), strings.Index(logs, "self-fenced")
 	if late < 0 || fenced < 0 || late > fenced {

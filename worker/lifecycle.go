@@ -210,6 +210,14 @@ func (w *Worker) finish(s *session, ev supervisor.Event) {
 		}
 	}
 	s.out.close()
+	// A write in flight when the lease went is refused or fails: either
+	// way its entries count toward the gap, once it has returned.
+	if ch := s.out.drained(); ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
 	// The gap goes first: the calls below wait for Redis if it is away,
 	// and the gap should be in the stream as soon as Redis is back.
 	if lost := s.out.discardedBytes(); lost > 0 {

@@ -80,7 +80,10 @@ type outbox struct {
 	// of the write in flight.
 	gapBytes     map[uint64]int64
 	inflightGaps []uint64
-	waiters      []chan struct{}
+	// carryDrops are GMCP packages to forget whose entry was dropped (it
+	// named them): the next entry taken carries them.
+	carryDrops []string
+	waiters    []chan struct{}
 	// roomCh is closed when the outbox shrinks to roomAt bytes; one
 	// reader per session waits on it.
 	roomCh chan struct{}
@@ -241,6 +244,9 @@ func (b *outbox) trimLocked(limit int) int {
 			b.lost += g
 			delete(b.gapBytes, b.pending[i].Seq)
 		}
+		// The worker already forgot these GMCP packages: the next entry
+		// written must still tell Redis to.
+		b.carryDrops = append(b.carryDrops, b.pending[i].DropGMCP...)
 		b.pending = append(b.pending[:i], b.pending[i+1:]...)
 	}
 	b.lost += int64(dropped)
@@ -271,6 +277,11 @@ func (b *outbox) take(fence int64, worker string, max, maxBytes int, dst []store
 		if o.Seq == 0 {
 			b.seq++
 			o.Seq = b.seq
+		}
+		if len(b.carryDrops) > 0 && o.Kind != store.OutGap {
+			o.DropGMCP = append(append([]string(nil), o.DropGMCP...), b.carryDrops...)
+			b.pending[i].DropGMCP = o.DropGMCP // kept if the write is retried
+			b.carryDrops = nil
 		}
 		if o.Kind == store.OutGap {
 			b.inflightGaps = append(b.inflightGaps, o.Seq)
@@ -326,6 +337,18 @@ func (b *outbox) giveBack(taken []store.Output, limit int) (queue bool, dropped 
 	b.inflight = false
 	b.inflightGaps = b.inflightGaps[:0] // back in pending, still counted
 	if b.closed {
+		// The lease went while this write was in flight: what it carried
+		// is lost (gap entries are counted through gapBytes already).
+		for i := range taken {
+			if taken[i].Kind != store.OutGap {
+				b.discarded += int64(entrySize(&taken[i]))
+			}
+		}
+		for _, g := range b.gapBytes {
+			b.discarded += g
+		}
+		b.gapBytes = nil
+		b.wakeLocked()
 		return false, 0
 	}
 	back := make([]store.Output, 0, len(taken)+len(b.pending))
@@ -527,7 +550,8 @@ func (f *flusher) flush(ctx context.Context) error {
 		var (
 			outs  []store.Output
 			takes []taken
-			again []*session
+			cut   []*session // not reached this round: first in the next
+			again []*session // served and still holding output: last
 		)
 		roundBytes := roundFlushes * f.w.cfg.FlushBytes
 		share := max(roundBytes/len(dirty), f.w.cfg.FlushBytes)
@@ -535,7 +559,7 @@ func (f *flusher) flush(ctx context.Context) error {
 		spent := 0
 		for i, s := range dirty {
 			if len(outs) >= maxBatch || spent >= roundBytes {
-				again = append(again, dirty[i:]...)
+				cut = dirty[i:]
 				break
 			}
 			from := len(outs)
@@ -553,12 +577,22 @@ func (f *flusher) flush(ctx context.Context) error {
 				again = append(again, s)
 			}
 		}
-		if len(again) > 0 {
+		// Rotation: sessions this round did not reach go ahead of whatever
+		// became dirty meanwhile, and sessions it served that still hold
+		// output go behind all of them (after the round trip, so that
+		// arrivals during it come first too). Otherwise the same floods,
+		// first in the list, would fill every round while a quiet
+		// neighbour's echo waited past the cut.
+		requeue := func() {
+			if len(cut) == 0 && len(again) == 0 {
+				return
+			}
 			f.mu.Lock()
-			f.dirty = append(f.dirty, again...)
+			f.dirty = append(append(cut, f.dirty...), again...)
 			f.mu.Unlock()
 		}
 		if len(outs) == 0 {
+			requeue()
 			continue
 		}
 		batch := make([]store.Append, len(outs))
@@ -568,6 +602,7 @@ func (f *flusher) flush(ctx context.Context) error {
 			}
 		}
 		res, err := f.w.st.AppendOutputs(ctx, batch)
+		requeue()
 		if err != nil {
 			f.w.m.redisErrors.WithLabelValues("append_output").Inc()
 			for _, t := range takes {

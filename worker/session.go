@@ -117,8 +117,14 @@ func (s *session) outLimit() int {
 	if s.w.out.failing.Load() {
 		return c.SessionBuffer
 	}
-	return max(c.SessionBuffer, backpressureFactor*c.FlushBytes+telnet.MaxSliceText(c.FlushBytes)+c.MaxSubneg+4*entryOverhead)
+	return max(c.SessionBuffer, backpressureFactor*c.FlushBytes+telnet.MaxSliceText(c.FlushBytes)+c.MaxSubneg+
+		maxSliceEvents(c.FlushBytes)*entryOverhead)
 }
+
+// maxSliceEvents bounds the entries one slice can make: the shortest that
+// makes a new entry each time is a character and a prompt mark (IAC GA),
+// three bytes, and a slice parses at most MaxSliceText/3 bytes.
+func maxSliceEvents(flushBytes int) int { return telnet.MaxSliceText(flushBytes) / 3 / 3 }
 
 func (s *session) afterPush(queue, urgent bool, dropped int) {
 	if dropped > 0 {
@@ -437,6 +443,10 @@ func (s *session) handle(evs []telnet.Event) {
 			s.judgeHeld(now)
 		case telnet.EventEcho:
 			s.emit(store.Output{Kind: store.OutEcho, Echo: ev.Echo})
+			s.mu.Lock()
+			recs := s.typeAhead.setEcho(ev.Echo)
+			s.mu.Unlock()
+			s.record(recs)
 		case telnet.EventGMCP:
 			drop, first := s.gmcpState.put(ev.Package, len(ev.Data))
 			s.emit(store.Output{Kind: store.OutGMCP, Package: ev.Package, Data: ev.Data, DropGMCP: drop})
@@ -462,7 +472,7 @@ func (s *session) judgeHeld(now time.Time) {
 		s.mu.Unlock()
 		return
 	}
-	recs := s.typeAhead.resolve(s.eng.ServerEcho(), now)
+	recs := s.typeAhead.resolve(now)
 	s.armHoldLocked()
 	s.mu.Unlock()
 	s.record(recs)
@@ -577,7 +587,7 @@ func (s *session) input(text, viewer string, seq uint64) bool {
 		s.mu.Unlock()
 		return false
 	}
-	recs := s.typeAhead.typed(heldLine{text: text, viewer: viewer, seq: seq, at: time.Now()}, s.eng.ServerEcho(), time.Now())
+	recs := s.typeAhead.typed(heldLine{text: text, viewer: viewer, seq: seq, at: time.Now()}, time.Now())
 	s.armHoldLocked()
 	s.mu.Unlock()
 	s.record(recs)

@@ -42,7 +42,11 @@ type typeAhead struct {
 	textAt   time.Time // when the game last printed text
 	ga       bool      // a GA/EOR came after the last text
 	answered bool      // a line was typed at the prompt on screen already
-	held     []heldLine
+	// echo is the game's echo as of the last event fed, in stream order:
+	// a game may turn echo on and off again within one read, and the
+	// engine's state after the read would miss that.
+	echo bool
+	held []heldLine
 }
 
 // heldLine is a line written to the game whose record waits.
@@ -51,6 +55,12 @@ type heldLine struct {
 	viewer string
 	seq    uint64
 	at     time.Time
+	// secretSeen: since the line was typed the game turned echo on or
+	// printed something that looks like a password prompt. Which held line
+	// such a prompt answered is a guess (a name prompt and a password
+	// prompt can share one finished line), so every line held then counts
+	// as possibly secret.
+	secretSeen bool
 }
 
 // inputRecord is what the transcript gets for one typed line.
@@ -92,14 +102,44 @@ func (t *typeAhead) text(s string, now time.Time) []inputRecord {
 		t.tail, s = "", s[i+1:]
 		if l := strings.TrimSpace(done); l != "" {
 			t.lastLine = clip(l)
-			if len(t.held) > 0 && t.looksSecret(done) {
-				out = append(out, inputRecord{heldLine: t.held[0], secret: true})
-				t.held = t.held[1:]
+			if t.looksSecret(done) {
+				out = append(out, t.redactHeld()...)
 			}
 		}
 	}
 	t.tail = clip(t.tail + s)
+	if t.looksSecret(t.tail) {
+		t.markSecretSeen()
+	}
 	return out
+}
+
+// redactHeld records every held line as a secret: a password prompt was
+// printed, and any of them may be what it read.
+func (t *typeAhead) redactHeld() []inputRecord {
+	out := make([]inputRecord, 0, len(t.held))
+	for _, h := range t.held {
+		out = append(out, inputRecord{heldLine: h, secret: true})
+	}
+	t.held = nil
+	return out
+}
+
+func (t *typeAhead) markSecretSeen() {
+	for i := range t.held {
+		t.held[i].secretSeen = true
+	}
+}
+
+// setEcho takes an echo change, in stream order. Echo on makes every held
+// line a secret at once (the game hides what it reads next, and a line
+// held now may be it).
+func (t *typeAhead) setEcho(on bool) []inputRecord {
+	t.echo = on
+	if on {
+		return t.redactHeld()
+	}
+	return nil
 }
 
 // clip keeps the end of s: prompts are judged by how they end.
@@ -124,22 +164,27 @@ func (t *typeAhead) promptShown(now time.Time) (shown, secret bool) {
 		return false, false
 	}
 	prompt := t.tail
-	if prompt == "" && t.ga {
-		prompt = t.lastLine // a prompt that ends in a newline, then GA
+	if prompt == "" {
+		// A prompt that ends in a newline (with or without a GA after it).
+		prompt = t.lastLine
 	}
 	if t.looksSecret(prompt) {
 		return true, true
+	}
+	if t.tail == "" && !t.ga {
+		return false, false
 	}
 	return t.ga || (t.tail != "" && now.Sub(t.textAt) >= promptSettle), false
 }
 
 // typed takes a line the player typed (just written to the game) and
-// returns the records the transcript gets now: this line's, if it was
+// returns the records the transcript gets now (judged with the echo state
+// of the events fed so far): this line's, if it was
 // typed at a prompt on screen and nothing is held before it, else none (or
 // the oldest held line's, when too many are held).
-func (t *typeAhead) typed(l heldLine, echo bool, now time.Time) []inputRecord {
+func (t *typeAhead) typed(l heldLine, now time.Time) []inputRecord {
 	if len(t.held) == 0 {
-		if echo {
+		if t.echo {
 			t.answered = true
 			return []inputRecord{{heldLine: l, secret: true}}
 		}
@@ -159,17 +204,17 @@ func (t *typeAhead) typed(l heldLine, echo bool, now time.Time) []inputRecord {
 
 // resolve returns the records of held lines whose prompt has now shown
 // what they were, oldest first.
-func (t *typeAhead) resolve(echo bool, now time.Time) []inputRecord {
+func (t *typeAhead) resolve(now time.Time) []inputRecord {
 	var out []inputRecord
 	for len(t.held) > 0 {
 		h := t.held[0]
 		var secret bool
-		if echo {
+		if t.echo {
 			secret = true
 		} else if shown, s := t.promptShown(now); shown {
-			secret = s
+			secret = s || h.secretSeen
 		} else if now.Sub(h.at) >= t.hold {
-			secret = !t.textAt.After(h.at) || t.looksSecret(t.lastLine) || t.looksSecret(t.tail)
+			secret = h.secretSeen || !t.textAt.After(h.at) || t.looksSecret(t.lastLine) || t.looksSecret(t.tail)
 		} else {
 			break
 		}

@@ -70,7 +70,7 @@ func New(cfg Config, st *store.Store, logger *slog.Logger) (*Worker, error) {
 		logger = slog.Default()
 	}
 	id := cfg.Name + "-" + uuid.NewString()[:8]
-	guard, err := newGuard(cfg, st)
+	guard, err := newGuard(cfg, st, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -120,13 +120,21 @@ func New(cfg Config, st *store.Store, logger *slog.Logger) (*Worker, error) {
 
 // newGuard builds the dial guard: public addresses, plus the networks the
 // operator allowed, minus Trellis's own Redis and admin endpoints.
-func newGuard(cfg Config, st *store.Store) (*dialguard.Guard, error) {
+func newGuard(cfg Config, st *store.Store, log *slog.Logger) (*dialguard.Guard, error) {
 	allow, err := dialguard.ParsePrefixes(cfg.AllowNetworks)
 	if err != nil {
 		return nil, fmt.Errorf("TRELLIS_WORKER_ALLOW_NETWORKS: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// On a cluster every node it knows now, replicas and bus ports too.
+	// Nodes added later are not refused until the worker restarts.
+	eps, err := st.NodeEndpoints(ctx)
+	if err != nil {
+		log.Warn("dial guard: cluster nodes unknown; refusing the configured ones only", "err", err)
+	}
 	var deny []dialguard.Endpoint
-	for _, ep := range st.Endpoints() {
+	for _, ep := range eps {
 		deny = append(deny, dialguard.Endpoint{HostPort: ep, What: "Redis"})
 	}
 	// The admin listener is on this host: its port is refused on every
@@ -134,8 +142,6 @@ func newGuard(cfg Config, st *store.Store) (*dialguard.Guard, error) {
 	if _, port, err := net.SplitHostPort(cfg.AdminListen); err == nil && port != "" && port != "0" {
 		deny = append(deny, dialguard.Endpoint{HostPort: ":" + port, What: "worker admin listener"})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	g, err := dialguard.New(ctx, allow, deny)
 	if err != nil {
 		return nil, fmt.Errorf("worker dial guard: %w", err)

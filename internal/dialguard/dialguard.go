@@ -48,6 +48,8 @@ var special = []struct {
 	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"}, // includes broadcast
 	{netip.MustParsePrefix("::/128"), "unspecified"},
 	{netip.MustParsePrefix("::1/128"), "loopback"},
+	{netip.MustParsePrefix("::/96"), "reserved (IPv4-compatible IPv6)"},
+	{netip.MustParsePrefix("2002::/16"), "reserved (6to4, embeds an IPv4 address)"},
 	{netip.MustParsePrefix("64:ff9b:1::/48"), "reserved (local NAT64)"},
 	{netip.MustParsePrefix("100::/64"), "reserved (discard)"},
 	{netip.MustParsePrefix("2001:db8::/32"), "documentation"},

@@ -18,6 +18,8 @@ func TestClassify(t *testing.T) {
 		"127.0.0.1":              "loopback",
 		"127.9.9.9":              "loopback",
 		"::1":                    "loopback",
+		"::127.0.0.1":            "reserved (IPv4-compatible IPv6)",
+		"2002:7f00:1::1":         "reserved (6to4, embeds an IPv4 address)",
 		"::ffff:127.0.0.1":       "loopback",
 		"64:ff9b::7f00:1":        "loopback", // NAT64 of 127.0.0.1
 		"64:ff9b::808:808":       "",         // NAT64 of 8.8.8.8
