@@ -20,10 +20,12 @@ import (
 	"github.com/trellis-mud/trellis/store"
 )
 
-// Paths the binaries serve; handlers_test.go proves each one is served.
+// Paths the binaries serve; handlers_test.go proves each one is served
+// (and that the edge's players' port does not serve /metrics).
 var (
-	edgePaths   = []string{"/healthz", "/readyz", "/metrics"}
-	workerPaths = []string{"/healthz", "/metrics"}
+	edgePaths      = []string{"/healthz", "/readyz"}             // the players' port
+	edgeAdminPaths = []string{"/healthz", "/readyz", "/metrics"} // TRELLIS_EDGE_ADMIN_LISTEN
+	workerPaths    = []string{"/healthz", "/readyz", "/metrics"} // TRELLIS_WORKER_ADMIN_LISTEN
 )
 
 // drainMargin is how much longer than the worker's drain timeout the
@@ -546,9 +548,26 @@ func TestEdgeManifests(t *testing.T) {
 	if !c.hasContainerPort(port) {
 		t.Errorf("%s: no containerPort %d", c, port)
 	}
+	// The probes ask the players' port (it serves /healthz and /readyz
+	// too): they check the listener players use.
 	checkProbe(t, c, "readinessProbe", port, edgePaths, "/readyz")
 	checkProbe(t, c, "livenessProbe", port, edgePaths, "/healthz")
-	checkScrape(t, dep, port, edgePaths)
+
+	adminPort, loopback := listenPort(t, "TRELLIS_EDGE_ADMIN_LISTEN", effective(t, vars, c, "TRELLIS_EDGE_ADMIN_LISTEN"))
+	defAdmin, _ := listenPort(t, "edge.Config default admin listen", vars["TRELLIS_EDGE_ADMIN_LISTEN"].Default)
+	if loopback {
+		t.Errorf("%s: the admin server listens on loopback; set TRELLIS_EDGE_ADMIN_LISTEN to 0.0.0.0:%d so Prometheus reaches it", c, adminPort)
+	}
+	if adminPort != defAdmin {
+		t.Errorf("%s: admin port %d, not the edge's default %d", c, adminPort, defAdmin)
+	}
+	if adminPort == port {
+		t.Errorf("%s: the admin port is the players' port %d", c, port)
+	}
+	if !c.hasContainerPort(adminPort) {
+		t.Errorf("%s: no containerPort %d", c, adminPort)
+	}
+	checkScrape(t, dep, adminPort, edgeAdminPaths)
 
 	pre := dict(c.m, "lifecycle", "preStop")
 	if pre == nil {
@@ -564,12 +583,24 @@ func TestEdgeManifests(t *testing.T) {
 	if len(svcs) == 0 {
 		t.Errorf("no Service selects %s", dep)
 	}
+	var players bool
 	for _, s := range svcs {
+		reaches := map[int]bool{}
 		for _, p := range list(s.m, "spec", "ports") {
-			if tp, ok := c.port(at(p, "targetPort")); !ok || tp != port {
-				t.Errorf("%s: targetPort %v does not reach the edge's port %d", s, at(p, "targetPort"), port)
+			tp, ok := c.port(at(p, "targetPort"))
+			if !ok || tp != port && tp != adminPort {
+				t.Errorf("%s: targetPort %v reaches neither the edge's port %d nor its admin port %d", s, at(p, "targetPort"), port, adminPort)
 			}
+			reaches[tp] = true
 		}
+		// The Service players arrive by must not lead to the admin port.
+		if reaches[port] && reaches[adminPort] {
+			t.Errorf("%s: exposes the admin port %d next to the players' port %d", s, adminPort, port)
+		}
+		players = players || reaches[port]
+	}
+	if !players {
+		t.Errorf("no Service reaches %s's players' port %d", dep, port)
 	}
 	if len(selecting(objs, "PodDisruptionBudget", dep, "spec", "selector")) == 0 {
 		t.Errorf("no PodDisruptionBudget selects %s", dep)
@@ -602,16 +633,17 @@ func TestWorkerManifests(t *testing.T) {
 	if !c.hasContainerPort(port) {
 		t.Errorf("%s: no containerPort %d", c, port)
 	}
-	// /healthz is 503 while the worker drains or is fenced: right for
-	// readiness, wrong for liveness (the kubelet would kill a draining
-	// worker, cutting its players).
-	checkProbe(t, c, "readinessProbe", port, workerPaths, "/healthz")
+	// /readyz is 503 while the worker drains, is fenced or is full: right
+	// for readiness, wrong for liveness (the kubelet would kill a
+	// draining worker, cutting its players). /healthz is 200 in all of
+	// those: liveness.
+	checkProbe(t, c, "readinessProbe", port, workerPaths, "/readyz")
 	if live := dict(c.m, "livenessProbe"); live == nil {
 		t.Errorf("%s: no livenessProbe", c)
-	} else if path := str(live, "httpGet", "path"); path == "/healthz" {
-		t.Errorf("%s: livenessProbe on /healthz would kill draining workers", c)
+	} else if path := str(live, "httpGet", "path"); path == "/readyz" {
+		t.Errorf("%s: livenessProbe on /readyz would kill draining workers", c)
 	} else if path != "" {
-		checkProbe(t, c, "livenessProbe", port, workerPaths, "")
+		checkProbe(t, c, "livenessProbe", port, workerPaths, "/healthz")
 	} else if p, ok := c.port(at(live, "tcpSocket", "port")); !ok || p != port {
 		t.Errorf("%s: livenessProbe port %v is not the admin port %d", c, at(live, "tcpSocket", "port"), port)
 	}

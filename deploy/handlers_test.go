@@ -42,9 +42,20 @@ func checkServed(t *testing.T, what string, h http.Handler, paths []string) {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// testEdgeHandler is the edge's handler, built the way `trellis edge`
-// builds it, on a real Redis.
+// testEdgeHandler is the edge's players' handler, built the way `trellis
+// edge` builds it, on a real Redis.
 func testEdgeHandler(t *testing.T) http.Handler {
+	t.Helper()
+	return testEdge(t).Handler()
+}
+
+// testEdgeAdminHandler is the edge's admin handler, likewise.
+func testEdgeAdminHandler(t *testing.T) http.Handler {
+	t.Helper()
+	return testEdge(t).AdminHandler()
+}
+
+func testEdge(t *testing.T) *edge.Server {
 	t.Helper()
 	verifier, err := auth.NewVerifier([]byte(strings.Repeat("k", auth.MinSecretLen)))
 	if err != nil {
@@ -54,7 +65,7 @@ func testEdgeHandler(t *testing.T) http.Handler {
 	if err != nil {
 		t.Fatalf("edge.New: %v", err)
 	}
-	return srv.Handler()
+	return srv
 }
 
 // testWorkerHandler is the worker's admin handler, likewise.
@@ -68,9 +79,14 @@ func testWorkerHandler(t *testing.T) http.Handler {
 }
 
 // The probe and scrape paths the manifests use are the ones the edge's
-// handler serves.
+// handlers serve; its players' port keeps /metrics to itself.
 func TestEdgeServesProbePaths(t *testing.T) {
-	checkServed(t, "edge", testEdgeHandler(t), edgePaths)
+	public := testEdgeHandler(t)
+	checkServed(t, "edge", public, edgePaths)
+	checkServed(t, "edge admin", testEdgeAdminHandler(t), edgeAdminPaths)
+	if served(t, public, "/metrics") {
+		t.Error("the edge's players' port serves /metrics")
+	}
 }
 
 // Same for the worker's admin handler.

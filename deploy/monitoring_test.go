@@ -435,7 +435,7 @@ func TestComposeMonitoring(t *testing.T) {
 		if !s.isTrellis() || len(argv) == 0 {
 			continue
 		}
-		variable := map[string]string{"edge": "TRELLIS_EDGE_LISTEN", "worker": "TRELLIS_WORKER_ADMIN_LISTEN"}[argv[0]]
+		variable := map[string]string{"edge": "TRELLIS_EDGE_ADMIN_LISTEN", "worker": "TRELLIS_WORKER_ADMIN_LISTEN"}[argv[0]]
 		if variable == "" {
 			continue
 		}

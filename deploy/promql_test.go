@@ -230,7 +230,7 @@ func TestRegisteredMetricsScan(t *testing.T) {
 		}
 	}
 
-	for what, h := range map[string]http.Handler{"edge": testEdgeHandler(t), "worker": testWorkerHandler(t)} {
+	for what, h := range map[string]http.Handler{"edge": testEdgeAdminHandler(t), "worker": testWorkerHandler(t)} {
 		for name, kind := range families(t, what, h) {
 			m, ok := reg[name]
 			if !ok {

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -14,6 +15,10 @@ import (
 // TRELLIS_EDGE_ (envconfig.Process("TRELLIS_EDGE", &cfg)).
 type Config struct {
 	Listen string `default:":8080" desc:"address of the HTTP and WebSocket listener"`
+	// AdminListen serves /metrics, /healthz and /readyz for operators and
+	// Prometheus, away from the players' listener. Empty means none (the
+	// zero Config of a test has none; the variable's default is loopback).
+	AdminListen string `split_words:"true" default:"127.0.0.1:9090" desc:"address of /metrics, /healthz and /readyz (empty: none)"`
 	// ID names this edge in heartbeats, attaches and events. Empty means
 	// hostname + "-" + 8 hex digits, unique per process.
 	ID string `desc:"edge instance id (default: hostname-xxxxxxxx)"`
@@ -45,6 +50,10 @@ func (c *Config) Validate() error {
 	switch {
 	case strings.TrimSpace(c.Listen) == "":
 		return fmt.Errorf("TRELLIS_EDGE_LISTEN=%q: want host:port", c.Listen)
+	case c.AdminListen != "" && !validHostPort(c.AdminListen):
+		return fmt.Errorf("TRELLIS_EDGE_ADMIN_LISTEN=%q: want host:port, or empty for no admin listener", c.AdminListen)
+	case c.AdminListen != "" && c.AdminListen == c.Listen:
+		return fmt.Errorf("TRELLIS_EDGE_ADMIN_LISTEN=%q: must differ from TRELLIS_EDGE_LISTEN (the admin endpoints stay off the players' listener)", c.AdminListen)
 	case c.MaxConnections < 0:
 		return fmt.Errorf("TRELLIS_EDGE_MAX_CONNECTIONS=%d: must be 0 (no limit) or more", c.MaxConnections)
 	case c.MaxSessionsPerUser < 0:
@@ -87,8 +96,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+func validHostPort(addr string) bool {
+	_, _, err := net.SplitHostPort(addr)
+	return err == nil
+}
+
 // withDefaults fills zero fields with the documented defaults, so a Config
 // literal in a test or a caller that skipped envconfig still works.
+// AdminListen is left alone: empty means no admin listener.
 func (c Config) withDefaults() Config {
 	def := func(v *int, d int) {
 		if *v == 0 {

@@ -45,7 +45,8 @@ type Server struct {
 	hub      *hub
 	static   fs.FS
 	upgrader websocket.Upgrader
-	handler  http.Handler
+	handler  http.Handler // the players' routes
+	admin    http.Handler // metrics and health, for operators
 
 	// baseCtx outlives every client: detaches are published with it during
 	// shutdown. It is canceled when Serve returns.
@@ -108,15 +109,22 @@ func New(cfg Config, verifier *auth.Verifier, st *store.Store, logger *slog.Logg
 		EnableCompression: cfg.Compression,
 	}
 	s.handler = s.routes()
+	s.admin = s.adminRoutes()
 	return s, nil
 }
 
 // ID is the edge's instance id.
 func (s *Server) ID() string { return s.cfg.ID }
 
-// Handler serves every route. The WebSocket endpoint needs Run or Serve
-// running (they own the hub).
+// Handler serves the players' routes: the pages, /api/games, /ws, and
+// /healthz and /readyz for load balancers, which probe this port. It does
+// not serve /metrics (AdminHandler does). The WebSocket endpoint needs Run
+// or Serve running (they own the hub).
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// AdminHandler serves the operators' routes: /metrics (this edge's own
+// registry), /healthz and /readyz. Serve runs it on Config.AdminListen.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
 
 // Ready reports whether the edge serves and its last Redis heartbeat
 // succeeded.
@@ -134,23 +142,54 @@ func (s *Server) full() bool {
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
+		s.cancelBase()
 		return fmt.Errorf("edge listen %s: %w", s.cfg.Listen, err)
 	}
 	return s.Serve(ctx, ln)
 }
 
-// Serve serves on ln until ctx is done. Then it stops accepting, closes
+// Serve serves the players on ln, and the admin routes on cfg.AdminListen
+// unless it is empty, until ctx is done. Then it stops accepting, closes
 // every browser with 1001 (going away: they reconnect to another edge),
-// publishes their detaches, removes its heartbeat and returns after every
-// goroutine it started ended. A Server serves once.
+// publishes their detaches, removes its heartbeat, closes the admin
+// listener and returns after every goroutine it started ended. A Server
+// serves once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	var admin net.Listener
+	if s.cfg.AdminListen != "" {
+		var err error
+		if admin, err = net.Listen("tcp", s.cfg.AdminListen); err != nil {
+			ln.Close()
+			s.cancelBase()
+			return fmt.Errorf("edge admin listen %s: %w", s.cfg.AdminListen, err)
+		}
+	}
+	return s.serve(ctx, ln, admin)
+}
+
+// serve is Serve with the admin listener given (nil: none).
+func (s *Server) serve(ctx context.Context, ln, adminLn net.Listener) error {
 	defer s.cancelBase()
+	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:          errLog,
 		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+	}
+	// The admin server outlives the players' one by the whole shutdown:
+	// /readyz says not ready and /metrics counts the closes meanwhile.
+	as := &http.Server{
+		Handler:           s.admin,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          errLog,
+	}
+	adminServed := make(chan error, 1)
+	if adminLn != nil {
+		go func() { adminServed <- as.Serve(adminLn) }()
+		s.log.Info("edge admin serving", "addr", adminLn.Addr().String())
 	}
 	bg, stopBG := context.WithCancel(s.baseCtx)
 	var g errgroup.Group
@@ -165,21 +204,30 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { served <- hs.Serve(ln) }()
 
 	var err error
+	publicDone, adminDone := false, adminLn == nil
 	select {
 	case <-ctx.Done():
 	case err = <-served:
-		err = fmt.Errorf("edge serve: %w", err)
+		err, publicDone = fmt.Errorf("edge serve: %w", err), true
+	case err = <-adminServed:
+		err, adminDone = fmt.Errorf("edge admin serve: %w", err), true
 	}
 	s.serving.Store(false)
 	shutCtx, cancel := context.WithTimeout(s.baseCtx, 5*time.Second)
 	_ = hs.Shutdown(shutCtx) // WebSocket connections are hijacked: not waited for here
 	cancel()
-	if err == nil {
+	if !publicDone {
 		<-served
 	}
 	s.closeClients()
 	stopBG()
 	_ = g.Wait()
+	if !adminDone {
+		actx, cancel := context.WithTimeout(s.baseCtx, time.Second)
+		_ = as.Shutdown(actx)
+		cancel()
+		<-adminServed
+	}
 
 	final, cancel := context.WithTimeout(s.baseCtx, 2*time.Second)
 	if gerr := s.st.EdgeGone(final, s.cfg.ID); gerr != nil {
@@ -240,21 +288,38 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(s.static)))
 	mux.HandleFunc("GET /api/games", s.serveGames)
 	mux.HandleFunc("GET /ws", s.serveWS)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !s.Ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not ready\n"))
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	// Load balancers probe the port they send players to: the health
+	// endpoints stay here as well as on the admin listener. /metrics does
+	// not: it is for Prometheus, not for the world.
+	mux.HandleFunc("GET /healthz", s.serveHealthz)
+	mux.HandleFunc("GET /readyz", s.serveReadyz)
 	return securityHeaders(mux)
+}
+
+// adminRoutes are the operators' endpoints, for the admin listener.
+func (s *Server) adminRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{Registry: s.m.reg}))
+	mux.HandleFunc("GET /healthz", s.serveHealthz)
+	mux.HandleFunc("GET /readyz", s.serveReadyz)
+	return mux
+}
+
+// serveHealthz is liveness: the process serves HTTP.
+func (s *Server) serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// serveReadyz is readiness: see Ready.
+func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !s.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
 }
 
 // securityHeaders keeps game text from ever running as script, keeps the

@@ -15,7 +15,7 @@ import (
 // literal in a test needs only the fields it cares about.
 type Config struct {
 	Name          string        `envconfig:"NAME" desc:"consumer name in the control group; stable across restarts (default: hostname)"`
-	AdminListen   string        `envconfig:"ADMIN_LISTEN" default:"127.0.0.1:9091" desc:"address of /metrics and /healthz (empty: none)"`
+	AdminListen   string        `envconfig:"ADMIN_LISTEN" default:"127.0.0.1:9091" desc:"address of /metrics, /healthz and /readyz (empty: none)"`
 	MaxSessions   int           `envconfig:"MAX_SESSIONS" default:"5000" desc:"sessions this worker runs at most; it stops pulling work when full"`
 	IdleGrace     time.Duration `envconfig:"IDLE_GRACE" default:"10m" desc:"how long a session with no viewer is kept"`
 	DrainTimeout  time.Duration `envconfig:"DRAIN_TIMEOUT" default:"30s" desc:"how long a draining worker lets sessions run before closing them"`

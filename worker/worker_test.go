@@ -472,7 +472,7 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Errorf("/healthz = %s", body)
 	}
 	w.draining.Store(true)
-	get(t, w.Handler(), "/healthz", 503)
+	get(t, w.Handler(), "/readyz", 503) // /healthz is liveness: admin_test.go
 	w.draining.Store(false)
 }
 

@@ -235,7 +235,7 @@ func TestExitCodes(t *testing.T) {
 	// What dev would set for itself, so that a dev run leaves the
 	// environment as it was.
 	for k, v := range map[string]string{
-		"TRELLIS_EDGE_LISTEN": "127.0.0.1:0", "TRELLIS_EDGE_GUEST": "true", "TRELLIS_WORKER_ADMIN_LISTEN": "",
+		"TRELLIS_EDGE_LISTEN": "127.0.0.1:0", "TRELLIS_EDGE_GUEST": "true", "TRELLIS_EDGE_ADMIN_LISTEN": "", "TRELLIS_WORKER_ADMIN_LISTEN": "",
 		"TRELLIS_WORKER_IDLE_GRACE": "10m", "TRELLIS_WORKER_DRAIN_TIMEOUT": "1s", "TRELLIS_WORKER_ALLOW_NETWORKS": "127.0.0.0/8",
 	} {
 		t.Setenv(k, v)

@@ -90,6 +90,10 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	setDefaultEnv("TRELLIS_EDGE_LISTEN", dc.Listen)
 	setDefaultEnv("TRELLIS_EDGE_GUEST", "true")
+	// No admin listeners by default (their fixed ports would collide with
+	// a local Prometheus on 9090, or a second dev); set
+	// TRELLIS_EDGE_ADMIN_LISTEN=127.0.0.1:9090 for the edge's /metrics.
+	setDefaultEnv("TRELLIS_EDGE_ADMIN_LISTEN", "")
 	setDefaultEnv("TRELLIS_WORKER_ADMIN_LISTEN", "")
 	setDefaultEnv("TRELLIS_WORKER_IDLE_GRACE", "10m")
 	setDefaultEnv("TRELLIS_WORKER_DRAIN_TIMEOUT", "2s")

@@ -150,14 +150,21 @@ func (c *cluster) trellis(args ...string) string {
 // ready.
 func (c *cluster) startEdge(id string) *proc {
 	c.t.Helper()
-	return c.startReady(id, func(addr string) []string {
+	var admin string
+	p := c.startReady(id, func(addr string) []string {
+		// The admin listener (/metrics) defaults to 127.0.0.1:9090,
+		// which two edges cannot share.
+		admin = freeAddr(c.t)
 		return []string{
 			"TRELLIS_AUTH_SECRET=" + authSecret,
 			"TRELLIS_EDGE_ID=" + id,
 			"TRELLIS_EDGE_LISTEN=" + addr,
+			"TRELLIS_EDGE_ADMIN_LISTEN=" + admin,
 			"TRELLIS_EDGE_LEASE_CHECK=" + leaseCheck.String(),
 		}
 	}, "edge", "/readyz")
+	p.admin = admin
+	return p
 }
 
 // startWorker starts a worker with the given consumer name and waits until
@@ -357,6 +364,7 @@ func (c *cluster) checkSecretKept(p *player) {
 type proc struct {
 	name     string // e1, w1, ...
 	addr     string // the edge's listener or the worker's admin address
+	admin    string // the edge's admin address (/metrics); "" for a worker
 	instance string // a worker's instance id (lease owner), from /healthz
 	cmd      *exec.Cmd
 	log      *logBuffer

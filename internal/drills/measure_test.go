@@ -374,8 +374,12 @@ func inspectSession(ctx context.Context, rdb *redis.Client, key store.SessionKey
 // metricLines fetches a process's /metrics and returns the samples whose
 // name starts with one of prefixes, for the report.
 func metricLines(p *proc, prefixes ...string) string {
+	addr := p.addr
+	if p.admin != "" {
+		addr = p.admin // an edge serves /metrics on its admin listener only
+	}
 	client := &http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get("http://" + p.addr + "/metrics")
+	resp, err := client.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return "metrics: " + err.Error()
 	}
