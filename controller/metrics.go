@@ -1,12 +1,9 @@
 package controller
 
 import (
-	"fmt"
-	"regexp"
-	"slices"
-	"strings"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	shared "github.com/trellis-mud/trellis/internal/metrics"
 
 	"github.com/trellis-mud/trellis/store"
 )
@@ -84,69 +81,10 @@ func newMetrics(r prometheus.Registerer) metrics {
 	return m
 }
 
-// listedCounter is a CounterVec whose label values are listed up front
-// (the same as edge/metrics.go's: keep the copies alike):
-// listed creates every combination at 0, and WithLabelValues hands a value
-// outside the lists to unlistedLabel before counting it anyway.
-type listedCounter struct {
-	*prometheus.CounterVec
-	name   string
-	labels []string
-	values [][]string // per label, its values
-}
+// listedCounter and listed are internal/metrics's, under the names the
+// label check in deploy/labels_test.go looks for.
+type listedCounter = shared.Listed
 
-// unlistedLabel is told of a label value counted that is not in its
-// metric's list. Nil in production (the value is counted, in a series that
-// appears with its first event); the package's tests make it panic, so a
-// new or misspelt value fails every test that reaches it.
-var unlistedLabel func(metric, label, value string)
-
-var (
-	descName   = regexp.MustCompile(`fqName: "([^"]+)"`)
-	descLabels = regexp.MustCompile(`variableLabels: \{([^}]*)\}`)
-)
-
-// listed wraps vec, with values[i] the values of its i-th label, and
-// creates every combination of them at 0.
 func listed(vec *prometheus.CounterVec, values ...[]string) listedCounter {
-	ch := make(chan *prometheus.Desc, 1)
-	vec.Describe(ch)
-	desc := (<-ch).String()
-	l := listedCounter{CounterVec: vec, values: values}
-	if m := descName.FindStringSubmatch(desc); m != nil {
-		l.name = m[1]
-	}
-	if m := descLabels.FindStringSubmatch(desc); m != nil && m[1] != "" {
-		l.labels = strings.Split(m[1], ",")
-	}
-	if len(l.labels) != len(values) {
-		panic(fmt.Sprintf("metric %s: %d labels %v, %d value lists", l.name, len(l.labels), l.labels, len(values)))
-	}
-	combos := [][]string{nil}
-	for _, vs := range values {
-		var next [][]string
-		for _, c := range combos {
-			for _, v := range vs {
-				next = append(next, append(slices.Clip(c), v))
-			}
-		}
-		combos = next
-	}
-	for _, c := range combos {
-		vec.WithLabelValues(c...).Add(0)
-	}
-	return l
-}
-
-// WithLabelValues is the CounterVec's, after checking the values against
-// the lists.
-func (l listedCounter) WithLabelValues(lvs ...string) prometheus.Counter {
-	if hook := unlistedLabel; hook != nil {
-		for i, v := range lvs {
-			if i < len(l.values) && !slices.Contains(l.values[i], v) {
-				hook(l.name, l.labels[i], v)
-			}
-		}
-	}
-	return l.CounterVec.WithLabelValues(lvs...)
+	return shared.NewListed(vec, values...)
 }

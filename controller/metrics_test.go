@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	shared "github.com/trellis-mud/trellis/internal/metrics"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Every test of the package fails on a label value the lists in metrics.go
 // do not hold.
 func init() {
-	unlistedLabel = func(metric, label, value string) {
+	shared.Unlisted = func(metric, label, value string) {
 		panic(fmt.Sprintf("metric %s counted %s=%q, which is not in its list in controller/metrics.go: list it there", metric, label, value))
 	}
 }

@@ -48,7 +48,9 @@ func registeredMetrics(t *testing.T) map[string]metricInfo {
 		"NewHistogram": "histogram", "NewHistogramVec": "histogram",
 		"NewSummary": "summary", "NewSummaryVec": "summary",
 	}
-	for _, dir := range []string{"edge", "worker", "controller"} {
+	// internal/metrics registers what every component shares
+	// (trellis_build_info).
+	for _, dir := range []string{"edge", "worker", "controller", "internal/metrics"} {
 		err := filepath.WalkDir(filepath.Join("..", dir), func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	shared "github.com/trellis-mud/trellis/internal/metrics"
+
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -20,7 +22,7 @@ import (
 // do not hold: a misspelt or new value must be listed (and so exported at
 // 0) before it is counted.
 func init() {
-	unlistedLabel = func(metric, label, value string) {
+	shared.Unlisted = func(metric, label, value string) {
 		panic(fmt.Sprintf("metric %s counted %s=%q, which is not in its list in edge/metrics.go: list it there", metric, label, value))
 	}
 }
@@ -147,7 +149,7 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-// A value outside the list reaches unlistedLabel (which the tests make
+// A value outside the list reaches shared.Unlisted (which the tests make
 // panic); a listed one does not, and is counted.
 func TestUnlistedLabelValueIsReported(t *testing.T) {
 	m := newMetrics()
@@ -173,29 +175,29 @@ func TestBuildInfo(t *testing.T) {
 	if len(got) != 1 || fam.GetType() != dto.MetricType_GAUGE {
 		t.Fatalf("trellis_build_info: %v (%v), want one gauge series", got, fam.GetType())
 	}
-	b := readBuildInfo(debug.ReadBuildInfo())
-	want := fmt.Sprintf("{go_version=%q,revision=%q,version=%q}", b.goVersion, b.revision, b.version)
+	b := shared.ReadBuild(debug.ReadBuildInfo())
+	want := fmt.Sprintf("{go_version=%q,revision=%q,version=%q}", b.GoVersion, b.Revision, b.Version)
 	if got[want] != 1 {
 		t.Errorf("trellis_build_info = %v, want %s 1", got, want)
 	}
-	if b.goVersion != runtime.Version() {
-		t.Errorf("go_version %q, want %q", b.goVersion, runtime.Version())
+	if b.GoVersion != runtime.Version() {
+		t.Errorf("go_version %q, want %q", b.GoVersion, runtime.Version())
 	}
 
 	for _, c := range []struct {
 		bi   *debug.BuildInfo
 		ok   bool
-		want buildInfo
+		want shared.Build
 	}{
-		{nil, false, buildInfo{"devel", "unknown", runtime.Version()}},
+		{nil, false, shared.Build{Version: "devel", Revision: "unknown", GoVersion: runtime.Version()}},
 		{&debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Version: "(devel)"}}, true,
-			buildInfo{"devel", "unknown", "go1.26.1"}},
+			shared.Build{Version: "devel", Revision: "unknown", GoVersion: "go1.26.1"}},
 		{&debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Version: "v1.4.0"}, Settings: []debug.BuildSetting{
 			{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: "e1e5f43abc"}, {Key: "vcs.modified", Value: "false"},
-		}}, true, buildInfo{"v1.4.0", "e1e5f43abc", "go1.26.1"}},
+		}}, true, shared.Build{Version: "v1.4.0", Revision: "e1e5f43abc", GoVersion: "go1.26.1"}},
 	} {
-		if got := readBuildInfo(c.bi, c.ok); got != c.want {
-			t.Errorf("readBuildInfo(%+v) = %+v, want %+v", c.bi, got, c.want)
+		if got := shared.ReadBuild(c.bi, c.ok); got != c.want {
+			t.Errorf("shared.ReadBuild(%+v) = %+v, want %+v", c.bi, got, c.want)
 		}
 	}
 }

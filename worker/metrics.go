@@ -1,15 +1,10 @@
 package worker
 
 import (
-	"fmt"
-	"regexp"
-	"runtime"
-	"runtime/debug"
-	"slices"
-	"strings"
-
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	shared "github.com/trellis-mud/trellis/internal/metrics"
 
 	"github.com/trellis-mud/trellis/store"
 )
@@ -101,114 +96,17 @@ func newMetrics(sessions func() float64) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "trellis_worker_sessions", Help: "Sessions running on this worker.",
 		}, sessions),
-		newBuildInfo(),
+		shared.BuildInfo(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
 }
 
-// listedCounter is a CounterVec whose label values are listed up front
-// (the same as edge/metrics.go's: keep the copies alike):
-// listed creates every combination at 0, and WithLabelValues hands a value
-// outside the lists to unlistedLabel before counting it anyway.
-type listedCounter struct {
-	*prometheus.CounterVec
-	name   string
-	labels []string
-	values [][]string // per label, its values
-}
+// listedCounter and listed are internal/metrics's, under the names the
+// label check in deploy/labels_test.go looks for.
+type listedCounter = shared.Listed
 
-// unlistedLabel is told of a label value counted that is not in its
-// metric's list. Nil in production (the value is counted, in a series that
-// appears with its first event); the package's tests make it panic, so a
-// new or misspelt value fails every test that reaches it.
-var unlistedLabel func(metric, label, value string)
-
-var (
-	descName   = regexp.MustCompile(`fqName: "([^"]+)"`)
-	descLabels = regexp.MustCompile(`variableLabels: \{([^}]*)\}`)
-)
-
-// listed wraps vec, with values[i] the values of its i-th label, and
-// creates every combination of them at 0.
 func listed(vec *prometheus.CounterVec, values ...[]string) listedCounter {
-	ch := make(chan *prometheus.Desc, 1)
-	vec.Describe(ch)
-	desc := (<-ch).String()
-	l := listedCounter{CounterVec: vec, values: values}
-	if m := descName.FindStringSubmatch(desc); m != nil {
-		l.name = m[1]
-	}
-	if m := descLabels.FindStringSubmatch(desc); m != nil && m[1] != "" {
-		l.labels = strings.Split(m[1], ",")
-	}
-	if len(l.labels) != len(values) {
-		panic(fmt.Sprintf("metric %s: %d labels %v, %d value lists", l.name, len(l.labels), l.labels, len(values)))
-	}
-	combos := [][]string{nil}
-	for _, vs := range values {
-		var next [][]string
-		for _, c := range combos {
-			for _, v := range vs {
-				next = append(next, append(slices.Clip(c), v))
-			}
-		}
-		combos = next
-	}
-	for _, c := range combos {
-		vec.WithLabelValues(c...).Add(0)
-	}
-	return l
-}
-
-// WithLabelValues is the CounterVec's, after checking the values against
-// the lists.
-func (l listedCounter) WithLabelValues(lvs ...string) prometheus.Counter {
-	if hook := unlistedLabel; hook != nil {
-		for i, v := range lvs {
-			if i < len(l.values) && !slices.Contains(l.values[i], v) {
-				hook(l.name, l.labels[i], v)
-			}
-		}
-	}
-	return l.CounterVec.WithLabelValues(lvs...)
-}
-
-// buildInfo is what trellis_build_info says of the running binary (the
-// same as edge/metrics.go's: keep the copies alike).
-type buildInfo struct{ version, revision, goVersion string }
-
-// readBuildInfo reads the binary's build information: the main module's
-// version ("devel" for a build from a work tree without a version), the
-// VCS revision ("unknown" when the build did not stamp one: a build
-// outside the repository, or with -buildvcs=false) and the Go version.
-func readBuildInfo(bi *debug.BuildInfo, ok bool) buildInfo {
-	out := buildInfo{version: "devel", revision: "unknown", goVersion: runtime.Version()}
-	if !ok || bi == nil {
-		return out
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		out.version = v
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && s.Value != "" {
-			out.revision = s.Value
-		}
-	}
-	if bi.GoVersion != "" {
-		out.goVersion = bi.GoVersion
-	}
-	return out
-}
-
-// newBuildInfo is trellis_build_info: always 1, with the build in its
-// labels, so a dashboard can tell which version each process runs.
-func newBuildInfo() prometheus.Collector {
-	b := readBuildInfo(debug.ReadBuildInfo())
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "trellis_build_info", Help: "Always 1; the labels say which build of Trellis this process runs.",
-	}, []string{"version", "revision", "go_version"})
-	g.WithLabelValues(b.version, b.revision, b.goVersion).Set(1)
-	return g
+	return shared.NewListed(vec, values...)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	shared "github.com/trellis-mud/trellis/internal/metrics"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -16,7 +18,7 @@ import (
 // do not hold: a misspelt or new value must be listed (and so exported at
 // 0) before it is counted.
 func init() {
-	unlistedLabel = func(metric, label, value string) {
+	shared.Unlisted = func(metric, label, value string) {
 		panic(fmt.Sprintf("metric %s counted %s=%q, which is not in its list in worker/metrics.go: list it there", metric, label, value))
 	}
 }
@@ -85,7 +87,7 @@ func TestLabelledCountersStartAtZero(t *testing.T) {
 	}
 }
 
-// A value outside the list reaches unlistedLabel (which the tests make
+// A value outside the list reaches shared.Unlisted (which the tests make
 // panic).
 func TestUnlistedLabelValueIsReported(t *testing.T) {
 	m := newMetrics(func() float64 { return 0 })
@@ -106,28 +108,28 @@ func TestUnlistedLabelValueIsReported(t *testing.T) {
 func TestBuildInfo(t *testing.T) {
 	m := newMetrics(func() float64 { return 0 })
 	got := series(t, m.reg, "trellis_build_info")
-	b := readBuildInfo(debug.ReadBuildInfo())
-	want := fmt.Sprintf("{go_version=%q,revision=%q,version=%q}", b.goVersion, b.revision, b.version)
+	b := shared.ReadBuild(debug.ReadBuildInfo())
+	want := fmt.Sprintf("{go_version=%q,revision=%q,version=%q}", b.GoVersion, b.Revision, b.Version)
 	if len(got) != 1 || got[want] != 1 {
 		t.Fatalf("trellis_build_info = %v, want %s 1", got, want)
 	}
-	if b.version == "" || b.revision == "" || b.goVersion == "" {
+	if b.Version == "" || b.Revision == "" || b.GoVersion == "" {
 		t.Errorf("empty build label: %+v", b)
 	}
 	for _, c := range []struct {
 		bi   *debug.BuildInfo
 		ok   bool
-		want buildInfo
+		want shared.Build
 	}{
-		{nil, false, buildInfo{"devel", "unknown", runtime.Version()}},
+		{nil, false, shared.Build{Version: "devel", Revision: "unknown", GoVersion: runtime.Version()}},
 		{&debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Version: "(devel)"}}, true,
-			buildInfo{"devel", "unknown", "go1.26.1"}},
+			shared.Build{Version: "devel", Revision: "unknown", GoVersion: "go1.26.1"}},
 		{&debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Version: "v1.4.0"}, Settings: []debug.BuildSetting{
 			{Key: "vcs.revision", Value: "e1e5f43abc"},
-		}}, true, buildInfo{"v1.4.0", "e1e5f43abc", "go1.26.1"}},
+		}}, true, shared.Build{Version: "v1.4.0", Revision: "e1e5f43abc", GoVersion: "go1.26.1"}},
 	} {
-		if got := readBuildInfo(c.bi, c.ok); got != c.want {
-			t.Errorf("readBuildInfo(%+v) = %+v, want %+v", c.bi, got, c.want)
+		if got := shared.ReadBuild(c.bi, c.ok); got != c.want {
+			t.Errorf("shared.ReadBuild(%+v) = %+v, want %+v", c.bi, got, c.want)
 		}
 	}
 }
