@@ -127,6 +127,7 @@ func New(st *store.Store, sessions Sessions, cfg Config) *Controller {
 // errors are logged and retried with backoff, never returned.
 func (c *Controller) Run(ctx context.Context) error {
 	consumer := c.st.ControlConsumer(c.cfg.Consumer)
+	defer consumer.Close()
 	var (
 		backoff   time.Duration
 		nextClaim time.Time
@@ -196,7 +197,7 @@ func (c *Controller) updateLag(ctx context.Context) {
 // handleBatch handles msgs in order (attach before detach of one viewer)
 // and acknowledges those that were handled or dead-lettered.
 func (c *Controller) handleBatch(ctx context.Context, msgs []store.ControlMessage) {
-	acks := make([]string, 0, len(msgs))
+	acks := make([]store.ControlMessage, 0, len(msgs))
 	for _, m := range msgs {
 		if ctx.Err() != nil {
 			break // the rest stays pending
@@ -213,14 +214,14 @@ func (c *Controller) handleBatch(ctx context.Context, msgs []store.ControlMessag
 			c.m.commands.WithLabelValues(string(m.Command.Type), "expired").Inc()
 			c.log.Info("control command too old; dropped", "id", m.ID, "type", m.Command.Type,
 				"key", m.Command.Key().String(), "age", time.Since(t).Round(time.Second))
-			acks = append(acks, m.ID)
+			acks = append(acks, m)
 			continue
 		}
 		err := c.Handle(ctx, m.Command, false)
 		c.m.commands.WithLabelValues(string(m.Command.Type), outcome(err)).Inc()
 		switch {
 		case err == nil:
-			acks = append(acks, m.ID)
+			acks = append(acks, m)
 		case errors.Is(err, errPermanent):
 			c.deadLetter(ctx, m, err.Error())
 		default:

@@ -37,7 +37,7 @@ func newUser() string { return fmt.Sprintf("user%d", userSeq.Add(1)) }
 
 type env struct {
 	t   *testing.T
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	st  *store.Store
 	srv *Server
 	// addr is host:port of the edge.
@@ -60,13 +60,16 @@ func (c *testClock) advance(d time.Duration) { c.ahead.Add(int64(d)) }
 // newEnv starts an edge on a loopback port against a fresh Redis database
 // with the games "demo" and "other" registered.
 func newEnv(t *testing.T, mutate func(*Config)) *env {
-	return newEnvOn(t, redistest.Client(t), mutate)
+	tgt := redistest.Isolated(t)
+	return newEnvOn(t, tgt.Client, mutate, store.WithNamespace(tgt.Namespace))
 }
 
-func newEnvOn(t *testing.T, rdb *redis.Client, mutate func(*Config)) *env {
+// newEnvOn is newEnv on a given client (a proxy, a server of the test's
+// own): always a single node, so the default namespace.
+func newEnvOn(t *testing.T, rdb redis.UniversalClient, mutate func(*Config), opts ...store.Option) *env {
 	t.Helper()
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
-	st := store.New(rdb)
+	st := store.New(rdb, opts...)
 	ctx := context.Background()
 	for _, g := range []store.Game{
 		{ID: "demo", Name: "Trellis Demo", Description: "the demo", Host: "127.0.0.1", Port: 4000},
@@ -296,7 +299,12 @@ func (e *env) worker(name string, key store.SessionKey) *fakeWorker {
 	if err != nil {
 		e.t.Fatalf("acquire lease: %v", err)
 	}
-	ps := e.rdb.Subscribe(ctx, store.InputChannel(name))
+	var ps *redis.PubSub
+	if _, ok := e.rdb.(*redis.ClusterClient); ok {
+		ps = e.rdb.SSubscribe(ctx, e.st.InputChannel(name))
+	} else {
+		ps = e.rdb.Subscribe(ctx, e.st.InputChannel(name))
+	}
 	if _, err := ps.Receive(ctx); err != nil {
 		e.t.Fatal(err)
 	}
@@ -401,4 +409,12 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// testPublish publishes as the store does: on a shard channel on a cluster.
+func testPublish(ctx context.Context, rdb redis.UniversalClient, ch, msg string) *redis.IntCmd {
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		return rdb.SPublish(ctx, ch, msg)
+	}
+	return rdb.Publish(ctx, ch, msg)
 }

@@ -37,6 +37,7 @@ const subscribeWait = 5 * time.Second
 // gone from pub/sub but not from the streams: the hub asks that session's
 // viewers to re-read the stream from the last id each sent.
 type hub struct {
+	st  *store.Store
 	sub *store.Subscriber
 	log *slog.Logger
 	m   *metrics
@@ -47,6 +48,7 @@ type hub struct {
 
 func newHub(st *store.Store, log *slog.Logger, m *metrics) *hub {
 	h := &hub{
+		st:       st,
 		log:      log,
 		m:        m,
 		sessions: make(map[string]*session),
@@ -170,7 +172,7 @@ func (s *session) setRoute(l store.Lease, ok bool) {
 // the session can be missed, so the caller may read the stream's backlog.
 // Messages arriving meanwhile are already delivered to c (it queues them).
 func (h *hub) join(ctx context.Context, key store.SessionKey, c *client) (*session, error) {
-	ch := key.OutputChannel()
+	ch := h.st.OutputChannel(key)
 	h.mu.Lock()
 	s := h.sessions[ch]
 	if s == nil {
@@ -219,7 +221,7 @@ func (h *hub) leave(s *session, c *client) {
 func (h *hub) attaching(key store.SessionKey) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := h.sessions[key.OutputChannel()]
+	s := h.sessions[h.st.OutputChannel(key)]
 	if s == nil || len(s.viewers) == 0 {
 		return false
 	}

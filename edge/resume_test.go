@@ -85,10 +85,10 @@ func (e *env) rawEntry(key store.SessionKey, id string, o store.Output) {
 		e.t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: key.OutputChannel(), ID: id, Values: []string{"v", string(b)}}).Err(); err != nil {
+	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.st.OutputChannel(key), ID: id, Values: []string{"v", string(b)}}).Err(); err != nil {
 		e.t.Fatalf("xadd %s: %v", id, err)
 	}
-	if err := e.rdb.Publish(ctx, key.OutputChannel(), id+" "+string(b)).Err(); err != nil {
+	if err := testPublish(ctx, e.rdb, e.st.OutputChannel(key), id+" "+string(b)).Err(); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -116,11 +116,11 @@ func TestStreamThatLostItsTailKeepsLiveOutputFlowing(t *testing.T) {
 	}
 	// The stream as a replica that missed the last write has it.
 	ctx := context.Background()
-	if err := e.rdb.Del(ctx, key.OutputChannel()).Err(); err != nil {
+	if err := e.rdb.Del(ctx, e.st.OutputChannel(key)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(text(1, "one\n"))
-	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: key.OutputChannel(), ID: "100-1", Values: []string{"v", string(b)}}).Err(); err != nil {
+	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.st.OutputChannel(key), ID: "100-1", Values: []string{"v", string(b)}}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	for _, viewers := range e.srv.hub.snapshot() {

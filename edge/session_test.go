@@ -190,7 +190,7 @@ func TestSeqHoleIsFilledFromStream(t *testing.T) {
 	lost := store.Output{Kind: store.OutText, Text: "two\n", Fence: w.lease.Fence, Seq: 2, Worker: "w1"}
 	b, _ := json.Marshal(lost)
 	// The stream has the channel's name (store.SessionKey.OutputChannel).
-	lostID, err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: key.OutputChannel(), Values: []string{"v", string(b)}}).Result()
+	lostID, err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: e.st.OutputChannel(key), Values: []string{"v", string(b)}}).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestSeqHoleAtNewFenceIsFilledFromStream(t *testing.T) {
 	w2 := e.worker("w2", key)
 	lost := store.Output{Kind: store.OutStatus, State: store.StateReconnected, Fence: w2.lease.Fence, Seq: 1, Worker: "w2"}
 	b, _ := json.Marshal(lost)
-	lostID, err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: key.OutputChannel(), Values: []string{"v", string(b)}}).Result()
+	lostID, err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: e.st.OutputChannel(key), Values: []string{"v", string(b)}}).Result()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func TestValidStreamID(t *testing.T) {
 // trimmed away, so that the oldest kept entry is the third.
 type backlogFixture struct {
 	s    *Store
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	key  SessionKey
 	ids  []string // all five, oldest first; ids[0] and ids[1] are gone
 	kept []string
@@ -63,11 +63,11 @@ func newBacklogFixture(t *testing.T) backlogFixture {
 	ids := []string{"1000-0", "1000-1", "2000-0", "2000-5", "3000-0"}
 	for i, id := range ids {
 		v := fmt.Sprintf(`{"k":"text","t":"line %d"}`, i)
-		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: key.outKey(), ID: id, Values: []string{"v", v}}).Err(); err != nil {
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.ks.out(key), ID: id, Values: []string{"v", v}}).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := rdb.XTrimMinID(ctx, key.outKey(), ids[2]).Err(); err != nil {
+	if err := rdb.XTrimMinID(ctx, s.ks.out(key), ids[2]).Err(); err != nil {
 		t.Fatal(err)
 	}
 	return backlogFixture{s: s, rdb: rdb, key: key, ids: ids, kept: ids[2:]}
@@ -182,7 +182,7 @@ func TestReadBacklogAtTheEndOfTheIDSpace(t *testing.T) {
 	key := SessionKey{User: "edges", Game: "g"}
 	ids := []string{"5-18446744073709551614", "5-18446744073709551615", "6-0", maxStreamID}
 	for _, id := range ids {
-		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: key.outKey(), ID: id, Values: []string{"v", `{"k":"text","t":"x"}`}}).Err(); err != nil {
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.ks.out(key), ID: id, Values: []string{"v", `{"k":"text","t":"x"}`}}).Err(); err != nil {
 			t.Fatalf("XADD %s: %v", id, err)
 		}
 	}

@@ -40,7 +40,7 @@ func publishAll(t *testing.T, ctx context.Context, s *Store, cmds ...Command) []
 func TestControlReadOwnPendingFirst(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	s, _ := newStore(t, WithClock(newClock(at).Now))
+	s, _ := newStore(t, WithControlShards(1), WithClock(newClock(at).Now))
 	ctx := testContext(t)
 	for range 2 { // idempotent
 		if err := s.EnsureControlGroup(ctx); err != nil {
@@ -101,7 +101,7 @@ func TestControlReadOwnPendingFirst(t *testing.T) {
 		t.Fatalf("then got %v, want the new %v", ids(fresh), later)
 	}
 
-	if err := s.AckControl(ctx, append(first, later...)...); err != nil {
+	if err := s.AckControl(ctx, append(got, fresh...)...); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.AckControl(ctx); err != nil {
@@ -130,7 +130,7 @@ func commandsEqual(a, b Command) bool {
 
 func TestControlClaimDeliveriesAndDeadLetter(t *testing.T) {
 	t.Parallel()
-	s, _ := newStore(t)
+	s, _ := newStore(t, WithControlShards(1))
 	ctx := testContext(t)
 	if err := s.EnsureControlGroup(ctx); err != nil {
 		t.Fatal(err)
@@ -228,7 +228,7 @@ func TestControlClaimDeliveriesAndDeadLetter(t *testing.T) {
 		}
 		return len(m) == 1 && m[0].ID == published[1]
 	})
-	if err := s.AckControl(ctx, published[1]); err != nil {
+	if err := s.AckControl(ctx, ControlMessage{ID: published[1]}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RemoveConsumer(ctx, "dead-worker"); err != nil {
@@ -245,7 +245,7 @@ func TestControlClaimDeliveriesAndDeadLetter(t *testing.T) {
 
 func TestControlUndecodableEntriesSurface(t *testing.T) {
 	t.Parallel()
-	s, rdb := newStore(t)
+	s, rdb := newStore(t, WithControlShards(1))
 	ctx := testContext(t)
 	if err := s.EnsureControlGroup(ctx); err != nil {
 		t.Fatal(err)
@@ -257,7 +257,7 @@ func TestControlUndecodableEntriesSurface(t *testing.T) {
 		{"v": `{"type":"attach","user":"","game":"g"}`},
 	}
 	for _, v := range raw {
-		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keyControl, Values: v}).Err(); err != nil {
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.ks.control(0), Values: v}).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -311,7 +311,7 @@ func TestControlUndecodableEntriesSurface(t *testing.T) {
 
 func TestControlWithoutGroup(t *testing.T) {
 	t.Parallel()
-	s, rdb := newStore(t)
+	s, rdb := newStore(t, WithControlShards(1))
 	ctx := testContext(t)
 
 	// Nothing exists yet: ops views must still work.
@@ -339,7 +339,7 @@ func TestControlWithoutGroup(t *testing.T) {
 	if _, err := c.Read(ctx, 10, 10*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.XGroupDestroy(ctx, keyControl, GroupWorkers).Err(); err != nil {
+	if err := rdb.XGroupDestroy(ctx, s.ks.control(0), GroupWorkers).Err(); err != nil {
 		t.Fatal(err)
 	}
 	var again []ControlMessage
@@ -355,7 +355,7 @@ func TestControlWithoutGroup(t *testing.T) {
 
 func TestControlReadBlocksUntilContextDone(t *testing.T) {
 	t.Parallel()
-	s, _ := newStore(t)
+	s, _ := newStore(t, WithControlShards(1))
 	ctx := testContext(t)
 	if err := s.EnsureControlGroup(ctx); err != nil {
 		t.Fatal(err)
@@ -385,7 +385,7 @@ func TestPublishControlValidates(t *testing.T) {
 			t.Errorf("PublishControl(%+v) accepted", c)
 		}
 	}
-	if n, _ := rdb.Exists(ctx, keyControl).Result(); n != 0 {
+	if n, _ := rdb.Exists(ctx, s.ks.control(0)).Result(); n != 0 {
 		t.Error("an invalid command reached the control stream")
 	}
 }
@@ -431,7 +431,7 @@ func TestInboxSendReadDeletes(t *testing.T) {
 	if _, err := s.SendInbox(ctx, worker, Command{Type: CmdStop}); err == nil {
 		t.Error("invalid command accepted into an inbox")
 	}
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: inboxKey(worker), Values: []string{"v", "garbage"}}).Err(); err != nil {
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.ks.inbox(worker), Values: []string{"v", "garbage"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -454,7 +454,7 @@ func TestInboxSendReadDeletes(t *testing.T) {
 	if got[3].Err == nil {
 		t.Error("garbage entry decoded without error")
 	}
-	if n, err := rdb.XLen(ctx, inboxKey(worker)).Result(); err != nil || n != 0 {
+	if n, err := rdb.XLen(ctx, s.ks.inbox(worker)).Result(); err != nil || n != 0 {
 		t.Errorf("inbox holds %d entries after read (err %v), want 0", n, err)
 	}
 	if again, err := s.ReadInbox(ctx, worker, "0", 10, 20*time.Millisecond); err != nil || len(again) != 0 {
@@ -483,7 +483,7 @@ func TestInboxSendReadDeletes(t *testing.T) {
 	if err := s.DeleteInbox(ctx, worker); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := rdb.Exists(ctx, inboxKey(worker)).Result(); n != 0 {
+	if n, _ := rdb.Exists(ctx, s.ks.inbox(worker)).Result(); n != 0 {
 		t.Error("inbox still exists after DeleteInbox")
 	}
 }
@@ -506,7 +506,7 @@ func TestSendInput(t *testing.T) {
 		t.Errorf("input without user: err=%v, want a validation error", err)
 	}
 
-	sub := rdb.Subscribe(ctx, InputChannel(worker))
+	sub := testSubscribe(ctx, rdb, s.InputChannel(worker))
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil { // the subscription is live
 		t.Fatal(err)
@@ -529,7 +529,7 @@ func TestSendInput(t *testing.T) {
 		}
 	}
 	// Input is never stored.
-	if keys, _ := rdb.Keys(ctx, "*").Result(); len(keys) != 0 {
+	if keys := namespaceKeys(t, s, rdb); len(keys) != 0 {
 		t.Errorf("input left keys behind: %v", keys)
 	}
 }
@@ -544,6 +544,163 @@ func TestParseInputRejects(t *testing.T) {
 	} {
 		if c, err := ParseInput(p); err == nil {
 			t.Errorf("ParseInput(%q) = %+v, want an error", p, c)
+		}
+	}
+}
+
+// Several control streams: each (user, game) keeps to its shard, so one
+// session's commands stay in order; a consumer reads, claims and
+// dead-letters across every shard; the shard count is the namespace's.
+func TestControlShards(t *testing.T) {
+	t.Parallel()
+	const shards = 4
+	s, rdb := newStore(t, WithControlShards(shards))
+	ctx := testContext(t)
+	if err := s.EnsureControlGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 20 {
+		user := fmt.Sprint("s", i)
+		publishAll(t, ctx, s, attach(user, "g"), Command{Type: CmdDetach, User: user, Game: "g", Viewer: "v-" + user})
+		want = append(want, user)
+	}
+	used := map[int]bool{}
+	for shard := range shards {
+		if n := rdb.XLen(ctx, s.ks.control(shard)).Val(); n > 0 {
+			used[shard] = true
+		}
+	}
+	if len(used) < 3 {
+		t.Errorf("20 sessions used %d of %d shards", len(used), shards)
+	}
+
+	dead := s.ControlConsumer("dead-worker")
+	defer dead.Close()
+	var got []ControlMessage
+	for range 40 {
+		if len(got) == 40 {
+			break
+		}
+		m, err := dead.Read(ctx, 100, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m...)
+	}
+	if len(got) != 40 {
+		t.Fatalf("read %d of 40 entries", len(got))
+	}
+	seen := map[string]CommandType{}
+	for _, m := range got {
+		if m.Shard != controlShard(m.Command.Key(), shards) {
+			t.Errorf("%s came from shard %d, its key hashes to %d", m.Command.Key(), m.Shard, controlShard(m.Command.Key(), shards))
+		}
+		if m.Deliveries != 1 {
+			t.Errorf("%s: deliveries %d, want 1", m.ID, m.Deliveries)
+		}
+		prev := seen[m.Command.User]
+		if m.Command.Type == CmdDetach && prev != CmdAttach {
+			t.Errorf("%s: detach before its attach", m.Command.User)
+		}
+		seen[m.Command.User] = m.Command.Type
+	}
+	dead.Close()
+
+	st, err := s.ControlStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Shards) != shards || st.Pending != 40 || st.Length != 40 || st.Lag != 0 {
+		t.Errorf("status: %d shards, pending %d, length %d, lag %d; want %d, 40, 40, 0", len(st.Shards), st.Pending, st.Length, st.Lag, shards)
+	}
+	if len(st.Consumers) != 1 || st.Consumers[0].Name != "dead-worker" || st.Consumers[0].Pending != 40 {
+		t.Errorf("consumers %+v, want dead-worker once with 40 pending", st.Consumers)
+	}
+
+	// Another worker claims everything, from every shard.
+	live := s.ControlConsumer("live-worker")
+	defer live.Close()
+	claimed, err := live.Claim(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claimed) != 40 {
+		t.Fatalf("claimed %d of 40", len(claimed))
+	}
+	for _, m := range claimed {
+		if m.Deliveries != 2 {
+			t.Errorf("claimed %s: deliveries %d, want 2", m.ID, m.Deliveries)
+		}
+	}
+	poison := claimed[len(claimed)-1]
+	if err := s.DeadLetter(ctx, poison, "poison"); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.XLen(ctx, s.ks.deadLetters(poison.Shard)).Val(); n != 1 {
+		t.Errorf("dead letters of shard %d: %d, want 1", poison.Shard, n)
+	}
+	letters, err := s.DeadLetters(ctx, 10)
+	if err != nil || len(letters) != 1 || letters[0].ControlID != poison.ID || letters[0].Shard != poison.Shard {
+		t.Errorf("DeadLetters = %+v, %v; want the poison entry of shard %d", letters, err, poison.Shard)
+	}
+	if err := s.AckControl(ctx, claimed[:len(claimed)-1]...); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.ControlStatus(ctx); st.Pending != 0 || st.DeadLetters != 1 {
+		t.Errorf("after acks: pending %d, dead letters %d; want 0, 1", st.Pending, st.DeadLetters)
+	}
+	all, err := s.ControlEntriesAll(ctx, "-", "+", 1000)
+	if err != nil || len(all) != 40 {
+		t.Fatalf("ControlEntriesAll: %d entries, %v", len(all), err)
+	}
+	for i := 1; i < len(all); i++ {
+		if compareIDs(all[i-1].ID, all[i].ID) > 0 {
+			t.Fatalf("entries out of order at %d: %s after %s", i, all[i].ID, all[i-1].ID)
+		}
+	}
+	if err := s.RemoveConsumer(ctx, "dead-worker"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The namespace keeps its count: a component configured otherwise is
+	// refused with the setting's name; one that leaves it to Trellis
+	// follows the namespace.
+	other := New(rdb, WithNamespace(s.Namespace()), WithControlShards(shards*2))
+	_, err = other.PublishControl(ctx, attach("late", "g"))
+	if !errors.Is(err, ErrControlShards) || !strings.Contains(err.Error(), "TRELLIS_REDIS_CONTROL_SHARDS=8") {
+		t.Errorf("a different count: %v, want ErrControlShards naming the setting", err)
+	}
+	if n, err := New(rdb, WithNamespace(s.Namespace())).ControlShards(ctx); n != shards || err != nil {
+		t.Errorf("default count on an existing namespace: %d, %v; want %d", n, err, shards)
+	}
+}
+
+// A consumer of several shards, blocked in Read, gets an entry published
+// to any shard, and its readers stop with Close.
+func TestControlShardsReadBlocks(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, WithControlShards(3))
+	ctx := testContext(t)
+	if err := s.EnsureControlGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := s.ControlConsumer("w")
+	defer c.Close()
+	if m, err := c.Read(ctx, 10, 50*time.Millisecond); err != nil || len(m) != 0 {
+		t.Fatalf("empty read: %v, %v", m, err)
+	}
+	for i := range 6 {
+		user := fmt.Sprint("b", i)
+		done := make(chan []ControlMessage, 1)
+		go func() {
+			m, _ := c.Read(ctx, 10, 0)
+			done <- m
+		}()
+		publishAll(t, ctx, s, attach(user, "g"))
+		m := <-done
+		if len(m) != 1 || m[0].Command.User != user {
+			t.Fatalf("round %d: read %v, want the attach of %s", i, m, user)
 		}
 	}
 }

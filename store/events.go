@@ -65,7 +65,7 @@ func (s *Store) AppendEvent(ctx context.Context, e Event) (string, error) {
 	}
 	minID := strconv.FormatInt(s.now().Add(-s.eventsMaxAge).UnixMilli(), 10)
 	id, err := s.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: keyEvents,
+		Stream: s.ks.events(),
 		MinID:  minID,
 		Approx: true,
 		Values: []string{"type", e.Type, "v", string(b)},
@@ -107,7 +107,7 @@ func TimeID(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) + 
 // ReadEvents returns up to count events with ids in [from, to] ("-" and
 // "+" for the ends; TimeID for times).
 func (s *Store) ReadEvents(ctx context.Context, from, to string, count int64) ([]Event, error) {
-	res, err := s.rdb.XRangeN(ctx, keyEvents, from, to, count).Result()
+	res, err := s.rdb.XRangeN(ctx, s.ks.events(), from, to, count).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read events %s..%s: %w", from, to, err)
 	}
@@ -117,11 +117,11 @@ func (s *Store) ReadEvents(ctx context.Context, from, to string, count int64) ([
 // FollowEvents blocks up to block (0: until ctx is done) for events after
 // the id after ("$" for only new ones) and returns them.
 func (s *Store) FollowEvents(ctx context.Context, after string, count int64, block time.Duration) ([]Event, error) {
-	after, err := s.resolveNewest(ctx, keyEvents, after)
+	after, err := s.resolveNewest(ctx, s.ks.events(), after)
 	if err != nil {
 		return nil, fmt.Errorf("follow events after $: %w", err)
 	}
-	msgs, err := s.readBlocking(ctx, keyEvents, after, count, block)
+	msgs, err := s.readBlocking(ctx, s.ks.events(), after, count, block)
 	if err != nil {
 		return nil, fmt.Errorf("follow events after %s: %w", after, err)
 	}

@@ -105,14 +105,26 @@ func TestEventsReadByRangeAndFollow(t *testing.T) {
 		ev, err := s.FollowEvents(ctx, "$", 10, 0) // 0: until ctx is done
 		done <- result{ev, err}
 	}()
-	db := rdb.Options().DB
+	// On a single node the follower is told apart by its database; on the
+	// cluster, by being blocked in XREAD on the node of this namespace's
+	// event stream (no other test of the package follows events).
+	node, db := rdb, 0
+	if single, ok := rdb.(*redis.Client); ok {
+		db = single.Options().DB
+	} else {
+		master, err := rdb.(*redis.ClusterClient).MasterForKey(ctx, s.ks.events())
+		if err != nil {
+			t.Fatal(err)
+		}
+		node = master
+	}
 	eventually(t, "follower blocked in XREAD", func() bool {
-		list, err := rdb.ClientList(ctx).Result()
+		list, err := node.ClientList(ctx).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, line := range strings.Split(list, "\n") {
-			if strings.Contains(line, fmt.Sprintf(" db=%d ", db)) && strings.Contains(line, "cmd=xread") && strings.Contains(line, "flags=b") {
+			if strings.Contains(line, fmt.Sprintf(" db=%d ", db)) && strings.Contains(line, " cmd=xread ") && strings.Contains(line, "flags=b") {
 				return true
 			}
 		}
@@ -128,7 +140,7 @@ func TestEventsReadByRangeAndFollow(t *testing.T) {
 	}
 
 	// An undecodable entry is skipped by readers.
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keyEvents, Values: []string{"v", "{"}}).Err(); err != nil {
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.ks.events(), Values: []string{"v", "{"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.ReadEvents(ctx, "("+id, "+", 10); err != nil || len(got) != 0 {

@@ -112,7 +112,7 @@ func (s *Store) PutGame(ctx context.Context, g Game) error {
 		return err
 	}
 	b, _ := json.Marshal(g)
-	if err := s.rdb.HSet(ctx, keyGames, g.ID, b).Err(); err != nil {
+	if err := s.rdb.HSet(ctx, s.ks.games(), g.ID, b).Err(); err != nil {
 		return fmt.Errorf("put game %s: %w", g.ID, err)
 	}
 	return nil
@@ -124,7 +124,7 @@ func (s *Store) AddGame(ctx context.Context, g Game) error {
 		return err
 	}
 	b, _ := json.Marshal(g)
-	ok, err := s.rdb.HSetNX(ctx, keyGames, g.ID, b).Result()
+	ok, err := s.rdb.HSetNX(ctx, s.ks.games(), g.ID, b).Result()
 	if err != nil {
 		return fmt.Errorf("add game %s: %w", g.ID, err)
 	}
@@ -149,7 +149,7 @@ func (s *Store) UpdateGame(ctx context.Context, g Game) error {
 // RemoveGame deletes a game from the registry. Sessions already running
 // keep their connection.
 func (s *Store) RemoveGame(ctx context.Context, id string) error {
-	n, err := s.rdb.HDel(ctx, keyGames, id).Result()
+	n, err := s.rdb.HDel(ctx, s.ks.games(), id).Result()
 	if err != nil {
 		return fmt.Errorf("remove game %s: %w", id, err)
 	}
@@ -164,7 +164,7 @@ func (s *Store) GetGame(ctx context.Context, id string) (Game, error) {
 	if !gameIDPattern.MatchString(id) {
 		return Game{}, fmt.Errorf("game %.40q: %w", id, ErrUnknownGame)
 	}
-	b, err := s.rdb.HGet(ctx, keyGames, id).Bytes()
+	b, err := s.rdb.HGet(ctx, s.ks.games(), id).Bytes()
 	if err != nil {
 		if isNil(err) {
 			return Game{}, fmt.Errorf("game %s: %w", id, ErrUnknownGame)
@@ -180,7 +180,7 @@ func (s *Store) GetGame(ctx context.Context, id string) (Game, error) {
 
 // ListGames returns every registered game, ordered by id.
 func (s *Store) ListGames(ctx context.Context) ([]Game, error) {
-	m, err := s.rdb.HGetAll(ctx, keyGames).Result()
+	m, err := s.rdb.HGetAll(ctx, s.ks.games()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list games: %w", err)
 	}
@@ -275,7 +275,7 @@ func (s *Store) ImportGames(ctx context.Context, r io.Reader) ([]Game, error) {
 		b, _ := json.Marshal(g)
 		args = append(args, g.ID, b)
 	}
-	if err := s.rdb.HSet(ctx, keyGames, args...).Err(); err != nil {
+	if err := s.rdb.HSet(ctx, s.ks.games(), args...).Err(); err != nil {
 		return nil, fmt.Errorf("import %d games: %w", len(games), err)
 	}
 	return games, nil
@@ -288,7 +288,7 @@ func (s *Store) SetGameMSSP(ctx context.Context, game string, mssp map[string][]
 	if err != nil {
 		return fmt.Errorf("encode mssp of %s: %w", game, err)
 	}
-	if err := s.rdb.Set(ctx, msspKey(game), b, ttl).Err(); err != nil {
+	if err := s.rdb.Set(ctx, s.ks.mssp(game), b, ttl).Err(); err != nil {
 		return fmt.Errorf("set mssp of %s: %w", game, err)
 	}
 	return nil
@@ -296,7 +296,7 @@ func (s *Store) SetGameMSSP(ctx context.Context, game string, mssp map[string][]
 
 // GameMSSP returns a game's latest MSSP report, or nil if none is known.
 func (s *Store) GameMSSP(ctx context.Context, game string) (map[string][]string, error) {
-	b, err := s.rdb.Get(ctx, msspKey(game)).Bytes()
+	b, err := s.rdb.Get(ctx, s.ks.mssp(game)).Bytes()
 	if err != nil {
 		if isNil(err) {
 			return nil, nil

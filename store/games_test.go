@@ -131,7 +131,7 @@ func TestGameRegistry(t *testing.T) {
 	}
 
 	// A corrupt entry is reported, not passed on half-read.
-	if err := rdb.HSet(ctx, keyGames, "broken", "{").Err(); err != nil {
+	if err := rdb.HSet(ctx, s.ks.games(), "broken", "{").Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetGame(ctx, "broken"); err == nil || errors.Is(err, ErrUnknownGame) {
@@ -258,10 +258,10 @@ func TestGameMSSP(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, report) {
 		t.Errorf("GameMSSP = %v, %v; want %v", got, err, report)
 	}
-	if ttl := rdb.PTTL(ctx, msspKey("dune")).Val(); ttl <= 0 || ttl > time.Hour {
+	if ttl := rdb.PTTL(ctx, s.ks.mssp("dune")).Val(); ttl <= 0 || ttl > time.Hour {
 		t.Errorf("mssp ttl %v, want at most an hour", ttl)
 	}
-	if err := rdb.Set(ctx, msspKey("dune"), "{", 0).Err(); err != nil {
+	if err := rdb.Set(ctx, s.ks.mssp("dune"), "{", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GameMSSP(ctx, "dune"); err == nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,12 +44,12 @@ func (s *Store) SendInbox(ctx context.Context, worker string, c Command) (string
 	// expiry, renewed by every send, lets it go a day after the last one.
 	pipe := s.rdb.Pipeline()
 	add := pipe.XAdd(ctx, &redis.XAddArgs{
-		Stream: inboxKey(worker),
+		Stream: s.ks.inbox(worker),
 		MaxLen: inboxMaxLen,
 		Approx: true,
 		Values: []string{"v", string(b)},
 	})
-	pipe.Expire(ctx, inboxKey(worker), inboxTTL)
+	pipe.Expire(ctx, s.ks.inbox(worker), inboxTTL)
 	_, err = pipe.Exec(ctx)
 	id := add.Val()
 	if err != nil {
@@ -69,7 +70,7 @@ type InboxMessage struct {
 // deleted once read: the inbox is a mailbox, not a log (the control stream
 // and the event log are).
 func (s *Store) ReadInbox(ctx context.Context, worker, after string, count int64, block time.Duration) ([]InboxMessage, error) {
-	key := inboxKey(worker)
+	key := s.ks.inbox(worker)
 	after, err := s.resolveNewest(ctx, key, after)
 	if err != nil {
 		return nil, fmt.Errorf("read inbox of %s: %w", worker, err)
@@ -95,7 +96,7 @@ func (s *Store) ReadInbox(ctx context.Context, worker, after string, count int64
 
 // DeleteInbox removes a worker's inbox (on clean shutdown).
 func (s *Store) DeleteInbox(ctx context.Context, worker string) error {
-	if err := s.rdb.Del(ctx, inboxKey(worker)).Err(); err != nil {
+	if err := s.rdb.Del(ctx, s.ks.inbox(worker)).Err(); err != nil {
 		return fmt.Errorf("delete inbox of %s: %w", worker, err)
 	}
 	return nil
@@ -105,7 +106,14 @@ func (s *Store) DeleteInbox(ctx context.Context, worker string) error {
 // input (lines and client GMCP) for the sessions it owns. Its hash tag is
 // the worker's, so on a cluster it is a shard channel of the worker's inbox
 // slot.
-func InputChannel(worker string) string { return Prefix + "{w:" + escape(worker) + "}:input" }
+func (s *Store) InputChannel(worker string) string { return s.ks.InputChannel(worker) }
+
+// OutputChannel is the pub/sub channel of a session's live output, named
+// like its output stream.
+func (s *Store) OutputChannel(k SessionKey) string { return s.ks.OutputChannel(k) }
+
+// Namespace is the first part of every key and channel this store uses.
+func (s *Store) Namespace() string { return strings.TrimSuffix(s.ks.p, ":") }
 
 // ErrNoReceiver is returned by SendInput when the owning worker is not
 // listening (it died or is restarting): the line was not delivered.
@@ -129,7 +137,7 @@ func (s *Store) SendInput(ctx context.Context, worker string, c Command) error {
 	if s.sharded {
 		publish = s.rdb.SPublish
 	}
-	n, err := publish(ctx, InputChannel(worker), b).Result()
+	n, err := publish(ctx, s.InputChannel(worker), b).Result()
 	if err != nil {
 		return fmt.Errorf("send input for %s to %s: %w", c.Key(), worker, err)
 	}

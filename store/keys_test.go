@@ -42,22 +42,23 @@ func hashTag(key string) string {
 
 func TestKeysOfHostileUsersKeepTheirShape(t *testing.T) {
 	t.Parallel()
+	ks := newKeyspace(DefaultNamespace)
 	seen := map[string]SessionKey{}
 	for _, user := range hostileIDs {
 		for _, game := range []string{"dune", "x:y"} {
 			k := SessionKey{User: user, Game: game}
-			tag := k.tag()
+			tag := ks.tag(k)
 			if strings.Count(tag, "{") != 1 || strings.Count(tag, "}") != 1 || !strings.HasSuffix(tag, "}") ||
 				!strings.HasPrefix(tag, Prefix+"{ug:") {
 				t.Errorf("tag of %q: %q has braces besides the outer ones", user, tag)
 			}
-			inner := hashTag(k.leaseKey())
-			for _, key := range append([]string{k.fenceKey(), k.OutputChannel()}, k.transcriptKeys()...) {
+			inner := hashTag(ks.lease(k))
+			for _, key := range append([]string{ks.fence(k), ks.OutputChannel(k)}, ks.transcript(k)...) {
 				if hashTag(key) != inner {
 					t.Errorf("%q: key %q hashes on %q, lease on %q", user, key, hashTag(key), inner)
 				}
 			}
-			for _, key := range []string{k.outMetaKey(), k.outMarksKey()} {
+			for _, key := range []string{ks.outMeta(k), ks.outMarks(k)} {
 				if !strings.HasPrefix(key, tag+":") || strings.Count(key, "{") != 1 || strings.Count(key, "}") != 1 {
 					t.Errorf("%q: key %q is not under the tag %q", user, key, tag)
 				}
@@ -77,21 +78,76 @@ func TestKeysOfHostileUsersKeepTheirShape(t *testing.T) {
 		}
 	}
 	// The classic collision: user "a:b" in game "c" against user "a" in game "b:c".
-	if (SessionKey{User: "a:b", Game: "c"}).tag() == (SessionKey{User: "a", Game: "b:c"}).tag() {
+	if ks.tag((SessionKey{User: "a:b", Game: "c"})) == ks.tag((SessionKey{User: "a", Game: "b:c"})) {
 		t.Error("user/game split is ambiguous")
 	}
 	for _, w := range []string{"w{1}", "w:1", "w 1"} {
-		for _, key := range []string{inboxKey(w), InputChannel(w)} {
+		for _, key := range []string{ks.inbox(w), ks.InputChannel(w)} {
 			if strings.Count(key, "{") != 1 || strings.Count(key, "}") != 1 {
 				t.Errorf("worker %q: key %q", w, key)
 			}
 		}
 	}
-	if k := msspKey("a{b}"); strings.ContainsAny(k, "{}") {
+	if k := ks.mssp("a{b}"); strings.ContainsAny(k, "{}") {
 		t.Errorf("mssp key %q", k)
 	}
-	if k := edgeKey("e:1{x}"); strings.ContainsAny(k[len(Prefix):], "{}") || strings.Count(k, ":") != 2 {
+	if k := ks.edge("e:1{x}"); strings.ContainsAny(k[len(Prefix):], "{}") || strings.Count(k, ":") != 2 {
 		t.Errorf("edge key %q", k)
+	}
+}
+
+// Control shard n and its dead letters share a slot (DeadLetter is one
+// MULTI); the shards and the index sets spread over slots; namespaces share
+// no key.
+func TestShardedKeysAndNamespaces(t *testing.T) {
+	t.Parallel()
+	ks := newKeyspace(DefaultNamespace)
+	slots := map[int]bool{}
+	for n := range DefaultClusterControlShards {
+		if keySlot(ks.control(n)) != keySlot(ks.deadLetters(n)) {
+			t.Errorf("shard %d: %s and %s hash to different slots", n, ks.control(n), ks.deadLetters(n))
+		}
+		slots[keySlot(ks.control(n))] = true
+	}
+	if len(slots) != DefaultClusterControlShards {
+		t.Errorf("%d control shards use %d slots", DefaultClusterControlShards, len(slots))
+	}
+	idx := map[int]bool{}
+	for n := range IndexShards {
+		idx[keySlot(ks.sessions(n))] = true
+	}
+	if len(idx) != IndexShards {
+		t.Errorf("%d index shards use %d slots", IndexShards, len(idx))
+	}
+	// Sessions spread over index shards and control shards alike.
+	hits := map[int]int{}
+	for i := range 1600 {
+		hits[indexShard(SessionKey{User: fmt.Sprint("user-", i), Game: "dune"})]++
+	}
+	for n := range IndexShards {
+		if hits[n] < 50 {
+			t.Errorf("index shard %d got %d of 1600 sessions", n, hits[n])
+		}
+	}
+	other := newKeyspace("staging")
+	k := SessionKey{User: "u", Game: "g"}
+	for _, pair := range [][2]string{
+		{ks.lease(k), other.lease(k)}, {ks.control(0), other.control(0)}, {ks.games(), other.games()},
+		{ks.events(), other.events()}, {ks.sessions(0), other.sessions(0)}, {ks.InputChannel("w"), other.InputChannel("w")},
+	} {
+		if pair[0] == pair[1] || !strings.HasPrefix(pair[1], "staging:") {
+			t.Errorf("namespaces share %q / %q", pair[0], pair[1])
+		}
+	}
+	for _, bad := range []string{"", "a:b", "x{y}", "sp ace", strings.Repeat("n", 65), "ü"} {
+		if ValidNamespace(bad) == nil {
+			t.Errorf("ValidNamespace(%q) = nil", bad)
+		}
+	}
+	for _, good := range []string{"trellis", "staging-2", "t.est_1"} {
+		if err := ValidNamespace(good); err != nil {
+			t.Errorf("ValidNamespace(%q) = %v", good, err)
+		}
 	}
 }
 
@@ -165,7 +221,7 @@ func TestHostileUsersThroughRedis(t *testing.T) {
 		if err != nil || len(out) != 1 || out[0].Text != user {
 			t.Errorf("output of %q: %+v, %v", user, out, err)
 		}
-		if n, st := rdb.HGet(ctx, k.outMetaKey(), "bytes").Val(), streamStats(t, rdb, k); n != fmt.Sprint(st.counted) {
+		if n, st := rdb.HGet(ctx, s.ks.outMeta(k), "bytes").Val(), streamStats(t, s, rdb, k); n != fmt.Sprint(st.counted) {
 			t.Errorf("byte count of %q: %s, its stream counts %d", user, n, st.counted)
 		}
 	}

@@ -36,7 +36,7 @@ type Lease struct {
 func (s *Store) AcquireLease(ctx context.Context, key SessionKey, owner, session string, ttl time.Duration) (Lease, error) {
 	now := s.now()
 	res, err := acquireScript.Run(ctx, s.rdb,
-		[]string{key.leaseKey(), key.fenceKey()},
+		[]string{s.ks.lease(key), s.ks.fence(key)},
 		owner, session, ttl.Milliseconds(), now.UnixMilli()).Slice()
 	if err != nil {
 		return Lease{}, fmt.Errorf("acquire lease %s: %w", key, err)
@@ -59,7 +59,7 @@ func (s *Store) AcquireLease(ctx context.Context, key SessionKey, owner, session
 // RenewLease extends a lease the caller holds. It fails with ErrLeaseLost if
 // the lease expired or belongs to someone else now.
 func (s *Store) RenewLease(ctx context.Context, l Lease, ttl time.Duration) error {
-	n, err := renewScript.Run(ctx, s.rdb, []string{l.Key.leaseKey()},
+	n, err := renewScript.Run(ctx, s.rdb, []string{s.ks.lease(l.Key)},
 		l.Owner, l.Fence, ttl.Milliseconds(), s.now().UnixMilli(), 0).Int()
 	if err != nil {
 		return fmt.Errorf("renew lease %s: %w", l.Key, err)
@@ -86,7 +86,7 @@ func (s *Store) RenewLeases(ctx context.Context, leases []Lease, ttl, keep time.
 	ms, keepMS := ttl.Milliseconds(), keep.Milliseconds()
 	cmds, err := s.evalBatch(ctx, renewScript, len(leases), func(i int) ([]string, []any) {
 		l := leases[i]
-		return append([]string{l.Key.leaseKey()}, l.Key.transcriptKeys()...),
+		return append([]string{s.ks.lease(l.Key)}, s.ks.transcript(l.Key)...),
 			[]any{l.Owner, l.Fence, ms, now, keepMS}
 	})
 	if err != nil {
@@ -103,7 +103,7 @@ func (s *Store) RenewLeases(ctx context.Context, leases []Lease, ttl, keep time.
 // ReleaseLease deletes the lease if, and only if, it is still the caller's.
 // Releasing a lease that was already lost is not an error.
 func (s *Store) ReleaseLease(ctx context.Context, l Lease) error {
-	if err := releaseScript.Run(ctx, s.rdb, []string{l.Key.leaseKey()}, l.Owner, l.Fence).Err(); err != nil {
+	if err := releaseScript.Run(ctx, s.rdb, []string{s.ks.lease(l.Key)}, l.Owner, l.Fence).Err(); err != nil {
 		return fmt.Errorf("release lease %s: %w", l.Key, err)
 	}
 	return nil
@@ -142,7 +142,7 @@ func (s *Store) GetLeases(ctx context.Context, keys []SessionKey) ([]LeaseState,
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(keys))
 	for i, k := range keys {
-		cmds[i] = pipe.HMGet(ctx, k.leaseKey(), "owner", "session", "fence", "acquired", "renewed")
+		cmds[i] = pipe.HMGet(ctx, s.ks.lease(k), "owner", "session", "fence", "acquired", "renewed")
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("get %d leases: %w", len(keys), err)

@@ -81,7 +81,7 @@ func TestLeaseExclusiveUnderContention(t *testing.T) {
 		t.Fatal("no worker ever acquired the lease")
 	}
 	// Every acquire, and nothing else, bumps the fence counter.
-	fence, err := rdb.Get(ctx, key.fenceKey()).Int64()
+	fence, err := rdb.Get(ctx, s.ks.fence(key)).Int64()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestLeaseFenceIncreasesAcrossExpiryAndRelease(t *testing.T) {
 		t.Errorf("fences %d, %d, %d: want strictly increasing", a.Fence, b.Fence, c.Fence)
 	}
 	// The counter itself must never expire, or fences would restart at 1.
-	if ttl, err := rdb.PTTL(ctx, key.fenceKey()).Result(); err != nil || ttl != -1 {
+	if ttl, err := rdb.PTTL(ctx, s.ks.fence(key)).Result(); err != nil || ttl != -1 {
 		t.Errorf("fence counter ttl %v err=%v, want no expiry", ttl, err)
 	}
 }
@@ -271,7 +271,7 @@ func TestRenewLeasesReportsExactlyTheLost(t *testing.T) {
 	}
 	// The kept ones were really extended: from a 1 s TTL to a minute.
 	for _, i := range []int{0, 2, 5} {
-		ttl, err := rdb.PTTL(ctx, leases[i].Key.leaseKey()).Result()
+		ttl, err := rdb.PTTL(ctx, s.ks.lease(leases[i].Key)).Result()
 		if err != nil || ttl <= 2*time.Second {
 			t.Errorf("lease %s ttl %v err=%v after renew, want about a minute", leases[i].Key, ttl, err)
 		}
@@ -360,17 +360,17 @@ func TestRenewLeasesKeepsSessionKeys(t *testing.T) {
 	if lost, err := s.RenewLeases(ctx, []Lease{l}, time.Minute, 2*time.Hour); err != nil || len(lost) != 0 {
 		t.Fatalf("renew: lost %v, %v", lost, err)
 	}
-	for _, k := range []string{key.outKey(), key.gmcpKey(), key.sessionKey()} {
+	for _, k := range []string{s.ks.out(key), s.ks.gmcp(key), s.ks.session(key)} {
 		if ttl := rdb.PTTL(ctx, k).Val(); ttl <= time.Hour || ttl > 2*time.Hour {
 			t.Errorf("%s ttl %v after a renewal keeping 2h", k, ttl)
 		}
 	}
 	// keep 0 leaves them alone.
-	rdb.Persist(ctx, key.outKey())
+	rdb.Persist(ctx, s.ks.out(key))
 	if _, err := s.RenewLeases(ctx, []Lease{l}, time.Minute, 0); err != nil {
 		t.Fatal(err)
 	}
-	if ttl := rdb.PTTL(ctx, key.outKey()).Val(); ttl != -1 {
+	if ttl := rdb.PTTL(ctx, s.ks.out(key)).Val(); ttl != -1 {
 		t.Errorf("renewal with keep 0 set a ttl: %v", ttl)
 	}
 }

@@ -31,7 +31,7 @@ func TestAppendLostGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	// w1 loses the lease; w2 takes over and writes.
-	if err := rdb.Del(ctx, key.leaseKey()).Err(); err != nil {
+	if err := rdb.Del(ctx, s.ks.lease(key)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	cur, err := s.AcquireLease(ctx, key, "w2", "s2", time.Minute)
@@ -48,7 +48,7 @@ func TestAppendLostGap(t *testing.T) {
 		}
 	}
 
-	sub := rdb.Subscribe(ctx, key.OutputChannel())
+	sub := testSubscribe(ctx, rdb, s.ks.OutputChannel(key))
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func TestAppendLostGap(t *testing.T) {
 	if !outputsEqual(live, want) {
 		t.Errorf("published %+v, want %+v", live, want)
 	}
-	raw := rdb.XRange(ctx, key.outKey(), id, id).Val()
+	raw := rdb.XRange(ctx, s.ks.out(key), id, id).Val()
 	if len(raw) != 1 {
 		t.Fatalf("stream holds %v at %s", raw, id)
 	}
@@ -130,7 +130,7 @@ func TestAppendLostGapOnAnExpiredTranscript(t *testing.T) {
 	if err != nil || id != "" {
 		t.Errorf("lost gap without a stream: %q, %v", id, err)
 	}
-	for _, k := range []string{key.outKey(), key.outMetaKey(), key.outMarksKey()} {
+	for _, k := range []string{s.ks.out(key), s.ks.outMeta(key), s.ks.outMarks(key)} {
 		if rdb.Exists(ctx, k).Val() != 0 {
 			t.Errorf("%s was created", k)
 		}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,12 +17,14 @@ import (
 // stream semantics that only Redis itself can check.
 func TestMain(m *testing.M) { redistest.Main(m) }
 
-// newStore returns a store on a fresh logical database of the shared server,
-// and the raw client for checks the store's API does not expose.
-func newStore(t *testing.T, opts ...Option) (*Store, *redis.Client) {
+// newStore returns a store on a fresh share of the suite's Redis (a
+// logical database of a single node, or a namespace of the local cluster:
+// see redistest.ModeEnv), and the raw client for checks the store's API
+// does not expose.
+func newStore(t *testing.T, opts ...Option) (*Store, redis.UniversalClient) {
 	t.Helper()
-	rdb := redistest.Client(t)
-	return New(rdb, opts...), rdb
+	tgt := redistest.Isolated(t)
+	return New(tgt.Client, append([]Option{WithNamespace(tgt.Namespace)}, opts...)...), tgt.Client
 }
 
 // testContext bounds every Redis call of a test, so that a bug that hangs
@@ -60,3 +63,34 @@ func (c *clock) Set(t time.Time) { c.now.Store(&t) }
 
 // redistestClient is redistest.Client for benchmarks.
 func redistestClient(tb testing.TB) *redis.Client { return redistest.Client(tb) }
+
+// namespaceKeys lists the keys of s's namespace on every node (KEYS per
+// primary on a cluster, where KEYS sees one node only).
+func namespaceKeys(t *testing.T, s *Store, rdb redis.UniversalClient) []string {
+	t.Helper()
+	ctx := testContext(t)
+	pattern := s.Namespace() + ":*"
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		keys, err := rdb.Keys(ctx, pattern).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		k, err := n.Keys(ctx, pattern).Result()
+		mu.Lock()
+		keys = append(keys, k...)
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}

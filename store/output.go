@@ -157,7 +157,7 @@ func (s *Store) AppendOutputs(ctx context.Context, batch []Append) ([]AppendResu
 		for _, p := range a.Out.DropGMCP {
 			args = append(args, p)
 		}
-		return []string{k.outKey(), k.leaseKey(), k.gmcpKey(), k.sessionKey(), k.outMetaKey(), k.outMarksKey()}, args
+		return []string{s.ks.out(k), s.ks.lease(k), s.ks.gmcp(k), s.ks.session(k), s.ks.outMeta(k), s.ks.outMarks(k)}, args
 	})
 	if err != nil {
 		return nil, fmt.Errorf("append %d output entries: %w", len(batch), err)
@@ -217,7 +217,7 @@ func (s *Store) AppendLostGap(ctx context.Context, key SessionKey, fence int64, 
 		return "", fmt.Errorf("encode lost gap for %s: %w", key, err)
 	}
 	id, err = s.lostGapScriptFor().Run(ctx, s.rdb,
-		[]string{key.outKey(), key.fenceKey(), key.outMetaKey(), key.outMarksKey()},
+		[]string{s.ks.out(key), s.ks.fence(key), s.ks.outMeta(key), s.ks.outMarks(key)},
 		s.outputMaxLen, fence, string(b), s.outputMaxBytes, OutputEntryOverhead).Text()
 	switch {
 	case isNil(err):
@@ -288,7 +288,7 @@ type OutputPage struct {
 // the start), and an empty stream (the server's clock).
 func (s *Store) ReadBacklog(ctx context.Context, key SessionKey, after string, count int64) (OutputPage, error) {
 	var page OutputPage
-	out := key.outKey()
+	out := s.ks.out(key)
 	fresh := after == "" || after == "0" || after == "0-0"
 	pos, valid := parseStreamID(after)
 	resumed := !fresh && valid
@@ -364,7 +364,7 @@ func (s *Store) ReadOutput(ctx context.Context, key SessionKey, after string, co
 
 // LastOutputID returns the id of the newest output entry ("" if none).
 func (s *Store) LastOutputID(ctx context.Context, key SessionKey) (string, error) {
-	res, err := s.rdb.XRevRangeN(ctx, key.outKey(), "+", "-", 1).Result()
+	res, err := s.rdb.XRevRangeN(ctx, s.ks.out(key), "+", "-", 1).Result()
 	if err != nil {
 		return "", fmt.Errorf("last output id %s: %w", key, err)
 	}
@@ -377,7 +377,7 @@ func (s *Store) LastOutputID(ctx context.Context, key SessionKey) (string, error
 // OutputRange reads entries with ids in [from, to] ("-" and "+" for the
 // ends), for transcripts.
 func (s *Store) OutputRange(ctx context.Context, key SessionKey, from, to string, count int64) ([]Output, error) {
-	res, err := s.rdb.XRangeN(ctx, key.outKey(), from, to, count).Result()
+	res, err := s.rdb.XRangeN(ctx, s.ks.out(key), from, to, count).Result()
 	if err != nil {
 		return nil, fmt.Errorf("range output %s: %w", key, err)
 	}
@@ -393,7 +393,7 @@ func (s *Store) OutputRange(ctx context.Context, key SessionKey, from, to string
 // GMCPState returns the last GMCP message of each package the game sent in
 // this session, for replay to a viewer that attaches.
 func (s *Store) GMCPState(ctx context.Context, key SessionKey) ([]Output, error) {
-	m, err := s.rdb.HGetAll(ctx, key.gmcpKey()).Result()
+	m, err := s.rdb.HGetAll(ctx, s.ks.gmcp(key)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("gmcp state %s: %w", key, err)
 	}
@@ -414,10 +414,10 @@ func (s *Store) KeepTranscript(ctx context.Context, key SessionKey, keep time.Du
 	// One transaction (all keys share the session's slot): the stream and
 	// its byte count never end up with different expiries.
 	pipe := s.rdb.TxPipeline()
-	pipe.PExpire(ctx, key.outKey(), keep)
-	pipe.PExpire(ctx, key.outMetaKey(), keep)
-	pipe.PExpire(ctx, key.outMarksKey(), keep)
-	pipe.PExpire(ctx, key.gmcpKey(), keep)
+	pipe.PExpire(ctx, s.ks.out(key), keep)
+	pipe.PExpire(ctx, s.ks.outMeta(key), keep)
+	pipe.PExpire(ctx, s.ks.outMarks(key), keep)
+	pipe.PExpire(ctx, s.ks.gmcp(key), keep)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("keep transcript %s: %w", key, err)
 	}
@@ -431,10 +431,10 @@ func (s *Store) KeepTranscript(ctx context.Context, key SessionKey, keep time.Du
 // count (outmeta, outmarks) expires with the stream.
 func (s *Store) ExpireTranscript(ctx context.Context, key SessionKey, ttl time.Duration) error {
 	pipe := s.rdb.TxPipeline()
-	pipe.PExpire(ctx, key.outKey(), ttl)
-	pipe.PExpire(ctx, key.outMetaKey(), ttl)
-	pipe.PExpire(ctx, key.outMarksKey(), ttl)
-	pipe.Del(ctx, key.gmcpKey())
+	pipe.PExpire(ctx, s.ks.out(key), ttl)
+	pipe.PExpire(ctx, s.ks.outMeta(key), ttl)
+	pipe.PExpire(ctx, s.ks.outMarks(key), ttl)
+	pipe.Del(ctx, s.ks.gmcp(key))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("expire transcript %s: %w", key, err)
 	}

@@ -19,13 +19,13 @@ type keptStats struct {
 	first   string
 }
 
-func streamStats(t testing.TB, rdb *redis.Client, key SessionKey) keptStats {
+func streamStats(t testing.TB, s *Store, rdb redis.UniversalClient, key SessionKey) keptStats {
 	t.Helper()
 	ctx := t.Context()
 	var st keptStats
 	start := "-"
 	for {
-		msgs, err := rdb.XRangeN(ctx, key.outKey(), start, "+", 10000).Result()
+		msgs, err := rdb.XRangeN(ctx, s.ks.out(key), start, "+", 10000).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +110,7 @@ func TestOutputBoundedInBytes(t *testing.T) {
 				if i == 0 {
 					first = id
 				}
-				st := streamStats(t, rdb, key)
+				st := streamStats(t, s, rdb, key)
 				entry := st.counted / int64(st.entries) // all entries are about one size
 				if hi := maxBytes + nodeSlack(entry-OutputEntryOverhead)*entry; st.counted > hi {
 					t.Errorf("after %d entries: %d bytes counted in %d entries, want at most %d", (i+1)*c.n/c.checks, st.counted, st.entries, hi)
@@ -118,13 +118,13 @@ func TestOutputBoundedInBytes(t *testing.T) {
 				if lo := int64(maxBytes - 2*step - entry); (i+1)*c.n/c.checks*int(entry) > 2*maxBytes && st.counted < lo {
 					t.Errorf("after %d entries: %d bytes counted, want at least %d", (i+1)*c.n/c.checks, st.counted, lo)
 				}
-				if n := rdb.LLen(ctx, key.outMarksKey()).Val(); n > 18 {
+				if n := rdb.LLen(ctx, s.ks.outMarks(key)).Val(); n > 18 {
 					t.Errorf("%d marks kept, want at most 18", n)
 				}
 			}
-			st := streamStats(t, rdb, key)
-			total, _ := strconv.ParseInt(rdb.HGet(ctx, key.outMetaKey(), "bytes").Val(), 10, 64)
-			head := strings.Fields(rdb.LIndex(ctx, key.outMarksKey(), 0).Val())
+			st := streamStats(t, s, rdb, key)
+			total, _ := strconv.ParseInt(rdb.HGet(ctx, s.ks.outMeta(key), "bytes").Val(), 10, 64)
+			head := strings.Fields(rdb.LIndex(ctx, s.ks.outMarks(key), 0).Val())
 			if len(head) != 2 {
 				t.Fatalf("oldest mark %q", head)
 			}
@@ -151,7 +151,7 @@ func TestOutputBoundKeepsATricklingGame(t *testing.T) {
 	s, rdb := newStore(t, WithOutputMaxBytes(64<<10))
 	key := SessionKey{User: "trickle", Game: "g"}
 	writeText(t, s, key, "a short line\n", 300, 50)
-	if st := streamStats(t, rdb, key); st.entries != 300 {
+	if st := streamStats(t, s, rdb, key); st.entries != 300 {
 		t.Errorf("kept %d of 300 small entries (%d bytes counted) under a 64 KiB bound", st.entries, st.counted)
 	}
 }
@@ -175,12 +175,12 @@ func TestLostGapAppliesTheByteBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st := streamStats(t, rdb, key)
+	st := streamStats(t, s, rdb, key)
 	entry := st.counted / int64(st.entries)
 	if st.counted > maxBytes+nodeSlack(entry-OutputEntryOverhead)*entry || st.entries >= 200 {
 		t.Errorf("200 gap entries under a %d-byte bound: kept %d entries, %d bytes counted", maxBytes, st.entries, st.counted)
 	}
-	if meta := rdb.HGet(ctx, key.outMetaKey(), "bytes").Val(); meta == "" || meta == "0" {
+	if meta := rdb.HGet(ctx, s.ks.outMeta(key), "bytes").Val(); meta == "" || meta == "0" {
 		t.Errorf("gap entries were not counted: bytes=%q", meta)
 	}
 }
@@ -206,7 +206,7 @@ func TestOutputBoundKeysExpireWithTheStream(t *testing.T) {
 	for i := range 5 {
 		write(uint64(i + 1))
 	}
-	keys := []string{key.outKey(), key.outMetaKey(), key.outMarksKey()}
+	keys := []string{s.ks.out(key), s.ks.outMeta(key), s.ks.outMarks(key)}
 	for _, k := range keys {
 		if n := rdb.Exists(ctx, k).Val(); n != 1 {
 			t.Fatalf("%s does not exist after 5 appends", k)
@@ -236,7 +236,7 @@ func TestOutputBoundKeysExpireWithTheStream(t *testing.T) {
 	// Keys the script creates (a list emptied by trimming and pushed to
 	// again, or a stream written before the byte bound existed) take the
 	// stream's expiry rather than none.
-	rdb.Del(ctx, key.outMetaKey(), key.outMarksKey())
+	rdb.Del(ctx, s.ks.outMeta(key), s.ks.outMarks(key))
 	write(6)
 	write(7)
 	ttls(20*time.Minute, 30*time.Minute, "re-creating the byte count under an expiring stream")
@@ -277,9 +277,9 @@ func TestMeasureOutputBound(t *testing.T) {
 		n := c.bytes / len(c.text)
 		start := time.Now()
 		writeText(t, s, key, c.text, n, 1000)
-		st := streamStats(t, rdb, key)
-		mem := rdb.MemoryUsage(t.Context(), key.outKey(), 0).Val()
-		meta := rdb.MemoryUsage(t.Context(), key.outMetaKey(), 0).Val() + rdb.MemoryUsage(t.Context(), key.outMarksKey(), 0).Val()
+		st := streamStats(t, s, rdb, key)
+		mem := rdb.MemoryUsage(t.Context(), s.ks.out(key), 0).Val()
+		meta := rdb.MemoryUsage(t.Context(), s.ks.outMeta(key), 0).Val() + rdb.MemoryUsage(t.Context(), s.ks.outMarks(key), 0).Val()
 		text := int64(st.entries * len(c.text))
 		t.Logf("%s (%d appends, %v): %d entries kept, %d payload bytes (JSON; %d of text), %d counted; MEMORY USAGE of the stream %d bytes, of outmeta+outmarks %d",
 			c.name, n, time.Since(start).Round(time.Millisecond), st.entries, st.payload, text, st.counted, mem, meta)

@@ -19,7 +19,7 @@ func TestAppendOutputPublishesWhatItStores(t *testing.T) {
 	// Channels are shared by all databases: a key no other test uses.
 	key := SessionKey{User: "pub-" + t.Name(), Game: "g"}
 
-	sub := rdb.Subscribe(ctx, key.OutputChannel())
+	sub := testSubscribe(ctx, rdb, s.ks.OutputChannel(key))
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func TestTranscriptExpiry(t *testing.T) {
 	if err := s.ExpireTranscript(ctx, key, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if ttl := rdb.PTTL(ctx, key.outKey()).Val(); ttl <= 0 || ttl > time.Hour {
+	if ttl := rdb.PTTL(ctx, s.ks.out(key)).Val(); ttl <= 0 || ttl > time.Hour {
 		t.Errorf("transcript ttl %v after ExpireTranscript(1h)", ttl)
 	}
 	if st, err := s.GMCPState(ctx, key); err != nil || len(st) != 0 {
@@ -241,7 +241,7 @@ func TestTranscriptExpiry(t *testing.T) {
 	if err := s.KeepTranscript(ctx, key, 48*time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if ttl := rdb.PTTL(ctx, key.outKey()).Val(); ttl <= 47*time.Hour || ttl > 48*time.Hour {
+	if ttl := rdb.PTTL(ctx, s.ks.out(key)).Val(); ttl <= 47*time.Hour || ttl > 48*time.Hour {
 		t.Errorf("transcript ttl %v after KeepTranscript(48h)", ttl)
 	}
 	// Both are harmless on a session that never wrote anything.
@@ -276,7 +276,7 @@ func TestReadOutputTrimmingAndGaps(t *testing.T) {
 			t.Fatal(r.Err)
 		}
 	}
-	length := rdb.XLen(ctx, key.outKey()).Val()
+	length := rdb.XLen(ctx, s.ks.out(key)).Val()
 	if length >= n || length < 10 {
 		t.Fatalf("stream kept %d of %d entries with max length 10", length, n)
 	}
@@ -319,7 +319,7 @@ func TestReadOutputSkipsUndecodableEntries(t *testing.T) {
 	s, rdb := newStore(t)
 	ctx := testContext(t)
 	key := SessionKey{User: "bad", Game: "g"}
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: key.outKey(), Values: []string{"v", "{broken"}}).Err(); err != nil {
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.ks.out(key), Values: []string{"v", "{broken"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	id, err := s.AppendOutput(ctx, key, Output{Kind: OutText, Text: "fine"})

@@ -110,9 +110,9 @@ func TestClusterSubscribeAcrossSlots(t *testing.T) {
 	// The store's publishers: the append script's SPUBLISH (same slot as
 	// the stream) and SendInput's.
 	key := SessionKey{User: newChannel(t), Game: "g"}
-	subscribe(t, sub, key.OutputChannel())
+	subscribe(t, sub, st.OutputChannel(key))
 	worker := newChannel(t)
-	subscribe(t, sub, InputChannel(worker))
+	subscribe(t, sub, st.InputChannel(worker))
 	id, err := st.AppendOutput(ctx, key, Output{Kind: OutText, Text: "on a cluster"})
 	if err != nil {
 		t.Fatal(err)
@@ -121,13 +121,13 @@ func TestClusterSubscribeAcrossSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "output and input arrive", func() bool {
-		return len(rec.got(key.OutputChannel())) == 1 && len(rec.got(InputChannel(worker))) == 1
+		return len(rec.got(st.OutputChannel(key))) == 1 && len(rec.got(st.InputChannel(worker))) == 1
 	})
-	if o, _ := ParseOutputMessage(rec.got(key.OutputChannel())[0]); o.ID != id {
+	if o, _ := ParseOutputMessage(rec.got(st.OutputChannel(key))[0]); o.ID != id {
 		t.Fatalf("output id %s, want %s", o.ID, id)
 	}
 
-	for _, ch := range append(chans, key.OutputChannel(), InputChannel(worker)) {
+	for _, ch := range append(chans, st.OutputChannel(key), st.InputChannel(worker)) {
 		sub.Unsubscribe(ch)
 	}
 	eventually(t, "unsubscribed everywhere, connections closed", func() bool {

@@ -140,6 +140,14 @@ func subscribe(t *testing.T, sub *Subscriber, ch string) {
 // numSub is how many clients Redis has subscribed to ch.
 func numSub(t *testing.T, rdb redis.UniversalClient, ch string, sharded bool) int64 {
 	t.Helper()
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		// PUBSUB has no key: ask the node that owns the channel's slot.
+		node, err := cc.MasterForKey(context.Background(), ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb, sharded = node, true
+	}
 	var (
 		m   map[string]int64
 		err error
@@ -173,7 +181,8 @@ func TestKeySlot(t *testing.T) {
 		t.Error("an empty hash tag must not make the next one count")
 	}
 	k := SessionKey{User: "u", Game: "g"}
-	if keySlot(k.OutputChannel()) != keySlot(k.leaseKey()) {
+	ks := newKeyspace(DefaultNamespace)
+	if keySlot(ks.OutputChannel(k)) != keySlot(ks.lease(k)) {
 		t.Error("the output channel must share its session's slot")
 	}
 }
@@ -189,7 +198,7 @@ func TestSubscribeConfirmedBeforeReturn(t *testing.T) {
 		ch := newChannel(t)
 		chans = append(chans, ch)
 		subscribe(t, sub, ch)
-		n, err := rdb.Publish(ctx, ch, fmt.Sprint(i)).Result()
+		n, err := testPublish(ctx, rdb, ch, fmt.Sprint(i)).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,9 +226,9 @@ func TestSubscriberGetsOutputAndInput(t *testing.T) {
 	sub, rec := runSubscriber(t, st, SubscriberOptions{})
 	ctx := testContext(t)
 	key := SessionKey{User: newChannel(t), Game: "g"}
-	subscribe(t, sub, key.OutputChannel())
+	subscribe(t, sub, st.OutputChannel(key))
 	worker := newChannel(t)
-	subscribe(t, sub, InputChannel(worker))
+	subscribe(t, sub, st.InputChannel(worker))
 
 	id, err := st.AppendOutput(ctx, key, Output{Kind: OutText, Text: "hello"})
 	if err != nil {
@@ -229,13 +238,13 @@ func TestSubscriberGetsOutputAndInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "output and input arrive", func() bool {
-		return len(rec.got(key.OutputChannel())) == 1 && len(rec.got(InputChannel(worker))) == 1
+		return len(rec.got(st.OutputChannel(key))) == 1 && len(rec.got(st.InputChannel(worker))) == 1
 	})
-	o, err := ParseOutputMessage(rec.got(key.OutputChannel())[0])
+	o, err := ParseOutputMessage(rec.got(st.OutputChannel(key))[0])
 	if err != nil || o.ID != id || o.Text != "hello" {
 		t.Fatalf("output message = %+v, %v; want id %s", o, err, id)
 	}
-	c, err := ParseInput(rec.got(InputChannel(worker))[0])
+	c, err := ParseInput(rec.got(st.InputChannel(worker))[0])
 	if err != nil || c.Text != "look" {
 		t.Fatalf("input = %+v, %v", c, err)
 	}
@@ -278,7 +287,7 @@ func TestSubscribeManyConcurrently(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, ch := range chans {
-		if n := rdb.Publish(ctx, ch, fmt.Sprint(i)).Val(); n != 1 {
+		if n := testPublish(ctx, rdb, ch, fmt.Sprint(i)).Val(); n != 1 {
 			t.Fatalf("publish on %s reached %d subscribers, want 1", ch, n)
 		}
 	}
@@ -296,7 +305,7 @@ func TestSubscribeManyConcurrently(t *testing.T) {
 		sub.Unsubscribe(ch)
 	}
 	for i, ch := range chans {
-		if n := rdb.Publish(ctx, ch, fmt.Sprint(i)).Val(); n != 1 {
+		if n := testPublish(ctx, rdb, ch, fmt.Sprint(i)).Val(); n != 1 {
 			t.Fatalf("after one of two Unsubscribes, publish on %s reached %d, want 1", ch, n)
 		}
 	}
@@ -315,7 +324,12 @@ func TestSubscribeManyConcurrently(t *testing.T) {
 	eventually(t, "nothing tracked once every UNSUBSCRIBE is confirmed", func() bool {
 		sub.mu.Lock()
 		defer sub.mu.Unlock()
-		return len(sub.chans) == 0 && len(sub.nodes[""].wire) == 0
+		for _, n := range sub.nodes {
+			if len(n.wire) > 0 {
+				return false
+			}
+		}
+		return len(sub.chans) == 0
 	})
 }
 
@@ -338,7 +352,7 @@ func TestUnsubscribeResubscribeRace(t *testing.T) {
 			runtimeYield()
 		}
 		subscribe(t, sub, ch)
-		if n := rdb.Publish(ctx, ch, "x").Val(); n != 1 {
+		if n := testPublish(ctx, rdb, ch, "x").Val(); n != 1 {
 			t.Fatalf("round %d: publish right after re-Subscribe reached %d subscribers, want 1", i, n)
 		}
 	}
@@ -356,7 +370,7 @@ func TestUnsubscribeResubscribeRace(t *testing.T) {
 					bad.Add(1)
 					return
 				}
-				if rdb.Publish(ctx, ch, "y").Val() != 1 {
+				if testPublish(ctx, rdb, ch, "y").Val() != 1 {
 					bad.Add(1)
 				}
 				sub.Unsubscribe(ch)
@@ -369,6 +383,23 @@ func TestUnsubscribeResubscribeRace(t *testing.T) {
 	}
 	sub.Unsubscribe(ch)
 	eventually(t, "the channel unsubscribed", func() bool { return numSub(t, rdb, ch, false) == 0 })
+}
+
+// testPublish publishes as the store would on rdb: a shard channel message
+// on a cluster, a plain one on a single node. It returns the receivers.
+func testPublish(ctx context.Context, rdb redis.UniversalClient, ch, msg string) *redis.IntCmd {
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		return rdb.SPublish(ctx, ch, msg)
+	}
+	return rdb.Publish(ctx, ch, msg)
+}
+
+// testSubscribe subscribes a raw client as the store's subscriber would.
+func testSubscribe(ctx context.Context, rdb redis.UniversalClient, ch string) *redis.PubSub {
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		return rdb.SSubscribe(ctx, ch)
+	}
+	return rdb.Subscribe(ctx, ch)
 }
 
 func runtimeYield() { time.Sleep(0) }
@@ -442,7 +473,7 @@ func TestSubscriberSurvivesRedisRestart(t *testing.T) {
 	}
 	for _, ch := range append(chans, late) {
 		eventually(t, "a message after the restart arrives", func() bool {
-			return rdb.Publish(ctx, ch, "after").Val() == 1
+			return testPublish(ctx, rdb, ch, "after").Val() == 1
 		})
 		eventually(t, "it is delivered", func() bool { return rec.has(ch, "after") })
 	}
@@ -732,9 +763,9 @@ func TestShardedOnOneNode(t *testing.T) {
 	})
 
 	key := SessionKey{User: newChannel(t), Game: "g"}
-	subscribe(t, sub, key.OutputChannel())
+	subscribe(t, sub, st.OutputChannel(key))
 	worker := newChannel(t)
-	subscribe(t, sub, InputChannel(worker))
+	subscribe(t, sub, st.InputChannel(worker))
 	id, err := st.AppendOutput(ctx, key, Output{Kind: OutText, Text: "sharded"})
 	if err != nil {
 		t.Fatal(err)
@@ -754,14 +785,14 @@ func TestShardedOnOneNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "script SPUBLISH and SendInput arrive", func() bool {
-		return len(rec.got(key.OutputChannel())) == 2 && len(rec.got(InputChannel(worker))) == 1
+		return len(rec.got(st.OutputChannel(key))) == 2 && len(rec.got(st.InputChannel(worker))) == 1
 	})
-	o, _ := ParseOutputMessage(rec.got(key.OutputChannel())[0])
+	o, _ := ParseOutputMessage(rec.got(st.OutputChannel(key))[0])
 	if o.ID != id {
 		t.Fatalf("output id %s, want %s", o.ID, id)
 	}
-	sub.Unsubscribe(InputChannel(worker))
-	eventually(t, "SUNSUBSCRIBE", func() bool { return numSub(t, rdb, InputChannel(worker), true) == 0 })
+	sub.Unsubscribe(st.InputChannel(worker))
+	eventually(t, "SUNSUBSCRIBE", func() bool { return numSub(t, rdb, st.InputChannel(worker), true) == 0 })
 	if err := st.SendInput(ctx, worker, Command{Type: CmdInput, User: key.User, Game: key.Game, Text: "x", Fence: 1}); !errors.Is(err, ErrNoReceiver) {
 		t.Fatalf("SendInput with nobody subscribed = %v, want ErrNoReceiver", err)
 	}

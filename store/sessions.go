@@ -29,13 +29,13 @@ func (s *Store) PutSession(ctx context.Context, si SessionInfo) error {
 		si.Updated = s.now()
 	}
 	pipe := s.rdb.Pipeline()
-	pipe.HSet(ctx, si.Key.sessionKey(),
+	pipe.HSet(ctx, s.ks.session(si.Key),
 		"user", si.Key.User, "game", si.Key.Game,
 		"worker", si.Worker, "session", si.Session,
 		"fence", si.Fence, "state", si.State,
 		"started", si.Started.UnixMilli(), "updated", si.Updated.UnixMilli(),
 		"viewers", si.Viewers)
-	pipe.SAdd(ctx, keySessions, si.Key.indexMember())
+	pipe.SAdd(ctx, s.ks.sessions(indexShard(si.Key)), si.Key.indexMember())
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("record session %s: %w", si.Key, err)
 	}
@@ -45,14 +45,14 @@ func (s *Store) PutSession(ctx context.Context, si SessionInfo) error {
 // DeleteSession removes the record of session id of key, unless a newer
 // session has replaced it.
 func (s *Store) DeleteSession(ctx context.Context, key SessionKey, session string) error {
-	n, err := deleteSessionScript.Run(ctx, s.rdb, []string{key.sessionKey()}, session).Int()
+	n, err := deleteSessionScript.Run(ctx, s.rdb, []string{s.ks.session(key)}, session).Int()
 	if err != nil {
 		return fmt.Errorf("delete session %s: %w", key, err)
 	}
 	if n == 1 {
 		// The index lives in another slot; a failure here leaves a member
 		// that ListSessions prunes.
-		_ = s.rdb.SRem(ctx, keySessions, key.indexMember()).Err()
+		_ = s.rdb.SRem(ctx, s.ks.sessions(indexShard(key)), key.indexMember()).Err()
 	}
 	return nil
 }
@@ -60,7 +60,7 @@ func (s *Store) DeleteSession(ctx context.Context, key SessionKey, session strin
 // SetSessionViewers records how many viewers the session of fence has
 // now. (Its state follows the status entries written to the output stream.)
 func (s *Store) SetSessionViewers(ctx context.Context, key SessionKey, fence int64, viewers int) error {
-	if err := setViewersScript.Run(ctx, s.rdb, []string{key.sessionKey()}, fence, viewers, s.now().UnixMilli()).Err(); err != nil {
+	if err := setViewersScript.Run(ctx, s.rdb, []string{s.ks.session(key)}, fence, viewers, s.now().UnixMilli()).Err(); err != nil {
 		return fmt.Errorf("set viewers of %s: %w", key, err)
 	}
 	return nil
@@ -68,7 +68,7 @@ func (s *Store) SetSessionViewers(ctx context.Context, key SessionKey, fence int
 
 // GetSession returns the record of key, ok=false if none.
 func (s *Store) GetSession(ctx context.Context, key SessionKey) (SessionInfo, bool, error) {
-	m, err := s.rdb.HGetAll(ctx, key.sessionKey()).Result()
+	m, err := s.rdb.HGetAll(ctx, s.ks.session(key)).Result()
 	if err != nil {
 		return SessionInfo{}, false, fmt.Errorf("get session %s: %w", key, err)
 	}
@@ -91,14 +91,20 @@ func sessionFromHash(key SessionKey, m map[string]string) SessionInfo {
 // Index members whose record is gone (a worker died before cleaning up)
 // are pruned on the way.
 func (s *Store) ListSessions(ctx context.Context) ([]SessionInfo, error) {
-	members, err := s.rdb.SMembers(ctx, keySessions).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	shards := make([]*redis.StringSliceCmd, IndexShards)
+	for i := range shards {
+		shards[i] = pipe.SMembers(ctx, s.ks.sessions(i))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
-	keys := make([]SessionKey, 0, len(members))
-	for _, m := range members {
-		if k, ok := parseIndexMember(m); ok {
-			keys = append(keys, k)
+	var keys []SessionKey
+	for _, c := range shards {
+		for _, m := range c.Val() {
+			if k, ok := parseIndexMember(m); ok {
+				keys = append(keys, k)
+			}
 		}
 	}
 	out := make([]SessionInfo, 0, len(keys))
@@ -108,22 +114,22 @@ func (s *Store) ListSessions(ctx context.Context) ([]SessionInfo, error) {
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.MapStringStringCmd, end-start)
 		for i, k := range keys[start:end] {
-			cmds[i] = pipe.HGetAll(ctx, k.sessionKey())
+			cmds[i] = pipe.HGetAll(ctx, s.ks.session(k))
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, fmt.Errorf("list sessions: %w", err)
 		}
-		var stale []any
+		stale := s.rdb.Pipeline()
 		for i, c := range cmds {
 			k := keys[start+i]
 			if len(c.Val()) == 0 {
-				stale = append(stale, k.indexMember())
+				stale.SRem(ctx, s.ks.sessions(indexShard(k)), k.indexMember())
 				continue
 			}
 			out = append(out, sessionFromHash(k, c.Val()))
 		}
-		if len(stale) > 0 {
-			_ = s.rdb.SRem(ctx, keySessions, stale...).Err()
+		if stale.Len() > 0 {
+			_, _ = stale.Exec(ctx)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -144,7 +150,7 @@ func (s *Store) CountUserSessions(ctx context.Context, user string, games []stri
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.IntCmd, len(games))
 	for i, g := range games {
-		cmds[i] = pipe.Exists(ctx, SessionKey{User: user, Game: g}.leaseKey())
+		cmds[i] = pipe.Exists(ctx, s.ks.lease(SessionKey{User: user, Game: g}))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("count sessions of %s: %w", user, err)
@@ -159,7 +165,7 @@ func (s *Store) CountUserSessions(ctx context.Context, user string, games []stri
 // EdgeHeartbeat marks an edge alive for ttl. Workers use it to forget
 // viewers held by an edge that died without sending their detaches.
 func (s *Store) EdgeHeartbeat(ctx context.Context, edge string, ttl time.Duration) error {
-	if err := s.rdb.Set(ctx, edgeKey(edge), s.now().UnixMilli(), ttl).Err(); err != nil {
+	if err := s.rdb.Set(ctx, s.ks.edge(edge), s.now().UnixMilli(), ttl).Err(); err != nil {
 		return fmt.Errorf("heartbeat of edge %s: %w", edge, err)
 	}
 	return nil
@@ -167,7 +173,7 @@ func (s *Store) EdgeHeartbeat(ctx context.Context, edge string, ttl time.Duratio
 
 // EdgeGone removes an edge's heartbeat at once (clean shutdown).
 func (s *Store) EdgeGone(ctx context.Context, edge string) error {
-	if err := s.rdb.Del(ctx, edgeKey(edge)).Err(); err != nil {
+	if err := s.rdb.Del(ctx, s.ks.edge(edge)).Err(); err != nil {
 		return fmt.Errorf("remove heartbeat of edge %s: %w", edge, err)
 	}
 	return nil
@@ -182,7 +188,7 @@ func (s *Store) LiveEdges(ctx context.Context, edges []string) (map[string]bool,
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.IntCmd, len(edges))
 	for i, e := range edges {
-		cmds[i] = pipe.Exists(ctx, edgeKey(e))
+		cmds[i] = pipe.Exists(ctx, s.ks.edge(e))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("check %d edges: %w", len(edges), err)

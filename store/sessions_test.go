@@ -60,19 +60,19 @@ func TestSessionIndex(t *testing.T) {
 	if _, ok, _ := s.GetSession(ctx, a.Key); ok {
 		t.Fatal("record still there after its session deleted it")
 	}
-	if member, _ := rdb.SIsMember(ctx, keySessions, a.Key.indexMember()).Result(); member {
+	if member, _ := rdb.SIsMember(ctx, s.ks.sessions(0), a.Key.indexMember()).Result(); member {
 		t.Error("deleted session still indexed")
 	}
 
 	// A worker died before cleaning up: its record expired or was removed
 	// behind the index's back. Listing prunes the member.
-	if err := rdb.Del(ctx, b.Key.sessionKey()).Err(); err != nil {
+	if err := rdb.Del(ctx, s.ks.session(b.Key)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if list, err := s.ListSessions(ctx); err != nil || len(list) != 0 {
 		t.Errorf("ListSessions with a vanished record = %+v, %v", list, err)
 	}
-	if n := rdb.SCard(ctx, keySessions).Val(); n != 0 {
+	if n := rdb.SCard(ctx, s.ks.sessions(0)).Val(); n != 0 {
 		t.Errorf("index holds %d members after pruning", n)
 	}
 }
@@ -90,10 +90,10 @@ func TestListSessionsManyBatches(t *testing.T) {
 	pipe := rdb.Pipeline()
 	for i := range n {
 		k := SessionKey{User: fmt.Sprintf("u%04d", i), Game: "g"}
-		pipe.HSet(ctx, k.sessionKey(), "user", k.User, "game", k.Game, "worker", "w", "session", "s", "fence", 1)
-		pipe.SAdd(ctx, keySessions, k.indexMember())
+		pipe.HSet(ctx, s.ks.session(k), "user", k.User, "game", k.Game, "worker", "w", "session", "s", "fence", 1)
+		pipe.SAdd(ctx, s.ks.sessions(0), k.indexMember())
 	}
-	pipe.SAdd(ctx, keySessions, "member-without-separator")
+	pipe.SAdd(ctx, s.ks.sessions(0), "member-without-separator")
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -29,7 +30,13 @@ type Config struct {
 	OutputMaxLen   int64         `envconfig:"OUTPUT_MAXLEN" default:"20000" desc:"entries kept per session output stream at most (a backstop: OUTPUT_MAX_BYTES is the real bound)"`
 	OutputMaxBytes int64         `envconfig:"OUTPUT_MAX_BYTES" default:"1048576" desc:"bytes kept per session output stream, payload plus a fixed per-entry overhead; a trickling game keeps a useful resume window and a flooding one cannot fill Redis"`
 	EventsMaxAge   time.Duration `envconfig:"EVENTS_RETENTION" default:"168h" desc:"how long lifecycle events are kept in trellis:events"`
-	ControlMaxLen  int64         `envconfig:"CONTROL_MAXLEN" default:"1000000" desc:"entries kept in the control stream for replay"`
+	ControlMaxLen  int64         `envconfig:"CONTROL_MAXLEN" default:"1000000" desc:"entries kept in each control stream for replay"`
+	// Namespace keeps installations that share one Redis apart; on a
+	// cluster, where there is only database 0, it is the only way.
+	Namespace string `envconfig:"NAMESPACE" default:"trellis" desc:"first part of every key and channel name (letters, digits, '-', '_', '.'); installations sharing a Redis need different ones"`
+	// ControlShards is read once, when a namespace is new; afterwards the
+	// namespace's own count rules and a different setting is refused.
+	ControlShards int `envconfig:"CONTROL_SHARDS" default:"0" desc:"control streams of a new namespace (0: 1 on a single node, 8 on a cluster); a namespace keeps the count it was created with"`
 }
 
 // Defaults of the output stream's bounds, for New and for an Open whose
@@ -59,6 +66,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("TRELLIS_REDIS_EVENTS_RETENTION=%s: must be at least 1m", c.EventsMaxAge)
 	case c.ControlMaxLen < 1000:
 		return fmt.Errorf("TRELLIS_REDIS_CONTROL_MAXLEN=%d: must be at least 1000", c.ControlMaxLen)
+	case c.ControlShards < 0 || c.ControlShards > MaxControlShards:
+		return fmt.Errorf("TRELLIS_REDIS_CONTROL_SHARDS=%d: want 0 (the default for the topology) to %d", c.ControlShards, MaxControlShards)
+	}
+	if err := ValidNamespace(c.Namespace); c.Namespace != "" && err != nil {
+		return fmt.Errorf("TRELLIS_REDIS_NAMESPACE=%q: %w", c.Namespace, err)
 	}
 	if _, err := c.clientOptions(); err != nil {
 		return err
@@ -332,6 +344,10 @@ type Store struct {
 	// node it was sent to, while a shard channel lives on its slot's owner,
 	// like the stream of the same name.
 	sharded bool
+
+	ks         keyspace
+	wantShards int          // configured control shards (0: the topology's default)
+	ctlShards  atomic.Int32 // the namespace's, once known
 }
 
 // Option tunes a Store.
@@ -352,6 +368,28 @@ func WithEventsMaxAge(d time.Duration) Option { return func(s *Store) { s.events
 // WithControlMaxLen sets how many entries the control stream keeps.
 func WithControlMaxLen(n int64) Option { return func(s *Store) { s.controlMaxLen = n } }
 
+// WithNamespace sets the first part of every key and channel name (see
+// ValidNamespace); tests sharing one Redis Cluster give each test its own.
+func WithNamespace(ns string) Option { return func(s *Store) { s.ks = newKeyspace(ns) } }
+
+// WithControlShards sets the control shard count a new namespace gets (0:
+// the topology's default); see ControlShards.
+func WithControlShards(n int) Option { return func(s *Store) { s.wantShards = n } }
+
+// ValidNamespace accepts 1 to 64 letters, digits, '-', '_' and '.': no ':'
+// (the separator), no braces (a hash tag must come from Trellis alone).
+func ValidNamespace(ns string) error {
+	if ns == "" || len(ns) > 64 {
+		return errors.New("want 1 to 64 characters")
+	}
+	for _, r := range ns {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("%q is not allowed: use letters, digits, '-', '_' and '.'", r)
+		}
+	}
+	return nil
+}
+
 // WithClock replaces time.Now, for tests of retention.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
@@ -365,6 +403,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		eventsMaxAge:   7 * 24 * time.Hour,
 		controlMaxLen:  1_000_000,
 		now:            time.Now,
+		ks:             newKeyspace(DefaultNamespace),
 	}
 	switch c := rdb.(type) {
 	case *redis.Client:
@@ -385,7 +424,13 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []Option{WithEventsMaxAge(cfg.EventsMaxAge), WithControlMaxLen(cfg.ControlMaxLen)}
+	opts := []Option{WithEventsMaxAge(cfg.EventsMaxAge), WithControlMaxLen(cfg.ControlMaxLen), WithControlShards(cfg.ControlShards)}
+	if cfg.Namespace != "" {
+		if err := ValidNamespace(cfg.Namespace); err != nil {
+			return nil, fmt.Errorf("TRELLIS_REDIS_NAMESPACE=%q: %w", cfg.Namespace, err)
+		}
+		opts = append(opts, WithNamespace(cfg.Namespace))
+	}
 	// A Config built in code rather than read from the environment may
 	// leave the bounds 0: they take the defaults then, never "keep nothing".
 	if cfg.OutputMaxLen > 0 {

@@ -115,7 +115,7 @@ func (w *Worker) renewLeases(ctx context.Context) error {
 func (w *Worker) subscribeInput(ctx context.Context, sub *store.Subscriber) {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := sub.Subscribe(cctx, store.InputChannel(w.id)); err != nil {
+	if err := sub.Subscribe(cctx, w.st.InputChannel(w.id)); err != nil {
 		w.m.redisErrors.WithLabelValues("subscribe_input").Inc()
 		w.log.Warn("input subscription not confirmed yet", "err", err)
 	}

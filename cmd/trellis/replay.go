@@ -418,18 +418,11 @@ func replayRedrive(ctx context.Context, args []string) error {
 		}
 	}
 	// Count first so the progress bar knows its end.
-	var all []store.ControlMessage
-	cursor := start
-	for {
-		page, err := src.ControlEntries(ctx, cursor, end, 1000)
-		if err != nil {
-			return err
-		}
-		all = append(all, page...)
-		if len(page) < 1000 {
-			break
-		}
-		cursor = "(" + page[len(page)-1].ID
+	// Every shard's entries, merged in time order; the control streams are
+	// trimmed at TRELLIS_REDIS_CONTROL_MAXLEN each, which bounds this.
+	all, err := src.ControlEntriesAll(ctx, start, end, 10_000_000)
+	if err != nil {
+		return err
 	}
 	if len(all) == 0 {
 		return fmt.Errorf("no control entries in %s..%s", start, end)
