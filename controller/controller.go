@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/trellis-mud/trellis/internal/backoff"
+	"github.com/trellis-mud/trellis/internal/config"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -40,44 +42,38 @@ type Config struct {
 	// LeaseTTL is the TTL of leases the controller acquires.
 	LeaseTTL time.Duration
 	// ClaimMinIdle is how long an entry stays pending with a consumer
-	// before another may claim it. Default 15s.
-	ClaimMinIdle time.Duration
+	// before another may claim it.
+	ClaimMinIdle time.Duration `default:"15s"`
 	// MaxDeliveries is how many times an entry is tried before it is
-	// dead-lettered. Default 5.
-	MaxDeliveries int
+	// dead-lettered.
+	MaxDeliveries int `default:"5"`
 	// ReadBlock bounds one blocking read of the stream; it is also how long
-	// a stop request may wait for the loop. Default 500ms.
-	ReadBlock time.Duration
-	// ReadCount is how many entries one read takes. Default 32.
-	ReadCount int64
+	// a stop request may wait for the loop.
+	ReadBlock time.Duration `default:"500ms"`
+	// ReadCount is how many entries one read takes.
+	ReadCount int64 `default:"32"`
 	// MaxAge is how old a command may be and still be acted on. An older
 	// one is acknowledged and dropped: its viewer has long reconnected
 	// (with a fresh attach) or gone, and replaying it would act on a world
 	// that moved on — a stop from an hour ago must not end today's session
 	// if a consumer group is ever rebuilt from the start of the stream.
-	// Default 5m.
-	MaxAge time.Duration
+	MaxAge time.Duration `default:"5m"`
 	// Registerer receives the controller's metrics (nil: not registered).
-	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	Registerer prometheus.Registerer `ignored:"true"`
+	Logger     *slog.Logger          `ignored:"true"`
 }
 
+// withDefaults fills zero fields from the default tags, the one statement
+// of each default. The Config is not read from the environment (the worker
+// fills it from its own); the tags use envconfig's syntax so that one
+// filler serves every component. A negative value means nothing here and,
+// as before, takes the default too.
 func (c Config) withDefaults() Config {
-	if c.ClaimMinIdle <= 0 {
-		c.ClaimMinIdle = 15 * time.Second
+	for _, d := range []*time.Duration{&c.ClaimMinIdle, &c.ReadBlock, &c.MaxAge} {
+		*d = max(*d, 0)
 	}
-	if c.MaxAge <= 0 {
-		c.MaxAge = 5 * time.Minute
-	}
-	if c.MaxDeliveries <= 0 {
-		c.MaxDeliveries = 5
-	}
-	if c.ReadBlock <= 0 {
-		c.ReadBlock = 500 * time.Millisecond
-	}
-	if c.ReadCount <= 0 {
-		c.ReadCount = 32
-	}
+	c.MaxDeliveries, c.ReadCount = max(c.MaxDeliveries, 0), max(c.ReadCount, 0)
+	config.SetDefaults(&c)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -129,14 +125,16 @@ func (c *Controller) Run(ctx context.Context) error {
 	consumer := c.st.ControlConsumer(c.cfg.Consumer)
 	defer consumer.Close()
 	var (
-		backoff   time.Duration
+		// One backoff for every Redis call of the loop: whichever fails,
+		// Redis is what is away.
+		retry     = backoff.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
 		nextClaim time.Time
 		interval  = min(max(c.cfg.ClaimMinIdle/2, 10*time.Millisecond), 5*time.Second)
 	)
 	for ctx.Err() == nil {
 		if err := c.st.EnsureControlGroup(ctx); err != nil {
 			c.m.redisErrors.Inc()
-			backoff = c.pause(ctx, backoff, "create control group", err)
+			c.pause(ctx, &retry, "create control group", err)
 			continue
 		}
 		break
@@ -144,7 +142,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		if !c.sessions.Accepting() {
 			// Full or draining: leave the work to others.
-			sleep(ctx, c.cfg.ReadBlock)
+			_ = backoff.Sleep(ctx, c.cfg.ReadBlock)
 			continue
 		}
 		if now := time.Now(); now.After(nextClaim) {
@@ -153,7 +151,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			msgs, err := consumer.Claim(ctx, c.cfg.ClaimMinIdle, c.cfg.ReadCount)
 			if err != nil && ctx.Err() == nil {
 				c.m.redisErrors.Inc()
-				backoff = c.pause(ctx, backoff, "claim control entries", err)
+				c.pause(ctx, &retry, "claim control entries", err)
 				continue
 			}
 			if len(msgs) > 0 {
@@ -168,21 +166,20 @@ func (c *Controller) Run(ctx context.Context) error {
 				break
 			}
 			c.m.redisErrors.Inc()
-			backoff = c.pause(ctx, backoff, "read control stream", err)
+			c.pause(ctx, &retry, "read control stream", err)
 			continue
 		}
-		backoff = 0
+		retry.Reset()
 		c.handleBatch(ctx, msgs)
 	}
 	return nil
 }
 
-// pause logs a Redis failure and sleeps with capped exponential backoff.
-func (c *Controller) pause(ctx context.Context, prev time.Duration, what string, err error) time.Duration {
-	d := min(max(2*prev, 50*time.Millisecond), 2*time.Second)
+// pause logs a Redis failure and waits out the next delay of retry.
+func (c *Controller) pause(ctx context.Context, retry *backoff.Backoff, what string, err error) {
+	d := retry.Next()
 	c.log.Warn(what+" failed; retrying", "err", err, "retry_in", d)
-	sleep(ctx, d)
-	return d
+	_ = backoff.Sleep(ctx, d) // ctx's end is the loop's to see
 }
 
 func (c *Controller) updateLag(ctx context.Context) {
@@ -370,14 +367,5 @@ func (c *Controller) event(ctx context.Context, typ string, cmd store.Command, d
 	if _, err := c.st.AppendEvent(ctx, store.NewEvent(typ, c.source, cmd.Key(), cmd.Correlation, data)); err != nil {
 		c.m.redisErrors.Inc()
 		c.log.Warn("append event failed", "type", typ, "err", err)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

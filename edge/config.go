@@ -9,16 +9,19 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/trellis-mud/trellis/internal/config"
 )
 
 // Config is the edge's part of the environment, read with the prefix
-// TRELLIS_EDGE_ (envconfig.Process("TRELLIS_EDGE", &cfg)).
+// TRELLIS_EDGE_ (config.Process("TRELLIS_EDGE", &cfg)). Each default is
+// stated once, in its tag.
 type Config struct {
 	Listen string `default:":8080" desc:"address of the HTTP and WebSocket listener"`
 	// AdminListen serves /metrics, /healthz and /readyz for operators and
 	// Prometheus, away from the players' listener. Empty means none (the
 	// zero Config of a test has none; the variable's default is loopback).
-	AdminListen string `split_words:"true" default:"127.0.0.1:9090" desc:"address of /metrics, /healthz and /readyz (empty: none)"`
+	AdminListen string `split_words:"true" keepzero:"true" default:"127.0.0.1:9090" desc:"address of /metrics, /healthz and /readyz (empty: none)"`
 	// ID names this edge in heartbeats, attaches and events. Empty means
 	// hostname + "-" + 8 hex digits, unique per process.
 	ID string `desc:"edge instance id (default: hostname-xxxxxxxx)"`
@@ -27,8 +30,8 @@ type Config struct {
 	// the host the request was sent to.
 	AllowedOrigins     []string      `split_words:"true" desc:"origins allowed to open /ws (default: same host)"`
 	Guest              bool          `default:"false" desc:"allow players without a token, identified by a signed cookie"`
-	MaxSessionsPerUser int           `split_words:"true" default:"5" desc:"game sessions one user may hold at once (0: no limit)"`
-	MaxConnections     int           `split_words:"true" default:"20000" desc:"browser connections this edge holds at most, including those still saying hello; more get HTTP 503 (0: no limit)"`
+	MaxSessionsPerUser int           `split_words:"true" keepzero:"true" default:"5" desc:"game sessions one user may hold at once (0: no limit)"`
+	MaxConnections     int           `split_words:"true" keepzero:"true" default:"20000" desc:"browser connections this edge holds at most, including those still saying hello; more get HTTP 503 (0: no limit)"`
 	InputRate          float64       `split_words:"true" default:"20" desc:"messages per second a browser may send (token bucket rate)"`
 	InputBurst         int           `split_words:"true" default:"40" desc:"token bucket size for browser messages"`
 	MaxLine            int           `split_words:"true" default:"4096" desc:"longest input line in bytes"`
@@ -101,33 +104,11 @@ func validHostPort(addr string) bool {
 	return err == nil
 }
 
-// withDefaults fills zero fields with the documented defaults, so a Config
-// literal in a test or a caller that skipped envconfig still works.
-// AdminListen is left alone: empty means no admin listener.
+// withDefaults fills zero fields from their default tags, so a Config
+// literal in a test or a caller that skipped the environment still works.
+// AdminListen (empty: no admin listener), MaxSessionsPerUser and
+// MaxConnections (0: no limit) are tagged keepzero and left alone.
 func (c Config) withDefaults() Config {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if c.Listen == "" {
-		c.Listen = ":8080"
-	}
-	if c.InputRate == 0 {
-		c.InputRate = 20
-	}
-	def(&c.InputBurst, 40)
-	def(&c.MaxLine, 4096)
-	def(&c.MaxMessage, 65536)
-	def(&c.SendQueue, 1024)
-	defDur(&c.WriteTimeout, 10*time.Second)
-	defDur(&c.PingInterval, 25*time.Second)
-	defDur(&c.HelloTimeout, 10*time.Second)
-	defDur(&c.LeaseCheck, 2*time.Second)
+	config.SetDefaults(&c)
 	return c
 }

@@ -6,99 +6,82 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellis-mud/trellis/internal/config"
 	"github.com/trellis-mud/trellis/internal/dialguard"
 )
 
 // Config is a worker's configuration, read from the environment with the
-// prefix TRELLIS_WORKER_ (envconfig.Process("TRELLIS_WORKER", &cfg)). Zero
-// fields take the defaults below when the Config reaches New, so a Config
-// literal in a test needs only the fields it cares about.
+// prefix TRELLIS_WORKER_ (config.Process("TRELLIS_WORKER", &cfg)). Each
+// default is stated once, in its tag; zero fields take it when the Config
+// reaches New (SetDefaults), so a Config literal in a test needs only the
+// fields it cares about. Variable names come from split_words, never from an
+// envconfig tag, whose bare-name fallback would let a stray NAME configure
+// the worker.
 type Config struct {
-	Name          string        `envconfig:"NAME" desc:"consumer name in the control group; stable across restarts (default: hostname)"`
-	AdminListen   string        `envconfig:"ADMIN_LISTEN" default:"127.0.0.1:9091" desc:"address of /metrics, /healthz and /readyz (empty: none)"`
-	MaxSessions   int           `envconfig:"MAX_SESSIONS" default:"5000" desc:"sessions this worker runs at most; it stops pulling work when full"`
-	IdleGrace     time.Duration `envconfig:"IDLE_GRACE" default:"10m" desc:"how long a session with no viewer is kept"`
-	DrainTimeout  time.Duration `envconfig:"DRAIN_TIMEOUT" default:"30s" desc:"how long a draining worker lets sessions run before closing them"`
-	LeaseTTL      time.Duration `envconfig:"LEASE_TTL" default:"10s" desc:"session lease TTL; renewed every TTL/3"`
-	DialTimeout   time.Duration `envconfig:"DIAL_TIMEOUT" default:"10s" desc:"timeout of a dial to a game (TCP and TLS)"`
-	ClaimMinIdle  time.Duration `envconfig:"CLAIM_MIN_IDLE" default:"15s" desc:"control entries pending this long with another worker are claimed"`
-	MaxDeliveries int           `envconfig:"MAX_DELIVERIES" default:"5" desc:"attempts before a control entry is dead-lettered"`
-	FlushDelay    time.Duration `envconfig:"FLUSH_DELAY" default:"0s" desc:"extra time output is coalesced before a write (0: write as soon as the previous write returned)"`
-	FlushBytes    int           `envconfig:"FLUSH_BYTES" default:"16384" desc:"output of one session that triggers a write at once"`
-	SessionBuffer int           `envconfig:"SESSION_BUFFER" default:"1048576" desc:"bytes of output kept per session while Redis is away (oldest dropped)"`
+	Name          string        `split_words:"true" desc:"consumer name in the control group; stable across restarts (default: hostname)"`
+	AdminListen   string        `split_words:"true" keepzero:"true" default:"127.0.0.1:9091" desc:"address of /metrics, /healthz and /readyz (empty: none)"`
+	MaxSessions   int           `split_words:"true" default:"5000" desc:"sessions this worker runs at most; it stops pulling work when full"`
+	IdleGrace     time.Duration `split_words:"true" default:"10m" desc:"how long a session with no viewer is kept"`
+	DrainTimeout  time.Duration `split_words:"true" default:"30s" desc:"how long a draining worker lets sessions run before closing them"`
+	LeaseTTL      time.Duration `split_words:"true" default:"10s" desc:"session lease TTL; renewed every TTL/3"`
+	DialTimeout   time.Duration `split_words:"true" default:"10s" desc:"timeout of a dial to a game (TCP and TLS)"`
+	ClaimMinIdle  time.Duration `split_words:"true" default:"15s" desc:"control entries pending this long with another worker are claimed"`
+	MaxDeliveries int           `split_words:"true" default:"5" desc:"attempts before a control entry is dead-lettered"`
+	FlushDelay    time.Duration `split_words:"true" default:"0s" desc:"extra time output is coalesced before a write (0: write as soon as the previous write returned)"`
+	FlushBytes    int           `split_words:"true" default:"16384" desc:"output of one session that triggers a write at once"`
+	SessionBuffer int           `split_words:"true" default:"1048576" desc:"bytes of output kept per session while Redis is away (oldest dropped)"`
 	// RefuseCompression answers MCCP2 offers with DONT: compression saves
 	// bandwidth to distant games but costs about 40 KiB per session.
-	RefuseCompression bool          `envconfig:"REFUSE_COMPRESSION" default:"false" desc:"refuse MCCP2 compression from games (saves ~40 KiB per session; for games on the workers' network)"`
-	TranscriptTTL     time.Duration `envconfig:"TRANSCRIPT_TTL" default:"24h" desc:"how long the output stream of an ended session is kept"`
+	RefuseCompression bool          `split_words:"true" default:"false" desc:"refuse MCCP2 compression from games (saves ~40 KiB per session; for games on the workers' network)"`
+	TranscriptTTL     time.Duration `split_words:"true" default:"24h" desc:"how long the output stream of an ended session is kept"`
 
-	RestartIntensity int           `envconfig:"RESTART_INTENSITY" default:"5" desc:"game connection failures within RESTART_PERIOD before a session gives up"`
-	RestartPeriod    time.Duration `envconfig:"RESTART_PERIOD" default:"1m" desc:"window of RESTART_INTENSITY"`
-	BackoffMin       time.Duration `envconfig:"BACKOFF_MIN" default:"500ms" desc:"first redial delay"`
-	BackoffMax       time.Duration `envconfig:"BACKOFF_MAX" default:"30s" desc:"longest redial delay"`
+	RestartIntensity int           `split_words:"true" default:"5" desc:"game connection failures within RESTART_PERIOD before a session gives up"`
+	RestartPeriod    time.Duration `split_words:"true" default:"1m" desc:"window of RESTART_INTENSITY"`
+	BackoffMin       time.Duration `split_words:"true" default:"500ms" desc:"first redial delay"`
+	BackoffMax       time.Duration `split_words:"true" default:"30s" desc:"longest redial delay"`
 
-	ClientName    string        `envconfig:"CLIENT_NAME" default:"Trellis" desc:"client name sent to games (TTYPE, GMCP Core.Hello, MNES)"`
-	ClientVersion string        `envconfig:"CLIENT_VERSION" default:"1.0" desc:"client version sent to games"`
-	ViewerCheck   time.Duration `envconfig:"VIEWER_CHECK" default:"10s" desc:"how often viewers held by dead edges are forgotten"`
-	CloseTimeout  time.Duration `envconfig:"CLOSE_TIMEOUT" default:"5s" desc:"how long a stopped session has to close before its socket is forced shut"`
+	ClientName    string        `split_words:"true" default:"Trellis" desc:"client name sent to games (TTYPE, GMCP Core.Hello, MNES)"`
+	ClientVersion string        `split_words:"true" default:"1.0" desc:"client version sent to games"`
+	ViewerCheck   time.Duration `split_words:"true" default:"10s" desc:"how often viewers held by dead edges are forgotten"`
+	CloseTimeout  time.Duration `split_words:"true" default:"5s" desc:"how long a stopped session has to close before its socket is forced shut"`
 
 	// AllowNetworks opens ranges the dial guard refuses by default
 	// (loopback, private, link-local...) to games; Trellis's own Redis and
 	// admin endpoints stay refused inside them.
-	AllowNetworks []string `envconfig:"ALLOW_NETWORKS" desc:"comma-separated CIDRs or IPs games may be dialled at although loopback, private or link-local (default: public addresses only)"`
+	AllowNetworks []string `split_words:"true" desc:"comma-separated CIDRs or IPs games may be dialled at although loopback, private or link-local (default: public addresses only)"`
 	// GMCPMaxPackages and GMCPMaxBytes bound the GMCP state kept per
 	// session (the last message of each package, replayed on attach).
-	GMCPMaxPackages int `envconfig:"GMCP_MAX_PACKAGES" default:"64" desc:"GMCP packages whose last message is kept per session; past it the oldest is forgotten"`
-	GMCPMaxBytes    int `envconfig:"GMCP_MAX_BYTES" default:"131072" desc:"bytes of GMCP state kept per session; past it the oldest packages are forgotten"`
-	// TypeAheadHold bounds how long a line typed before the game answered
+	GMCPMaxPackages int `split_words:"true" default:"64" desc:"GMCP packages whose last message is kept per session; past it the oldest is forgotten"`
+	GMCPMaxBytes    int `split_words:"true" default:"131072" desc:"bytes of GMCP state kept per session; past it the oldest packages are forgotten"`
+	// TypeaheadHold bounds how long a line typed before the game answered
 	// the previous one waits for the game's next prompt to show whether it
 	// was a password, before it is recorded redacted.
-	TypeAheadHold time.Duration `envconfig:"TYPEAHEAD_HOLD" default:"5s" desc:"how long a typed-ahead line's transcript record waits for the next prompt (then it is recorded redacted)"`
+	TypeaheadHold time.Duration `split_words:"true" default:"5s" desc:"how long a typed-ahead line's transcript record waits for the next prompt (then it is recorded redacted)"`
 	// MaxSubneg caps one telnet subnegotiation (a GMCP message, say) as
 	// received; longer blocks are dropped.
-	MaxSubneg int `envconfig:"MAX_SUBNEG" default:"65536" desc:"bytes of one telnet subnegotiation (GMCP, MSSP...) kept; longer ones are dropped"`
+	MaxSubneg int `split_words:"true" default:"65536" desc:"bytes of one telnet subnegotiation (GMCP, MSSP...) kept; longer ones are dropped"`
 	// GameWriteQueue bounds bytes waiting for a game that does not read;
 	// past it the connection is dropped and redialled.
-	GameWriteQueue int `envconfig:"GAME_WRITE_QUEUE" default:"262144" desc:"bytes queued for a game that does not read before its connection is dropped"`
+	GameWriteQueue int `split_words:"true" default:"262144" desc:"bytes queued for a game that does not read before its connection is dropped"`
 	// OutputRate bounds how fast one session turns game bytes into output
 	// (-1: unlimited). Past it the session stops reading its game, so TCP
 	// flow control slows the game: a zip bomb or a flood then costs the
 	// worker, the edge and Redis a bounded share of CPU, not whatever the
 	// game can push, and its neighbours' echoes stay quick.
-	OutputRate int `envconfig:"OUTPUT_RATE" default:"1048576" desc:"bytes of output per second one session may produce (-1: unlimited); past it the game is read more slowly"`
+	OutputRate int `split_words:"true" default:"1048576" desc:"bytes of output per second one session may produce (-1: unlimited); past it the game is read more slowly"`
 }
 
-// Defaults; they match the default tags above.
-const (
-	DefaultAdminListen   = "127.0.0.1:9091"
-	DefaultMaxSessions   = 5000
-	DefaultIdleGrace     = 10 * time.Minute
-	DefaultDrainTimeout  = 30 * time.Second
-	DefaultLeaseTTL      = 10 * time.Second
-	DefaultDialTimeout   = 10 * time.Second
-	DefaultClaimMinIdle  = 15 * time.Second
-	DefaultMaxDeliveries = 5
-	DefaultFlushDelay    = 0
-	DefaultFlushBytes    = 16 << 10
-	DefaultSessionBuffer = 1 << 20
-	DefaultTranscriptTTL = 24 * time.Hour
-	DefaultIntensity     = 5
-	DefaultPeriod        = time.Minute
-	DefaultBackoffMin    = 500 * time.Millisecond
-	DefaultBackoffMax    = 30 * time.Second
-	DefaultClientName    = "Trellis"
-	DefaultClientVersion = "1.0"
-	DefaultViewerCheck   = 10 * time.Second
-	DefaultCloseTimeout  = 5 * time.Second
-	DefaultGMCPPackages  = 64
-	DefaultGMCPBytes     = 128 << 10
-	DefaultTypeAheadHold = 5 * time.Second
-	DefaultMaxSubneg     = 64 << 10
-	DefaultWriteQueue    = 256 << 10
-	DefaultOutputRate    = 1 << 20
-)
+// Defaults returns the Config of an empty environment, but for Name and
+// AdminListen: the default tags are the one statement of each default.
+func Defaults() Config {
+	var c Config
+	config.SetDefaults(&c)
+	return c
+}
 
-// SetDefaults fills zero fields with the defaults, and Name with the host
-// name. AdminListen is left alone: empty means no admin server.
+// SetDefaults fills zero fields from their default tags (AdminListen, tagged
+// keepzero, is left alone: empty means no admin server), and Name with the
+// host name.
 func (c *Config) SetDefaults() {
 	if c.Name == "" {
 		if h, err := os.Hostname(); err == nil && h != "" {
@@ -107,45 +90,7 @@ func (c *Config) SetDefaults() {
 			c.Name = "worker"
 		}
 	}
-	setDur := func(p *time.Duration, d time.Duration) {
-		if *p == 0 {
-			*p = d
-		}
-	}
-	setInt := func(p *int, n int) {
-		if *p == 0 {
-			*p = n
-		}
-	}
-	setInt(&c.MaxSessions, DefaultMaxSessions)
-	setDur(&c.IdleGrace, DefaultIdleGrace)
-	setDur(&c.DrainTimeout, DefaultDrainTimeout)
-	setDur(&c.LeaseTTL, DefaultLeaseTTL)
-	setDur(&c.DialTimeout, DefaultDialTimeout)
-	setDur(&c.ClaimMinIdle, DefaultClaimMinIdle)
-	setInt(&c.MaxDeliveries, DefaultMaxDeliveries)
-	setDur(&c.FlushDelay, DefaultFlushDelay)
-	setInt(&c.FlushBytes, DefaultFlushBytes)
-	setInt(&c.SessionBuffer, DefaultSessionBuffer)
-	setDur(&c.TranscriptTTL, DefaultTranscriptTTL)
-	setInt(&c.RestartIntensity, DefaultIntensity)
-	setDur(&c.RestartPeriod, DefaultPeriod)
-	setDur(&c.BackoffMin, DefaultBackoffMin)
-	setDur(&c.BackoffMax, DefaultBackoffMax)
-	if c.ClientName == "" {
-		c.ClientName = DefaultClientName
-	}
-	if c.ClientVersion == "" {
-		c.ClientVersion = DefaultClientVersion
-	}
-	setDur(&c.ViewerCheck, DefaultViewerCheck)
-	setDur(&c.CloseTimeout, DefaultCloseTimeout)
-	setInt(&c.GMCPMaxPackages, DefaultGMCPPackages)
-	setInt(&c.GMCPMaxBytes, DefaultGMCPBytes)
-	setDur(&c.TypeAheadHold, DefaultTypeAheadHold)
-	setInt(&c.MaxSubneg, DefaultMaxSubneg)
-	setInt(&c.GameWriteQueue, DefaultWriteQueue)
-	setInt(&c.OutputRate, DefaultOutputRate)
+	config.SetDefaults(c)
 }
 
 // Validate reports the first setting that cannot work, naming its
@@ -180,7 +125,7 @@ func (c *Config) Validate() error {
 		{c.GMCPMaxBytes < c.MaxSubneg, "GMCP_MAX_BYTES", c.GMCPMaxBytes, fmt.Sprintf("at least MAX_SUBNEG (%d: the largest GMCP message)", c.MaxSubneg)},
 		{c.GameWriteQueue < 4096, "GAME_WRITE_QUEUE", c.GameWriteQueue, "at least 4096"},
 		{c.OutputRate < -1 || (c.OutputRate >= 0 && c.OutputRate < 4096), "OUTPUT_RATE", c.OutputRate, "-1 (unlimited) or at least 4096"},
-		{c.TypeAheadHold < 100*time.Millisecond || c.TypeAheadHold > time.Minute, "TYPEAHEAD_HOLD", c.TypeAheadHold, "between 100ms and 1m"},
+		{c.TypeaheadHold < 100*time.Millisecond || c.TypeaheadHold > time.Minute, "TYPEAHEAD_HOLD", c.TypeaheadHold, "between 100ms and 1m"},
 	} {
 		if k.bad {
 			return fmt.Errorf("TRELLIS_WORKER_%s=%v: must be %s", k.name, k.val, k.want)

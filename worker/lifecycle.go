@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/trellis-mud/trellis/internal/backoff"
 	"github.com/trellis-mud/trellis/internal/dialguard"
 	"github.com/trellis-mud/trellis/store"
 	"github.com/trellis-mud/trellis/worker/supervisor"
@@ -267,7 +268,8 @@ func (w *Worker) finish(s *session, ev supervisor.Event) {
 // stops; a gap written twice (a reply lost) is harmless, a gap never
 // written is a silent hole.
 func (w *Worker) reportLostGap(s *session, lost int64) {
-	backoff := 50 * time.Millisecond
+	// Short: players are waiting for the gap the moment Redis is back.
+	retry := backoff.Backoff{Min: 50 * time.Millisecond, Max: 500 * time.Millisecond}
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(w.life, 2*time.Second)
 		id, err := w.st.AppendLostGap(ctx, s.key, s.lease.Fence, w.id, lost)
@@ -295,11 +297,9 @@ func (w *Worker) reportLostGap(s *session, lost int64) {
 			w.log.Warn("gap for lost output not recorded yet; retrying", "key", s.key.String(), "bytes", lost, "err", err)
 		}
 		w.m.redisErrors.WithLabelValues("append_lost_gap").Inc()
-		if !sleepCtx(w.life, backoff) {
+		if retry.Wait(w.life) != nil {
 			return
 		}
-		// Short: players are waiting for the gap the moment Redis is back.
-		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/trellis-mud/trellis/internal/backoff"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -170,7 +171,7 @@ func (w *Worker) applyInput(cmd store.Command) {
 func (w *Worker) readInbox(ctx context.Context) error {
 	after := "0"
 	block := min(500*time.Millisecond, w.cfg.LeaseTTL/4)
-	var backoff time.Duration
+	retry := backoff.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
 	for ctx.Err() == nil {
 		msgs, err := w.st.ReadInbox(ctx, w.id, after, 100, block)
 		if err != nil {
@@ -178,11 +179,10 @@ func (w *Worker) readInbox(ctx context.Context) error {
 				break
 			}
 			w.m.redisErrors.WithLabelValues("read_inbox").Inc()
-			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
-			sleepCtx(ctx, backoff)
+			_ = retry.Wait(ctx)
 			continue
 		}
-		backoff = 0
+		retry.Reset()
 		for _, m := range msgs {
 			after = m.ID
 			if m.Err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/trellis-mud/trellis/internal/backoff"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -494,7 +495,7 @@ func notify(c chan struct{}) {
 
 // run writes dirty outboxes until ctx is done.
 func (f *flusher) run(ctx context.Context) error {
-	var backoff time.Duration
+	retry := backoff.Backoff{Min: 20 * time.Millisecond, Max: time.Second}
 	delay := time.NewTimer(time.Hour)
 	delay.Stop()
 	defer delay.Stop()
@@ -520,14 +521,14 @@ func (f *flusher) run(ctx context.Context) error {
 				return nil
 			}
 			f.setFailing(true)
-			backoff = min(max(2*backoff, 20*time.Millisecond), time.Second)
-			f.w.log.Warn("output write failed; buffering", "err", err, "retry_in", backoff)
-			sleepCtx(ctx, backoff)
+			d := retry.Next()
+			f.w.log.Warn("output write failed; buffering", "err", err, "retry_in", d)
+			_ = backoff.Sleep(ctx, d)
 			notify(f.wake)
 			continue
 		}
 		f.setFailing(false)
-		backoff = 0
+		retry.Reset()
 	}
 }
 
@@ -668,16 +669,5 @@ func (f *flusher) flushSession(ctx context.Context, s *session) bool {
 		return true
 	case <-ctx.Done():
 		return false
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -195,7 +195,7 @@ func (s *session) run(ctx context.Context) error {
 
 	s.mu.Lock()
 	s.conn, s.eng = conn, eng
-	s.typeAhead = newTypeAhead(prompt, s.w.cfg.TypeAheadHold)
+	s.typeAhead = newTypeAhead(prompt, s.w.cfg.TypeaheadHold)
 	reconnect := s.everLive || s.failover
 	s.everLive = true
 	s.mu.Unlock()

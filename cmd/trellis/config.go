@@ -14,6 +14,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/trellis-mud/trellis/internal/config"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -23,10 +24,13 @@ type envSection struct {
 	spec   any
 }
 
-// LogConfig configures logging for every subcommand.
+// LogConfig configures logging for every subcommand. No configuration
+// struct uses envconfig tags: the variable names come from the field names
+// (split_words where there are several words), because a tag makes
+// envconfig also read the bare name (LEVEL for TRELLIS_LOG_LEVEL).
 type LogConfig struct {
-	Level  string `envconfig:"LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
-	Format string `envconfig:"FORMAT" default:"text" desc:"log format: text or json"`
+	Level  string `default:"info" desc:"log level: debug, info, warn, error"`
+	Format string `default:"text" desc:"log format: text or json"`
 }
 
 func (c LogConfig) logger(w io.Writer) (*slog.Logger, error) {
@@ -45,10 +49,11 @@ func (c LogConfig) logger(w io.Writer) (*slog.Logger, error) {
 }
 
 // loadEnv fills every section from the environment and validates those
-// that can validate themselves.
+// that can validate themselves. config.Process reads only the TRELLIS_
+// names, never envconfig's bare fallback (URL for TRELLIS_REDIS_URL).
 func loadEnv(sections ...envSection) error {
 	for _, s := range sections {
-		if err := envconfig.Process(s.prefix, s.spec); err != nil {
+		if err := config.Process(s.prefix, s.spec); err != nil {
 			return configError(s, err)
 		}
 		if d, ok := s.spec.(interface{ SetDefaults() }); ok {
@@ -64,27 +69,18 @@ func loadEnv(sections ...envSection) error {
 }
 
 // requiredKey is envconfig's (v1.4.0) error for a required variable that
-// is not set, a plain error naming the key without its prefix when the
-// field has an envconfig tag: "required key SECRET missing value".
+// is not set, a plain error naming the key: "required key
+// TRELLIS_AUTH_SECRET missing value" (without the prefix when the field
+// has an envconfig tag).
 var requiredKey = regexp.MustCompile(`^required key (\S+) missing value$`)
 
-// configError rewrites an error of envconfig.Process in the operator's
+// configError rewrites an error of config.Process in the operator's
 // terms: the whole TRELLIS_ variable, the value, and what it should be,
 // without Go's field or type names.
 func configError(s envSection, err error) error {
 	var pe *envconfig.ParseError
 	if errors.As(err, &pe) {
-		name, note := pe.KeyName, ""
-		if _, set := os.LookupEnv(name); !set {
-			// envconfig falls back to the tag's name without the
-			// prefix (LEASE_TTL for TRELLIS_WORKER_LEASE_TTL).
-			if short := strings.TrimPrefix(name, s.prefix+"_"); short != name {
-				if _, set := os.LookupEnv(short); set {
-					name, note = short, " (taken for "+pe.KeyName+", which is not set)"
-				}
-			}
-		}
-		return fmt.Errorf("configuration: %s=%q%s: want %s", name, pe.Value, note, wantValue(pe))
+		return fmt.Errorf("configuration: %s=%q: want %s", pe.KeyName, pe.Value, wantValue(pe))
 	}
 	if m := requiredKey.FindStringSubmatch(err.Error()); m != nil {
 		key := m[1]
@@ -127,15 +123,16 @@ func wantValue(pe *envconfig.ParseError) string {
 
 // envDesc is the help text of the variable key in section s.
 func envDesc(s envSection, key string) string {
-	v := reflect.ValueOf(s.spec)
-	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+	keys, err := config.Keys(s.prefix, s.spec)
+	if err != nil {
 		return ""
 	}
-	t := v.Elem().Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if tag := f.Tag.Get("envconfig"); tag != "" && s.prefix+"_"+strings.ToUpper(tag) == key {
-			return f.Tag.Get("desc")
+	t := reflect.TypeOf(s.spec).Elem()
+	for name, k := range keys {
+		if k == key {
+			if f, ok := t.FieldByName(name); ok {
+				return f.Tag.Get("desc")
+			}
 		}
 	}
 	return ""

@@ -25,11 +25,11 @@ import (
 
 // DevConfig configures `trellis dev`, the whole system in one process.
 type DevConfig struct {
-	Listen     string `envconfig:"LISTEN" default:"127.0.0.1:8080" desc:"where the edge listens (open this in a browser)"`
-	DemoListen string `envconfig:"DEMO_LISTEN" default:"127.0.0.1:0" desc:"where the demo game listens (0: any free port)"`
+	Listen     string `default:"127.0.0.1:8080" desc:"where the edge listens (open this in a browser)"`
+	DemoListen string `split_words:"true" default:"127.0.0.1:0" desc:"where the demo game listens (0: any free port)"`
 	// RedisListen is fixed by default, so that the TRELLIS_REDIS_URL the
 	// operator commands need is the same every run.
-	RedisListen string `envconfig:"REDIS_LISTEN" default:"127.0.0.1:6380" desc:"where the embedded Redis listens, for the operator commands (trellis sessions ls...) in another terminal: a loopback address (it has no password); port 0: any free port. Unused when TRELLIS_REDIS_URL is set"`
+	RedisListen string `split_words:"true" default:"127.0.0.1:6380" desc:"where the embedded Redis listens, for the operator commands (trellis sessions ls...) in another terminal: a loopback address (it has no password); port 0: any free port. Unused when TRELLIS_REDIS_URL is set"`
 }
 
 // Validate checks the addresses parse, and that the embedded Redis, which

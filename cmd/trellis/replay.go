@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/trellis-mud/trellis/internal/ansi"
+	"github.com/trellis-mud/trellis/internal/backoff"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -337,19 +338,19 @@ func replayEvents(ctx context.Context, args []string) error {
 	if last == "" {
 		last = "$"
 	}
+	retry := backoff.Backoff{Min: 250 * time.Millisecond, Max: 5 * time.Second}
 	for ctx.Err() == nil {
 		page, err := st.FollowEvents(ctx, last, 100, 5*time.Second)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			fmt.Fprintf(os.Stderr, "follow: %v (retrying)\n", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+			d := retry.Next()
+			fmt.Fprintf(os.Stderr, "follow: %v (retrying in %s)\n", err, d.Round(10*time.Millisecond))
+			_ = backoff.Sleep(ctx, d)
 			continue
 		}
+		retry.Reset()
 		for _, e := range page {
 			if match(e) {
 				print(e)

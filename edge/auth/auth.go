@@ -21,9 +21,10 @@ import (
 const MinSecretLen = 32
 
 // Config is the auth part of the environment, read with the prefix
-// TRELLIS_AUTH_.
+// TRELLIS_AUTH_. The field name gives the variable's name: an envconfig tag
+// would also make envconfig read a bare SECRET, some other program's.
 type Config struct {
-	Secret string `envconfig:"SECRET" required:"true" desc:"HS256 secret for tokens and guest cookies (at least 32 bytes)"`
+	Secret string `required:"true" desc:"HS256 secret for tokens and guest cookies (at least 32 bytes)"`
 }
 
 // Validate reports a secret that cannot work. It never prints the secret.

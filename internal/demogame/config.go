@@ -4,13 +4,15 @@ import (
 	"flag"
 	"log/slog"
 	"time"
+
+	"github.com/trellis-mud/trellis/internal/config"
 )
 
 // Config says which telnet options the demo game offers and how it behaves.
 // The zero value is a full-featured game: every option offered, login on.
 type Config struct {
-	// Name is the MUD's name in the banner and in MSSP. Default "Trellis Demo".
-	Name string
+	// Name is the MUD's name in the banner and in MSSP.
+	Name string `default:"Trellis Demo"`
 
 	// Each No* switch stops the server from offering that option, and makes
 	// it refuse the option if the client asks for it. Tests use them to
@@ -26,33 +28,35 @@ type Config struct {
 
 	// NegotiationWait is how long a new connection waits for the client to
 	// answer the offers before the banner is shown. The wait ends early
-	// once every offer is answered. Zero means the default, 200ms; a
-	// negative value means no wait at all.
-	NegotiationWait time.Duration
+	// once every offer is answered. Zero means the default; a negative
+	// value means no wait at all.
+	NegotiationWait time.Duration `default:"200ms"`
 
 	// WriteTimeout bounds one write to a client. A client that does not
 	// read for this long is disconnected, so a stuck player cannot hold up
-	// the others. Default 10s.
-	WriteTimeout time.Duration
+	// the others. Zero or negative means the default.
+	WriteTimeout time.Duration `default:"10s"`
 
 	// Logger receives connection and login events. Default slog.Default().
-	Logger *slog.Logger
+	Logger *slog.Logger `ignored:"true"`
 }
 
-// Defaults for the zero values of Config.
-const (
-	DefaultName            = "Trellis Demo"
-	DefaultNegotiationWait = 200 * time.Millisecond
-	DefaultWriteTimeout    = 10 * time.Second
-)
+// Defaults returns the zero Config with its defaults filled in (the
+// default tags above, in envconfig's syntax, are their one statement).
+func Defaults() Config {
+	var c Config
+	config.SetDefaults(&c)
+	return c
+}
 
 // RegisterFlags binds the fields of c to command-line flags on fs:
 // -name, -bench, -negotiation-wait, and -no-echo ... -no-mccp2.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Name, "name", DefaultName, "MUD name shown in the banner and MSSP")
+	def := Defaults()
+	fs.StringVar(&c.Name, "name", def.Name, "MUD name shown in the banner and MSSP")
 	fs.BoolVar(&c.Bench, "bench", false, "echo server for benchmarks: no negotiation, no login, every line echoed")
-	fs.DurationVar(&c.NegotiationWait, "negotiation-wait", DefaultNegotiationWait, "how long to wait for option answers before the banner")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", DefaultWriteTimeout, "disconnect a client that does not read for this long")
+	fs.DurationVar(&c.NegotiationWait, "negotiation-wait", def.NegotiationWait, "how long to wait for option answers before the banner")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", def.WriteTimeout, "disconnect a client that does not read for this long")
 	for _, f := range []struct {
 		p    *bool
 		name string
@@ -75,15 +79,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // withDefaults returns c with zero fields filled in.
 func (c Config) withDefaults() Config {
-	if c.Name == "" {
-		c.Name = DefaultName
-	}
-	if c.NegotiationWait == 0 {
-		c.NegotiationWait = DefaultNegotiationWait
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
+	c.WriteTimeout = max(c.WriteTimeout, 0) // negative: the default too
+	config.SetDefaults(&c)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -23,7 +23,7 @@ func TestRegisterFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Name != "Test MUD" || !cfg.Bench || !cfg.NoGMCP || !cfg.NoMCCP2 || !cfg.NoNewEnviron ||
-		cfg.NoEcho || cfg.NoSGA || cfg.NegotiationWait != time.Second || cfg.WriteTimeout != DefaultWriteTimeout {
+		cfg.NoEcho || cfg.NoSGA || cfg.NegotiationWait != time.Second || cfg.WriteTimeout != Defaults().WriteTimeout {
 		t.Errorf("flags parsed into %+v", cfg)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/trellis-mud/trellis/internal/backoff"
 )
 
 // Server is the demo game. Create it with New and run it with Serve (or use
@@ -60,7 +62,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
-	var backoff time.Duration
+	retry := backoff.Backoff{Min: 5 * time.Millisecond, Max: time.Second}
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -69,17 +71,12 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 			}
 			// Out of file descriptors and the like: back off and retry,
 			// as net/http does, rather than spin or give up.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("demogame: accept failed, retrying", "err", err, "backoff", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-			case <-t.C:
-			}
+			d := retry.Next()
+			s.log.Warn("demogame: accept failed, retrying", "err", err, "backoff", d)
+			_ = backoff.Sleep(ctx, d) // ctx's end closes ln: the next Accept returns
 			continue
 		}
-		backoff = 0
+		retry.Reset()
 		if !s.track(conn) {
 			conn.Close()
 			continue
