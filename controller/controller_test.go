@@ -68,11 +68,11 @@ type fixture struct {
 }
 
 func setup(t *testing.T) *fixture {
-	redistest.Shared(t)
+	tgt := redistest.Isolated(t)
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return &fixture{t: t, st: store.New(redistest.Client(t)), ctx: ctx}
+	return &fixture{t: t, st: store.New(tgt.Client, store.WithNamespace(tgt.Namespace)), ctx: ctx}
 }
 
 // run starts c until the test ends.

@@ -184,6 +184,13 @@ type shardBatch struct {
 	new  bool      // read with ">", deliveries not yet looked up
 }
 
+// readerSlice is one blocking read of a shard reader. A cancelled reader
+// is noticed only when its read returns (go-redis does not interrupt a
+// command in flight on cancellation), so this bounds how long Close, and
+// with it a worker's drain, waits: short, at the price of one idle
+// XREADGROUP per shard per second per worker.
+const readerSlice = time.Second
+
 // heldCheck is how long a reader may hold a batch before Read checks that
 // its entries are still this consumer's: a batch taken just before the
 // worker filled up may have been claimed by another worker since.
@@ -253,6 +260,29 @@ func (c *ControlConsumer) Read(ctx context.Context, count int64, block time.Dura
 			return nil, fmt.Errorf("read control stream as %s: %w", c.name, err)
 		}
 		return msgs, nil
+	}
+	if !c.readers {
+		// Until the readers run, entries already waiting are returned by
+		// this call, however short its block: a sweep without BLOCK.
+		var msgs []ControlMessage
+		for i := range c.cur {
+			got, fresh, err := c.readShard(ctx, i, count-int64(len(msgs)), -1)
+			if err != nil {
+				return nil, err
+			}
+			if fresh {
+				for j := range got {
+					got[j].Deliveries = 1
+				}
+			}
+			msgs = append(msgs, got...)
+			if int64(len(msgs)) >= count {
+				break
+			}
+		}
+		if len(msgs) > 0 {
+			return msgs, nil
+		}
 	}
 	c.startReaders(ctx, count)
 	c.lastAsked.Store(time.Now().UnixNano())
@@ -335,14 +365,14 @@ func (c *ControlConsumer) startReaders(ctx context.Context, count int64) {
 func (c *ControlConsumer) reader(ctx context.Context, i int) {
 	var fails int
 	for ctx.Err() == nil {
-		if time.Since(time.Unix(0, c.lastAsked.Load())) > 2*maxBlockSlice {
+		if time.Since(time.Unix(0, c.lastAsked.Load())) > 2*readerSlice {
 			select {
 			case <-ctx.Done():
 				return
 			case <-c.demand[i]:
 			}
 		}
-		msgs, fresh, err := c.readShard(ctx, i, c.count, maxBlockSlice)
+		msgs, fresh, err := c.readShard(ctx, i, c.count, readerSlice)
 		if ctx.Err() != nil {
 			return
 		}

@@ -22,7 +22,7 @@ func TestFailoverAfterSIGKILL(t *testing.T) {
 	const ttl = time.Second
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+e.url, "TRELLIS_TEST_LEASE_TTL="+ttl.String())
+	cmd.Env = append(os.Environ(), childEnv+"="+e.url, childNamespaceEnv+"="+e.ns, "TRELLIS_TEST_LEASE_TTL="+ttl.String())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()

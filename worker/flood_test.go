@@ -18,7 +18,7 @@ import (
 func TestFloodLosesNothingWhileRedisIsHealthy(t *testing.T) {
 	e := newEnv(t, demogame.Config{})
 	// The stream must keep the whole flood for the count below.
-	e.st = store.New(e.rdb, store.WithOutputMaxBytes(64<<20))
+	e.st = store.New(e.rdb, store.WithNamespace(e.ns), store.WithOutputMaxBytes(64<<20))
 	cfg := testConfig()
 	cfg.FlushBytes = 4096
 	cfg.SessionBuffer = backpressureFactor * cfg.FlushBytes

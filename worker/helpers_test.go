@@ -41,9 +41,13 @@ func TestMain(m *testing.M) {
 // runChildWorker runs one worker until SIGTERM; it prints "ready <id>" once
 // it is serving, so the parent knows its instance id.
 func runChildWorker(url string) int {
-	rdb := redis.NewClient(mustParseURL(url))
+	rdb, err := store.Connect(store.Config{URL: url, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
 	defer rdb.Close()
-	st := store.New(rdb)
+	st := store.New(rdb, store.WithNamespace(os.Getenv(childNamespaceEnv)))
 	ttl, _ := time.ParseDuration(os.Getenv("TRELLIS_TEST_LEASE_TTL"))
 	w, err := New(Config{
 		Name: "child", LeaseTTL: ttl, ClaimMinIdle: 300 * time.Millisecond,
@@ -97,9 +101,10 @@ func (l *lockedBuffer) String() string {
 type env struct {
 	t      testing.TB
 	ctx    context.Context
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	st     *store.Store
 	url    string
+	ns     string
 	game   *demogame.Server
 	logs   *lockedBuffer
 	prefix string // user-name prefix: pub/sub channels are shared across databases
@@ -107,14 +112,12 @@ type env struct {
 
 func newEnv(t testing.TB, gameCfg demogame.Config) *env {
 	t.Helper()
-	srv := redistest.Shared(t)
+	tgt := redistest.Isolated(t)
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
-	db := srv.NewDB(t)
-	rdb := redis.NewClient(mustParseURL(srv.URL(db)))
-	t.Cleanup(func() { rdb.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	e := &env{t: t, ctx: ctx, rdb: rdb, st: store.New(rdb), url: srv.URL(db), logs: &lockedBuffer{},
+	e := &env{t: t, ctx: ctx, rdb: tgt.Client, st: store.New(tgt.Client, store.WithNamespace(tgt.Namespace)),
+		url: tgt.URL, ns: tgt.Namespace, logs: &lockedBuffer{},
 		prefix: strings.ToLower(uuid.NewString()[:6])}
 	if gameCfg.Logger == nil {
 		gameCfg.Logger = slog.New(slog.DiscardHandler)
@@ -448,4 +451,45 @@ func get(t *testing.T, h http.Handler, path string, code int) string {
 		t.Fatalf("GET %s = %d, want %d: %s", path, rec.Code, code, rec.Body)
 	}
 	return rec.Body.String()
+}
+
+// childNamespaceEnv passes the test's namespace to a child worker.
+const childNamespaceEnv = "TRELLIS_TEST_CHILD_NAMESPACE"
+
+// redisPort is the port of (the first node of) the test's Redis.
+func (e *env) redisPort() int {
+	first, _, _ := strings.Cut(e.url, ",")
+	first = strings.TrimPrefix(strings.TrimPrefix(first, "redis://"), "rediss://")
+	hostport, _, _ := strings.Cut(first, "/")
+	_, p, _ := net.SplitHostPort(hostport)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// keys lists every key of the test's namespace, on every node.
+func (e *env) keys() []string {
+	e.t.Helper()
+	pattern := e.ns + ":*"
+	cc, ok := e.rdb.(*redis.ClusterClient)
+	if !ok {
+		k, err := e.rdb.Keys(e.ctx, pattern).Result()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return k
+	}
+	var (
+		mu  sync.Mutex
+		all []string
+	)
+	if err := cc.ForEachMaster(e.ctx, func(ctx context.Context, n *redis.Client) error {
+		k, err := n.Keys(ctx, pattern).Result()
+		mu.Lock()
+		all = append(all, k...)
+		mu.Unlock()
+		return err
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return all
 }

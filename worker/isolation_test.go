@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,8 +22,7 @@ import (
 // The player reads a short reason; the event log has the full one.
 func TestDialGuardRefusesRedisAndLoopback(t *testing.T) {
 	e := newEnv(t, demogame.Config{})
-	u, _ := url.Parse(e.url)
-	port, _ := strconv.Atoi(u.Port())
+	port := e.redisPort()
 	if err := e.st.PutGame(e.ctx, store.Game{ID: "redis", Name: "Not a game", Host: "127.0.0.1", Port: port}); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +130,7 @@ func TestPasswordTypedAheadIsRedacted(t *testing.T) {
 				}
 				return len(inputs) >= 2 && strings.Contains(text(outs), "Welcome")
 			})
-			raw, err := e.rdb.XRange(e.ctx, "trellis:{ug:"+u+":"+id+"}:out", "-", "+").Result()
+			raw, err := e.rdb.XRange(e.ctx, e.st.OutputChannel(store.SessionKey{User: u, Game: id}), "-", "+").Result()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -390,7 +388,7 @@ func TestOutputRateCapsAFlood(t *testing.T) {
 	e := newEnv(t, demogame.Config{Bench: true})
 	cfg := testConfig()
 	cfg.OutputRate = 64 << 10
-	e.st = store.New(e.rdb, store.WithOutputMaxBytes(64<<20))
+	e.st = store.New(e.rdb, store.WithNamespace(e.ns), store.WithOutputMaxBytes(64<<20))
 	w := e.startWorker(cfg)
 	u := e.user("rate")
 	e.attach(u, "v1", "", "")

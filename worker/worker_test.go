@@ -161,10 +161,7 @@ func TestPasswordTypedUnderEchoReachesNoStream(t *testing.T) {
 		t.Fatalf("input entries: redacted %v, name recorded %v; want both", redacted, named)
 	}
 	// Scan every key of every type in the test's database.
-	keys, err := e.rdb.Keys(e.ctx, "*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := e.keys()
 	for _, k := range keys {
 		typ := e.rdb.Type(e.ctx, k).Val()
 		var dump string
