@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -716,7 +717,9 @@ func hasService(objs []object, name string, port int) bool {
 	return false
 }
 
-// Edges and workers point TRELLIS_REDIS_URL at a Service that exists.
+// Edges and workers point TRELLIS_REDIS_URL at a Service that exists, or,
+// for a cluster (a comma-separated list), at pods of a StatefulSet through
+// its headless Service.
 func TestRedisURLsResolve(t *testing.T) {
 	objs := loadKubernetes(t)
 	for _, o := range objs {
@@ -725,9 +728,10 @@ func TestRedisURLsResolve(t *testing.T) {
 			if !ok {
 				continue
 			}
-			host, port := redisHostPort(t, c.String(), u)
-			if !hasService(objs, host, port) {
-				t.Errorf("%s: TRELLIS_REDIS_URL %q names no Service %s with port %d", c, u, host, port)
+			for _, node := range redisURLNodes(t, c.String(), u) {
+				if !kubeAddrResolves(objs, node.host, node.port) {
+					t.Errorf("%s: TRELLIS_REDIS_URL node %s:%d is no Service with that port, nor a pod of a StatefulSet behind its headless Service", c, node.host, node.port)
+				}
 			}
 		}
 	}
@@ -735,12 +739,68 @@ func TestRedisURLsResolve(t *testing.T) {
 	for _, name := range sortedKeys(services) {
 		s := services[name]
 		if u, ok := s.env()["TRELLIS_REDIS_URL"]; ok {
-			host, _ := redisHostPort(t, "compose "+name, u)
-			if _, ok := services[host]; !ok {
-				t.Errorf("compose %s: TRELLIS_REDIS_URL %q names no service %s", name, u, host)
+			for _, node := range redisURLNodes(t, "compose "+name, u) {
+				if _, ok := services[node.host]; !ok {
+					t.Errorf("compose %s: TRELLIS_REDIS_URL %q names no service %s", name, u, node.host)
+				}
 			}
 		}
 	}
+}
+
+// hostPort is one node of a TRELLIS_REDIS_URL.
+type hostPort struct {
+	host string
+	port int
+}
+
+// redisURLNodes splits a TRELLIS_REDIS_URL into its nodes: one for a
+// single URL, several for a comma-separated cluster list.
+func redisURLNodes(t *testing.T, where, u string) []hostPort {
+	t.Helper()
+	var out []hostPort
+	for _, part := range strings.Split(u, ",") {
+		host, port := redisHostPort(t, where, strings.TrimSpace(part))
+		out = append(out, hostPort{host, port})
+	}
+	return out
+}
+
+// kubeAddrResolves says whether host:port reaches something the manifests
+// define: a Service with that port, or POD.SERVICE where SERVICE is a
+// headless Service with that port and POD one of the pods of the
+// StatefulSet it governs (NAME-0 to NAME-(replicas-1)).
+func kubeAddrResolves(objs []object, host string, port int) bool {
+	if hasService(objs, host, port) {
+		return true
+	}
+	pod, svc, ok := strings.Cut(host, ".")
+	if !ok || strings.Contains(svc, ".") || !hasService(objs, svc, port) {
+		return false
+	}
+	for _, o := range objs {
+		if o.kind() != "Service" || o.name() != svc {
+			continue
+		}
+		if str(o.m, "spec", "clusterIP") != "None" {
+			return false
+		}
+	}
+	for _, o := range objs {
+		if o.patch || o.kind() != "StatefulSet" || str(o.m, "spec", "serviceName") != svc {
+			continue
+		}
+		n, ok := intOf(o.m, "spec", "replicas")
+		if !ok {
+			n = 1
+		}
+		for i := range n {
+			if pod == fmt.Sprintf("%s-%d", o.name(), i) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func redisHostPort(t *testing.T, where, u string) (string, int) {
@@ -772,10 +832,17 @@ func TestRedisManifests(t *testing.T) {
 			sts = append(sts, o)
 		}
 	}
-	if len(sts) != 1 {
-		t.Fatalf("%d Redis StatefulSets, want 1", len(sts))
+	// The base's, and the one components/redis-cluster puts in its place.
+	if len(sts) != 2 {
+		t.Fatalf("%d Redis StatefulSets, want 2 (base, components/redis-cluster)", len(sts))
 	}
-	o := sts[0]
+	for _, o := range sts {
+		checkRedisStatefulSet(t, objs, o)
+	}
+}
+
+func checkRedisStatefulSet(t *testing.T, objs []object, o object) {
+	t.Helper()
 	claims := map[string]bool{}
 	for _, vct := range list(o.m, "spec", "volumeClaimTemplates") {
 		claims[str(vct, "metadata", "name")] = true
@@ -1140,11 +1207,23 @@ var (
 	nginxConn    = regexp.MustCompile(`proxy_set_header\s+Connection\s+\$connection_upgrade`)
 )
 
+// checkNginx checks every load balancer (a service mounting an nginx
+// configuration): each of its upstream servers is an edge of its own
+// profile, on the edge's port, and every edge is an upstream of the load
+// balancer of its profile (compose's cluster profile has its own).
 func checkNginx(t *testing.T, services map[string]composeService, edges []composeService, vars map[string]envVar) {
 	t.Helper()
-	var conf string
+	profile := func(s composeService) string { return strings.Join(strs(s.m, "profiles"), ",") }
+	byName := map[string]composeService{}
+	for _, e := range edges {
+		byName[e.name] = e
+	}
+	balanced := map[string]string{} // edge -> its load balancer
+	var lbs int
 	for _, name := range sortedKeys(services) {
-		for _, v := range strs(services[name].m, "volumes") {
+		lb := services[name]
+		var conf string
+		for _, v := range strs(lb.m, "volumes") {
 			src, dst, _ := strings.Cut(v, ":")
 			if strings.HasPrefix(dst, "/etc/nginx/") {
 				data, err := os.ReadFile(src)
@@ -1154,33 +1233,40 @@ func checkNginx(t *testing.T, services map[string]composeService, edges []compos
 				conf = string(data)
 			}
 		}
+		if conf == "" {
+			continue
+		}
+		lbs++
+		if !nginxUpgrade.MatchString(conf) || !nginxConn.MatchString(conf) {
+			t.Errorf("nginx of %s: no WebSocket upgrade headers (Upgrade $http_upgrade, Connection $connection_upgrade)", name)
+		}
+		for _, m := range nginxServer.FindAllStringSubmatch(conf, -1) {
+			host, port := m[1], m[2]
+			e, ok := byName[host]
+			if !ok {
+				t.Errorf("nginx of %s: upstream server %s is no compose edge", name, host)
+				continue
+			}
+			if profile(e) != profile(lb) {
+				t.Errorf("nginx of %s (profiles %q): upstream %s is in profiles %q", name, profile(lb), host, profile(e))
+			}
+			listen := e.env()["TRELLIS_EDGE_LISTEN"]
+			if listen == "" {
+				listen = vars["TRELLIS_EDGE_LISTEN"].Default
+			}
+			want, _ := listenPort(t, "compose "+e.name+" TRELLIS_EDGE_LISTEN", listen)
+			if port != strconv.Itoa(want) {
+				t.Errorf("nginx of %s: upstream %s:%s, but the edge listens on %d", name, host, port, want)
+			}
+			balanced[host] = name
+		}
 	}
-	if conf == "" {
+	if lbs == 0 {
 		t.Fatal("compose: no load balancer service mounting an nginx configuration")
 	}
-	if !nginxUpgrade.MatchString(conf) || !nginxConn.MatchString(conf) {
-		t.Error("nginx: no WebSocket upgrade headers (Upgrade $http_upgrade, Connection $connection_upgrade)")
-	}
-	upstream := map[string]string{}
-	for _, m := range nginxServer.FindAllStringSubmatch(conf, -1) {
-		upstream[m[1]] = m[2]
-	}
 	for _, e := range edges {
-		listen := e.env()["TRELLIS_EDGE_LISTEN"]
-		if listen == "" {
-			listen = vars["TRELLIS_EDGE_LISTEN"].Default
-		}
-		port, _ := listenPort(t, "compose "+e.name+" TRELLIS_EDGE_LISTEN", listen)
-		got, ok := upstream[e.name]
-		if !ok {
-			t.Errorf("nginx: edge %s is not an upstream server", e.name)
-		} else if got != strconv.Itoa(port) {
-			t.Errorf("nginx: upstream %s:%s, but the edge listens on %d", e.name, got, port)
-		}
-	}
-	for host := range upstream {
-		if _, ok := services[host]; !ok {
-			t.Errorf("nginx: upstream server %s is no compose service", host)
+		if _, ok := balanced[e.name]; !ok {
+			t.Errorf("nginx: edge %s is not an upstream server of any load balancer", e.name)
 		}
 	}
 }

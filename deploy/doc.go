@@ -5,11 +5,15 @@
 //   - Dockerfile: one static, non-root image for every subcommand of the
 //     trellis binary (the subcommand is the container's argument);
 //   - compose.yaml with lb/nginx.conf: Redis, two edges behind nginx, two
-//     workers, the demo game and a job registering it, on one machine;
+//     workers, the demo game and a job registering it, on one machine; its
+//     cluster profile adds a six-node Redis Cluster and a second Trellis on
+//     it (lb/nginx-cluster.conf);
 //   - kubernetes/: a kustomize base (edges, workers, Redis, autoscalers,
 //     disruption budgets, network policies), a monitoring component
-//     (ServiceMonitors, alert rules, the Grafana dashboard) and two overlays
-//     (example: production shape; dev: with the demo game);
+//     (ServiceMonitors, alert rules, the Grafana dashboard), a redis-cluster
+//     component (a 6-pod Redis Cluster and its bootstrap script in place of
+//     the single Redis) and three overlays (example: production shape;
+//     cluster: the same on Redis Cluster; dev: with the demo game);
 //   - monitoring/: the alert rules as a plain Prometheus rules file, and
 //     the Prometheus and Grafana of compose's monitoring profile;
 //   - check.sh: renders every overlay with kustomize.
@@ -45,6 +49,15 @@
 //     one the code registers, counters are read through rate() or
 //     increase(), and the plain rules file and the PrometheusRule agree
 //     (promql_test.go, monitoring_test.go).
+//
+// cluster_test.go checks the Redis Cluster parts: what the cluster overlay
+// renders (one Redis, a cluster; passwords and masterauth on stdin; the
+// bootstrap Job over exactly the StatefulSet's pods; the cluster bus open
+// between nodes only; edges, workers and KEDA on the nodes) and compose's
+// cluster profile (nodes, one-shot, every TRELLIS_REDIS_URL naming nodes of
+// the profile, the default stack untouched). bootstrap_test.go runs the
+// bootstrap script against six real redis-servers: create, rerun, repair,
+// wrong password, a node that never answers.
 //
 // render_test.go renders every overlay through check.sh and checks what
 // kustomize made of it: the overlay's image tag reaches every Trellis
