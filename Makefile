@@ -5,7 +5,7 @@ BIN       := bin/trellis
 PKGS      := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test test-go test-node run bench bench-go lint deps fuzz manifests clean
+.PHONY: all build test test-go test-cluster test-node run bench bench-go lint deps fuzz manifests clean
 
 all: build
 
@@ -17,11 +17,17 @@ build:
 deps:
 	@./scripts/deps.sh
 
-## test: deps, then every Go test with the race detector, then the browser client's unit tests
-test: deps test-go test-node
+## test: deps, then every Go test with the race detector, the Redis-backed suites again on a local Redis Cluster, then the browser client's unit tests
+test: deps test-go test-cluster test-node
 
 test-go:
 	$(GO) test -race -timeout 20m $(PKGS)
+
+# The suites that talk to Redis, run again on a local 3+3 cluster (each test
+# in a namespace of its own; see internal/redistest.ModeEnv).
+CLUSTER_PKGS := ./store/ ./controller/ ./edge/ ./worker/
+test-cluster:
+	TRELLIS_TEST_REDIS=cluster $(GO) test -race -timeout 20m $(CLUSTER_PKGS)
 
 test-node:
 	node --test edge/web/test/*.test.mjs

@@ -415,6 +415,7 @@ func TestRenderedRedisClusterClients(t *testing.T) {
 		}
 
 		var scalers int
+		streams := map[string]bool{}
 		for _, o := range r.objs {
 			if o.kind() != "ScaledObject" {
 				continue
@@ -425,9 +426,11 @@ func TestRenderedRedisClusterClients(t *testing.T) {
 					t.Errorf("overlay %s: %s: a single-node redis-streams trigger on a cluster", r.name, o)
 				case "redis-cluster-streams":
 					scalers++
-					if got, want := str(tr, "metadata", "stream"), store.Prefix+"ctl"; got != want {
-						t.Errorf("overlay %s: %s: stream %q, want %q", r.name, o, got, want)
+					got := str(tr, "metadata", "stream")
+					if streams[got] {
+						t.Errorf("overlay %s: %s: stream %q watched twice", r.name, o, got)
 					}
+					streams[got] = true
 					if got := str(tr, "metadata", "consumerGroup"); got != store.GroupWorkers {
 						t.Errorf("overlay %s: %s: consumerGroup %q, want %q", r.name, o, got, store.GroupWorkers)
 					}
@@ -448,6 +451,15 @@ func TestRenderedRedisClusterClients(t *testing.T) {
 		}
 		if scalers == 0 {
 			t.Errorf("overlay %s: no redis-cluster-streams trigger scales the workers", r.name)
+		}
+		// One trigger per control stream a namespace gets on a cluster.
+		for shard := range store.DefaultClusterControlShards {
+			if name := store.ControlStreamName(store.DefaultNamespace, shard); !streams[name] {
+				t.Errorf("overlay %s: no trigger watches control stream %s", r.name, name)
+			}
+		}
+		if len(streams) != store.DefaultClusterControlShards {
+			t.Errorf("overlay %s: triggers watch %d streams, want %d", r.name, len(streams), store.DefaultClusterControlShards)
 		}
 	}
 }

@@ -680,9 +680,8 @@ func TestWorkerManifests(t *testing.T) {
 				continue
 			}
 			scaled = true
-			// store keeps the control stream's key unexported; it is
-			// Prefix + "ctl" (store/keys.go).
-			if got, want := str(tr, "metadata", "stream"), store.Prefix+"ctl"; got != want {
+			// A single node's namespace has one control stream.
+			if got, want := str(tr, "metadata", "stream"), store.ControlStreamName(store.DefaultNamespace, 0); got != want {
 				t.Errorf("%s: stream %q, want %q", o, got, want)
 			}
 			if got := str(tr, "metadata", "consumerGroup"); got != store.GroupWorkers {

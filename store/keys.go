@@ -196,3 +196,9 @@ func hexVal(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// ControlStreamName is the name of control stream shard of namespace, for
+// tools outside the store that watch it (KEDA's scaler in deploy/).
+func ControlStreamName(namespace string, shard int) string {
+	return newKeyspace(namespace).control(shard)
+}
