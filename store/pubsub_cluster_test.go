@@ -152,10 +152,34 @@ func TestClusterFailover(t *testing.T) {
 		subscribe(t, sub, ch)
 	}
 	victim := owner[chans[0]]
+	// A store as the components make it (Open: the slot-map reload hook
+	// on), writing to a session in the victim's slots.
+	ost, err := Open(Config{URL: c.URL(), DialTimeout: time.Second, ReadTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ost.Close()
+	var victimKey SessionKey
+	for i := 0; ; i++ {
+		victimKey = SessionKey{User: fmt.Sprint("failover-", i), Game: "g"}
+		if p, err := c.PrimaryFor(ost.ks.out(victimKey)); err == nil && p == victim {
+			break
+		}
+	}
+	ctx := testContext(t)
+	if _, err := ost.AppendOutput(ctx, victimKey, Output{Kind: OutText, Text: "before"}); err != nil {
+		t.Fatal(err)
+	}
 	newPrimary, err := c.KillPrimary(victim)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// go-redis alone would go on sending these to the dead address until
+	// its 60 s slot-map refresh.
+	eventually(t, "a write to the dead primary's slots succeeds on the promoted replica", func() bool {
+		_, err := ost.AppendOutput(ctx, victimKey, Output{Kind: OutText, Text: "after"})
+		return err == nil
+	})
 	var moved, stayed []string
 	for _, ch := range chans {
 		if owner[ch] == victim {

@@ -325,7 +325,11 @@ func Connect(cfg Config) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return redis.NewUniversalClient(o), nil
+	rdb := redis.NewUniversalClient(o)
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		cc.AddHook(reloadHook{cc: cc})
+	}
+	return rdb, nil
 }
 
 // Store is Trellis's view of Redis. It is safe for concurrent use; its zero

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -174,6 +175,15 @@ func openStore(own ...envSection) (*store.Store, *slog.Logger, error) {
 	}
 	st, err := store.Open(rc)
 	if err != nil {
+		return nil, nil, err
+	}
+	// A URL of the wrong kind fails every command later in a way that is
+	// hard to read (MOVED, "cluster support disabled"): say it now. A Redis
+	// that is down is not an error here: components wait for it.
+	ctx, cancel := context.WithTimeout(context.Background(), rc.DialTimeout+rc.ReadTimeout)
+	defer cancel()
+	if err := st.CheckTopology(ctx); err != nil {
+		st.Close()
 		return nil, nil, err
 	}
 	return st, log, nil
