@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -447,5 +448,44 @@ func TestTranscriptInputAfterPrompt(t *testing.T) {
 				t.Errorf("%s transcript has %q:\n%q", format, n, out)
 			}
 		}
+	}
+}
+
+// With several control shards, ops lag adds up every shard and shows each;
+// a component configured with another count than the namespace's is
+// refused, naming the setting.
+func TestOpsLagPerShard(t *testing.T) {
+	gamesTestStore(t) // a fresh database in TRELLIS_REDIS_URL
+	t.Setenv("TRELLIS_REDIS_CONTROL_SHARDS", "4")
+	st, _, err := openStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if err := st.EnsureControlGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		if _, err := st.PublishControl(ctx, store.Command{Type: store.CmdAttach, User: fmt.Sprint("u", i), Game: "demo"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errs := captureAll(t, "ops", "lag")
+	if code != 0 {
+		t.Fatalf("ops lag: exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "Control streams (4 shards): 12 entries, lag 12") {
+		t.Errorf("ops lag does not sum the shards:\n%s", out)
+	}
+	for shard := range 4 {
+		if !strings.Contains(out, store.ControlStreamName(store.DefaultNamespace, shard)) {
+			t.Errorf("ops lag does not show shard %d:\n%s", shard, out)
+		}
+	}
+	t.Setenv("TRELLIS_REDIS_CONTROL_SHARDS", "8")
+	code, _, errs = captureAll(t, "ops", "lag")
+	if code != 1 || !strings.Contains(errs, "TRELLIS_REDIS_CONTROL_SHARDS=8") || !strings.Contains(errs, "created with 4") {
+		t.Errorf("a different shard count: exit %d, %q; want 1 and the setting named", code, errs)
 	}
 }

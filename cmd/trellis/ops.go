@@ -55,8 +55,25 @@ func runOps(ctx context.Context, args []string) error {
 	if status.Lag < 0 {
 		lag = "unknown"
 	}
-	fmt.Printf("Control stream: %d entries, lag %s (not yet delivered), %d pending (delivered, not acknowledged), %d dead letters.\n",
-		status.Length, lag, status.Pending, status.DeadLetters)
+	streams := "Control stream"
+	if len(status.Shards) > 1 {
+		streams = fmt.Sprintf("Control streams (%d shards)", len(status.Shards))
+	}
+	fmt.Printf("%s: %d entries, lag %s (not yet delivered), %d pending (delivered, not acknowledged), %d dead letters.\n",
+		streams, status.Length, lag, status.Pending, status.DeadLetters)
+	if len(status.Shards) > 1 {
+		fmt.Println()
+		t := newTable("SHARD", "STREAM", "ENTRIES", "LAG", "PENDING", "DEAD")
+		for _, sh := range status.Shards {
+			l := strconv.FormatInt(sh.Lag, 10)
+			if sh.Lag < 0 {
+				l = "unknown"
+			}
+			t.row(strconv.Itoa(sh.Shard), sh.Stream, strconv.FormatInt(sh.Length, 10), l,
+				strconv.FormatInt(sh.Pending, 10), strconv.FormatInt(sh.DeadLetters, 10))
+		}
+		t.flush()
+	}
 	if len(status.Consumers) > 0 {
 		fmt.Println()
 		t := newTable("CONSUMER", "PENDING", "IDLE")
