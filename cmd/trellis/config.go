@@ -186,5 +186,11 @@ func openStore(own ...envSection) (*store.Store, *slog.Logger, error) {
 		st.Close()
 		return nil, nil, err
 	}
+	// So is a control shard count the namespace was not created with: an
+	// edge and a worker that disagreed would lose attaches between them.
+	if _, err := st.ControlShards(ctx); errors.Is(err, store.ErrControlShards) {
+		st.Close()
+		return nil, nil, err
+	}
 	return st, log, nil
 }
