@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 )
 
 // Databases is how many logical databases the server has: each Client call
@@ -302,8 +303,11 @@ func New(tb testing.TB, opts Options) *Server {
 	return s
 }
 
-// Main runs the package's tests and then stops the shared server and the
-// shared cluster (SharedCluster).
+// Main runs the package's tests, stops the shared server and the shared
+// cluster (SharedCluster), and fails the run if goroutines outlive the
+// tests.
+
+
 func Main(m *testing.M) {
 	code := m.Run()
 	sharedMu.Lock()
@@ -312,5 +316,14 @@ func Main(m *testing.M) {
 	}
 	sharedMu.Unlock()
 	closeSharedCluster()
+	// Every goroutine a test started must be stopped by its owner before
+	// the test returns; whatever is still running once all tests are done
+	// (and every client they made is closed) leaked.
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper")); err != nil {
+			fmt.Fprintf(os.Stderr, "goroutines leaked by the tests: %v\n", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
