@@ -87,14 +87,15 @@ func runDemoGame(ctx context.Context, args []string) error {
 
 func runToken(ctx context.Context, args []string) error {
 	var ac auth.Config
-	fs := newFlags("token", "token -user ID [-ttl 24h]", envSection{"TRELLIS_AUTH", &ac})
+	fs := newFlags("token", "token -user ID | -operator NAME [-ttl 24h]", envSection{"TRELLIS_AUTH", &ac})
 	user := fs.String("user", "", "the player's user id (the token's subject)")
+	operator := fs.String("operator", "", "mint an operator token for the web console instead, for this operator name (a player token is refused there, and this one at the edge)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *user == "" {
-		return fmt.Errorf("%w: -user is required", errUsage)
+	if (*user == "") == (*operator == "") {
+		return fmt.Errorf("%w: want one of -user or -operator", errUsage)
 	}
 	if *ttl <= 0 {
 		return fmt.Errorf("%w: -ttl must be positive", errUsage)
@@ -102,7 +103,15 @@ func runToken(ctx context.Context, args []string) error {
 	if err := loadEnv(envSection{"TRELLIS_AUTH", &ac}); err != nil {
 		return err
 	}
-	tok, err := auth.Mint([]byte(ac.Secret), *user, *ttl)
+	var (
+		tok string
+		err error
+	)
+	if *operator != "" {
+		tok, err = auth.MintOperator([]byte(ac.Secret), *operator, *ttl)
+	} else {
+		tok, err = auth.Mint([]byte(ac.Secret), *user, *ttl)
+	}
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/trellis-mud/trellis/edge"
 	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/internal/console"
 	"github.com/trellis-mud/trellis/internal/demogame"
 	"github.com/trellis-mud/trellis/store"
 	"github.com/trellis-mud/trellis/worker"
@@ -59,6 +60,7 @@ func runDev(ctx context.Context, args []string) error {
 		wc worker.Config
 		ec edge.Config
 		ac auth.Config
+		cc console.Config
 	)
 	sections := []envSection{{"TRELLIS_DEV", &dc}, redisSection(&rc), logSection(&lc)}
 	// Help lists every variable dev honours, the components' too.
@@ -67,7 +69,7 @@ func runDev(ctx context.Context, args []string) error {
 		"let in and, without TRELLIS_AUTH_SECRET, tokens are signed with a random secret. The worker may\n"+
 		"dial games on loopback (TRELLIS_WORKER_ALLOW_NETWORKS defaults to 127.0.0.0/8,::1/128 here).",
 		append(sections, envSection{"TRELLIS_WORKER", &worker.Config{}}, envSection{"TRELLIS_EDGE", &edge.Config{}},
-			envSection{"TRELLIS_AUTH", &auth.Config{}})...)
+			envSection{"TRELLIS_AUTH", &auth.Config{}}, envSection{"TRELLIS_CONSOLE", &console.Config{}})...)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -100,7 +102,8 @@ func runDev(ctx context.Context, args []string) error {
 	// The demo game is on this host: let the worker dial it there. (Its
 	// dial guard still refuses the Redis it uses, embedded or not.)
 	setDefaultEnv("TRELLIS_WORKER_ALLOW_NETWORKS", devAllowNetworks(dc.DemoListen))
-	if err := loadEnv(envSection{"TRELLIS_WORKER", &wc}, envSection{"TRELLIS_EDGE", &ec}, envSection{"TRELLIS_AUTH", &ac}); err != nil {
+	if err := loadEnv(envSection{"TRELLIS_WORKER", &wc}, envSection{"TRELLIS_EDGE", &ec}, envSection{"TRELLIS_AUTH", &ac},
+		envSection{"TRELLIS_CONSOLE", &cc}); err != nil {
 		return err
 	}
 
@@ -165,10 +168,24 @@ func runDev(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen on %s: %w (is another Trellis running? set TRELLIS_DEV_LISTEN=127.0.0.1:8081)", ec.Listen, err)
 	}
 
+	con, err := console.New(cc, verifier, st, log.With("component", "console"))
+	if err != nil {
+		ln.Close()
+		edgeLn.Close()
+		return err
+	}
+	conLn, opToken, err := devConsole(cc, ac.Secret)
+	if err != nil {
+		ln.Close()
+		edgeLn.Close()
+		return err
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return game.Serve(gctx, ln) })
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return e.Serve(gctx, edgeLn) })
+	g.Go(func() error { return con.Serve(gctx, conLn) })
 
 	redisDesc := "embedded, in memory, at " + mini.Addr() + " (set TRELLIS_REDIS_URL to use a real Redis)"
 	ops := "export TRELLIS_REDIS_URL=" + rc.URL
@@ -184,6 +201,11 @@ func runDev(ctx context.Context, args []string) error {
     Redis:  %s
     Demo game (telnet): %s
 
+  Operator console: http://%s/
+    sign in with this operator token (valid %s; mint others with
+    'trellis token -operator NAME' and this process's TRELLIS_AUTH_SECRET):
+    %s
+
   Operator commands, in another terminal:
 
     %s
@@ -191,7 +213,8 @@ func runDev(ctx context.Context, args []string) error {
 
   Press Ctrl-C to stop.
 
-`, time.Since(start).Round(time.Millisecond), edgeLn.Addr(), edgeLn.Addr(), redisDesc, ln.Addr(), ops)
+`, time.Since(start).Round(time.Millisecond), edgeLn.Addr(), edgeLn.Addr(), redisDesc, ln.Addr(),
+		conLn.Addr(), devOperatorTTL, opToken, ops)
 	if devListening != nil {
 		devListening(edgeLn.Addr().String())
 	}

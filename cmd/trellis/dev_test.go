@@ -50,6 +50,7 @@ func startDev(t *testing.T) (base, banner string) {
 		"TRELLIS_EDGE_LISTEN":          "127.0.0.1:0",
 		"TRELLIS_EDGE_GUEST":           "true",
 		"TRELLIS_EDGE_ADMIN_LISTEN":    "",
+		"TRELLIS_CONSOLE_LISTEN":       "127.0.0.1:0",
 		"TRELLIS_AUTH_SECRET":          "",
 		"TRELLIS_WORKER_ADMIN_LISTEN":  "",
 		"TRELLIS_WORKER_IDLE_GRACE":    "10m",

@@ -9,7 +9,8 @@
 //	trellis sessions ...        what runs where; kill a session
 //	trellis replay ...          transcripts, the event log, redrive of control events
 //	trellis ops lag             the control stream's consumer group
-//	trellis token               mint a player token
+//	trellis console             the operator's web console (an admin listener)
+//	trellis token               mint a player token (-operator: a console token)
 //	trellis bench               the end-to-end load generator
 //
 // Configuration comes from TRELLIS_* environment variables, one envconfig

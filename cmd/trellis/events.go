@@ -17,6 +17,7 @@ var eventTypes = []string{
 	store.EvWorkerStarted, store.EvWorkerDraining, store.EvWorkerStopped, store.EvWorkerSelfFenced,
 	store.EvControlDeadLetter,
 	store.EvEdgeStarted, store.EvEdgeStopped,
+	store.EvOperatorSignedIn, store.EvOperatorSessionKilled, store.EvOperatorGamesChanged,
 }
 
 const eventTypePrefix = "trellis."

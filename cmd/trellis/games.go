@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/trellis-mud/trellis/internal/ops"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -243,14 +244,8 @@ const maxGamesFile = 4 << 20
 
 // checkGames refuses games that point at Trellis's own Redis and returns a
 // warning for each host the workers refuse by default, to print once the
-// games are written.
-func checkGames(ctx context.Context, st *store.Store, games ...store.Game) ([]string, error) {
-	rc, err := newRegistryCheck(ctx, st)
-	if err != nil {
-		return nil, err
-	}
-	return rc.checkAll(ctx, games)
-}
+// games are written (ops's: the console's registry writes use it too).
+var checkGames = ops.CheckGames
 
 func printWarnings(warnings []string) {
 	for _, w := range warnings {

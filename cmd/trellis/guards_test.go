@@ -16,29 +16,31 @@ import (
 	"github.com/trellis-mud/trellis/store"
 )
 
-// eventTypes lists every Ev* constant of store/events.go: -type would
-// call a new type unknown otherwise.
+// eventTypes lists every Ev* constant of store (events.go and
+// console.go): -type would call a new type unknown otherwise.
 func TestEventTypesAreStoresEventTypes(t *testing.T) {
-	f, err := parser.ParseFile(token.NewFileSet(), "../../store/events.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var want []string
-	ast.Inspect(f, func(n ast.Node) bool {
-		vs, ok := n.(*ast.ValueSpec)
-		if !ok {
-			return true
+	for _, file := range []string{"../../store/events.go", "../../store/console.go"} {
+		f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
 		}
-		for i, name := range vs.Names {
-			if strings.HasPrefix(name.Name, "Ev") && i < len(vs.Values) {
-				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-					v, _ := strconv.Unquote(lit.Value)
-					want = append(want, v)
+		ast.Inspect(f, func(n ast.Node) bool {
+			vs, ok := n.(*ast.ValueSpec)
+			if !ok {
+				return true
+			}
+			for i, name := range vs.Names {
+				if strings.HasPrefix(name.Name, "Ev") && i < len(vs.Values) {
+					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						v, _ := strconv.Unquote(lit.Value)
+						want = append(want, v)
+					}
 				}
 			}
-		}
-		return true
-	})
+			return true
+		})
+	}
 	if len(want) == 0 {
 		t.Fatal("no Ev* constants found in store/events.go")
 	}

@@ -36,7 +36,8 @@ func init() {
 		{name: "sessions", summary: "list, show and kill sessions", run: runSessions},
 		{name: "replay", summary: "replay streams: transcript, events, redrive", run: runReplay},
 		{name: "ops", summary: "operator views: lag (control stream and dead letters)", run: runOps},
-		{name: "token", summary: "mint a player token (HS256 JWT)", run: runToken},
+		{name: "console", summary: "run the operator's web console (an admin listener)", run: runConsole},
+		{name: "token", summary: "mint a player token, or with -operator a console token (HS256 JWT)", run: runToken},
 		{name: "bench", summary: "end-to-end load generator with baselines", run: runBench},
 	}
 }

@@ -8,8 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
+	"github.com/trellis-mud/trellis/internal/ops"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -136,46 +135,13 @@ func plural(n int, noun string) string {
 	return strconv.Itoa(n) + " " + noun + "s"
 }
 
-// stopSession asks whoever runs key's session to end it, telling the
-// player reason: a stop command on the control stream, which any worker
-// routes to the lease holder. With no lease held no session runs, and
-// nothing is published (running is false).
+// stopSession and stopGameSessions are ops's: the web console's kill
+// publishes the same stop.
 func stopSession(ctx context.Context, st *store.Store, key store.SessionKey, reason string) (id string, running bool, err error) {
-	if _, ok, err := st.GetLease(ctx, key); err != nil || !ok {
-		return "", false, err
-	}
-	id, err = st.PublishControl(ctx, store.Command{
-		Type: store.CmdStop, User: key.User, Game: key.Game,
-		Reason: reason, Correlation: uuid.NewString(),
-	})
-	if err != nil {
-		return "", true, fmt.Errorf("stop %s: %w", key, err)
-	}
-	return id, true, nil
+	return ops.StopSession(ctx, st, key, reason, "")
 }
 
-// stopGameSessions stops every running session of game (found through the
-// session index) with reason, and returns how many it asked to stop.
-func stopGameSessions(ctx context.Context, st *store.Store, game, reason string) (int, error) {
-	list, err := st.ListSessions(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("find the sessions of %s: %w", game, err)
-	}
-	n := 0
-	for _, si := range list {
-		if si.Key.Game != game {
-			continue
-		}
-		_, running, err := stopSession(ctx, st, si.Key, reason)
-		if err != nil {
-			return n, err
-		}
-		if running {
-			n++
-		}
-	}
-	return n, nil
-}
+var stopGameSessions = ops.StopGameSessions
 
 // sessionArg parses USER/GAME (the game id has no slash; the user may).
 func sessionArg(args []string) (store.SessionKey, error) {

@@ -14,6 +14,14 @@
 //     an HMAC of it, set HttpOnly on the play page, so a reload keeps the
 //     same identity (and so the same game connection) without any login.
 //
+// A third kind is not a player's: an operator token for the web console
+// (internal/console), minted by `trellis token -operator NAME`
+// (MintOperator). It is signed with a key derived from the secret and
+// carries the audience "trellis-console", so the edge's Verify refuses it
+// and the console's VerifyOperator refuses player tokens: an operator
+// named alice is not the player alice, and a player cannot reach the
+// console with the token in their play URL.
+//
 // User ids end up in Redis key names and in the game's view of the world, so
 // both paths accept only ids made of a small, safe alphabet (ValidUser). The
 // two namespaces do not overlap: guest ids start with "guest-", and a token

@@ -1,0 +1,300 @@
+package console_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// browser starts a headless chromium with a fresh profile; it skips the
+// test when chromium is absent outside CI, and fails in CI.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := exec.LookPath(chromiumPath); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("chromium not found at %s (install Debian's chromium to run the browser test); skipping outside CI", chromiumPath)
+		}
+		t.Fatalf("chromium not found at %s and CI is set: the browser test must run", chromiumPath)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 860),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 120*time.Second)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc() // waits for chromium to exit
+	})
+	return ctx
+}
+
+func jsString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
+	return "'" + r.Replace(s) + "'"
+}
+
+// waitJS waits until a JavaScript expression is true.
+func waitJS(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))
+}
+
+// waitText waits until the element sel's text contains s.
+func waitText(sel, s string) chromedp.Action[chromedp.Void] {
+	return waitJS(`(document.querySelector(` + jsString(sel) + `)?.textContent ?? '').includes(` + jsString(s) + `)`)
+}
+
+func typeLine(line string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.WaitVisible(chromedp.CSS(`#input`)),
+		chromedp.SendKeys(chromedp.CSS(`#input`), line+"\r"),
+	)
+}
+
+func TestBrowserConsole(t *testing.T) {
+	ctx := browser(t)
+	s := startStack(t, true)
+	artifacts := os.Getenv("TRELLIS_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = t.TempDir()
+	} else if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	screenshot := func(ctx context.Context, name string) {
+		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 is PNG
+		if err != nil {
+			t.Logf("screenshot %s: %v", name, err)
+			return
+		}
+		path := filepath.Join(artifacts, name)
+		if err := os.WriteFile(path, shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+	defer func() {
+		if t.Failed() {
+			screenshot(ctx, "console-failure.png")
+		}
+	}()
+
+	// The player, in a tab of their own: signs in to the game (a password
+	// under a masked field) and shows some colours.
+	// (The first tab starts the browser; the player's opens in it.)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	playerCtx, closePlayer := chromedp.NewContext(ctx)
+	defer closePlayer()
+	err := chromedp.Do(playerCtx,
+		chromedp.Navigate("http://"+s.edgeAddr+"/play/demo?token="+playerToken(t, "alice")),
+		waitText("#output", "What is your name?"),
+		typeLine("Alice"),
+		waitText("#output", "Password:"),
+		typeLine("sekrit-pass"),
+		waitText("#output", "> "),
+		typeLine("colors"),
+		waitText("#output", "256 colours"),
+		typeLine("say the console can see this"),
+		waitText("#output", "You say: the console can see this"),
+	)
+	if err != nil {
+		t.Fatalf("player: %v", err)
+	}
+
+	// The operator signs in with a token pasted into the page (never in a
+	// URL) and sees the session.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.consoleURL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#login`)),
+		chromedp.SetValue(chromedp.CSS(`#token`), playerToken(t, "olga")),
+		chromedp.Click(chromedp.CSS(`#login-form button`)),
+		waitText("#login-error", "player token"),
+	)
+	if err != nil {
+		t.Fatalf("sign in with a player token: %v", err)
+	}
+	screenshot(ctx, "console-login.png")
+	err = chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(`#token`), operatorToken(t, "olga")),
+		chromedp.Click(chromedp.CSS(`#login-form button`)),
+		waitText("#operator", "olga"),
+		waitJS(`document.querySelector('#sessions-table tr[data-user="alice"][data-game="demo"]') !== null`),
+		waitText(`#sessions-table tr[data-user="alice"]`, "connected"),
+	)
+	if err != nil {
+		t.Fatalf("sign in and list sessions: %v", err)
+	}
+	screenshot(ctx, "console-sessions.png")
+
+	// The transcript, rendered by the player client's ANSI renderer:
+	// colours as spans, typed lines shown, the password hidden.
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#sessions-table tr[data-user="alice"] a.button`)),
+		waitText("#transcript-output", "You say: the console can see this"),
+		waitText("#transcript-output", "hidden: typed at a password prompt"),
+		waitJS(`document.querySelectorAll('#transcript-output span[class*="fg-"], #transcript-output span[style*="color"]').length > 8`),
+	)
+	if err != nil {
+		t.Fatalf("transcript: %v", err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(`#transcript-output`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#transcript-output .input-echo')].map((e) => e.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text, "sekrit") || strings.Contains(text, "\x1b[") {
+		t.Fatalf("the transcript shows the password or raw escapes:\n%s", text)
+	}
+	if len(typed) < 4 || typed[0] != "Alice" || typed[2] != "colors" {
+		t.Errorf("typed lines shown: %q", typed)
+	}
+	screenshot(ctx, "console-transcript.png")
+	// Its start: the name typed, the password line hidden.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('#transcript-output').scrollTop = 0`)); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(ctx, "console-transcript-start.png")
+
+	// The event log, following live: what happens next shows up on its own.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.consoleURL+"/#events"),
+		waitText("#events-live", "live"),
+		waitJS(`document.querySelector('#events-live').classList.contains('on')`),
+		waitJS(`document.querySelector('#events-table tr[data-type="trellis.session.started"]') !== null`),
+	)
+	if err != nil {
+		t.Fatalf("events: %v", err)
+	}
+
+	// Kill from the sessions page (two clicks: the first arms the button);
+	// the player's page is told.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.consoleURL+"/#sessions"),
+		chromedp.WaitVisible(chromedp.CSS(`#sessions-table tr[data-user="alice"] button.danger`)),
+		chromedp.SetValue(chromedp.CSS(`#kill-reason`), "back in five minutes"),
+		chromedp.Click(chromedp.CSS(`#sessions-table tr[data-user="alice"] button.danger`)),
+		waitText(`#sessions-table tr[data-user="alice"] button.danger`, "Really kill?"),
+		chromedp.Click(chromedp.CSS(`#sessions-table tr[data-user="alice"] button.danger`)),
+	)
+	if err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	if err := chromedp.Do(playerCtx, waitText("#output", "session stopped: back in five minutes")); err != nil {
+		t.Fatalf("the player was not told: %v", err)
+	}
+	screenshot(playerCtx, "console-player-told.png")
+
+	// Follow live: the events page is open, then the player comes back,
+	// and the new session's events arrive without a reload; the kill is
+	// in the log with the operator's name.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.consoleURL+"/#events"),
+		waitJS(`document.querySelector('#events-live').classList.contains('on')`),
+		waitJS(`document.querySelector('#events-table tr[data-type="trellis.operator.session_killed"]') !== null`),
+		waitText(`#events-table tr[data-type="trellis.operator.session_killed"]`, `"operator":"olga"`),
+	)
+	if err != nil {
+		t.Fatalf("the kill in the log: %v", err)
+	}
+	if err := chromedp.Do(playerCtx, chromedp.Reload(), waitText("#output", "What is your name?")); err != nil {
+		t.Fatalf("player back: %v", err)
+	}
+	err = chromedp.Do(ctx,
+		waitJS(`document.querySelector('#events-table tr.fresh[data-type="trellis.session.started"]') !== null`),
+	)
+	if err != nil {
+		t.Fatalf("live events: %v", err)
+	}
+	screenshot(ctx, "console-events.png")
+
+	// Filter on a correlation id by clicking it: only that chain stays.
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#events-table tr[data-type="trellis.operator.session_killed"] td:nth-child(5) a`)),
+		waitJS(`document.querySelector('#events-filter [name=correlation]').value !== ''`),
+		waitJS(`document.querySelector('#events-table tr[data-type="trellis.operator.session_killed"]') !== null`),
+	)
+	if err != nil {
+		t.Fatalf("correlation filter: %v", err)
+	}
+	types, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#events-table tbody tr')].map((r) => r.dataset.type)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range types {
+		if typ == "trellis.session.started" || typ == "trellis.edge.started" {
+			t.Errorf("the correlation filter shows %s (rows %q)", typ, types)
+		}
+	}
+
+	// The other pages render what the API says.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.consoleURL+"/#games"),
+		waitText("#games-table", "Trellis Demo"),
+	)
+	if err != nil {
+		t.Fatalf("games: %v", err)
+	}
+	// Edit a game through the form: the API's keys come back as sent.
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#games-table tr[data-game="demo"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#game-form`)),
+		chromedp.SetValue(chromedp.CSS(`#game-form [name=name]`), "Trellis Demo (edited)"),
+		chromedp.SetValue(chromedp.CSS(`#game-form [name=description]`), "Edited from the console."),
+	)
+	if err != nil {
+		t.Fatalf("edit a game: %v", err)
+	}
+	screenshot(ctx, "console-games.png")
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#game-form button[type=submit]`)),
+		waitText("#games-notice", "Saved demo."),
+		waitText("#games-table", "Trellis Demo (edited)"),
+	)
+	if err != nil {
+		t.Fatalf("save a game: %v", err)
+	}
+	if g, err := s.st.GetGame(ctx, "demo"); err != nil || g.Description != "Edited from the console." {
+		t.Fatalf("after the edit: %+v, %v", g, err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.consoleURL+"/#control"),
+		waitText("#consumers-table", "console-worker"),
+	)
+	if err != nil {
+		t.Fatalf("control: %v", err)
+	}
+	screenshot(ctx, "console-control.png")
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.consoleURL+"/#cluster"),
+		waitText("#edges-table", "console-edge"),
+		waitText("#workers-table", "console-worker"),
+		waitText("#workers-table", "healthy"),
+	)
+	if err != nil {
+		t.Fatalf("cluster: %v", err)
+	}
+	screenshot(ctx, "console-cluster.png")
+}
