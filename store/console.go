@@ -19,7 +19,7 @@ import (
 // ("+" for the newest), newest first: the console shows the log's tail
 // and pages back from it.
 func (s *Store) RecentEvents(ctx context.Context, before string, count int64) ([]Event, error) {
-	res, err := s.rdb.XRevRangeN(ctx, keyEvents, before, "-", count).Result()
+	res, err := s.rdb.XRevRangeN(ctx, s.ks.events(), before, "-", count).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read events before %s: %w", before, err)
 	}
@@ -40,7 +40,7 @@ const maxEdgeScan = 1000
 // heartbeat keys (on every primary of a cluster); there are as many as
 // there are edges.
 func (s *Store) Edges(ctx context.Context) ([]EdgeBeat, error) {
-	prefix := edgeKey("")
+	prefix := s.ks.edge("")
 	var (
 		mu   sync.Mutex
 		keys []string

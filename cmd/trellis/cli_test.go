@@ -483,6 +483,17 @@ func TestOpsLagPerShard(t *testing.T) {
 			t.Errorf("ops lag does not show shard %d:\n%s", shard, out)
 		}
 	}
+	_, out, _ = captureAll(t, "ops", "lag", "-o", "json")
+	var lag struct {
+		Lag    int64 `json:"lag"`
+		Shards []struct {
+			Stream string `json:"stream"`
+			Lag    int64  `json:"lag"`
+		} `json:"shards"`
+	}
+	if err := json.Unmarshal([]byte(out), &lag); err != nil || len(lag.Shards) != 4 || lag.Lag != 12 {
+		t.Errorf("ops lag -o json: %v, want 4 shards and lag 12:\n%s", err, out)
+	}
 	t.Setenv("TRELLIS_REDIS_CONTROL_SHARDS", "8")
 	code, _, errs = captureAll(t, "ops", "lag")
 	if code != 1 || !strings.Contains(errs, "TRELLIS_REDIS_CONTROL_SHARDS=8") || !strings.Contains(errs, "created with 4") {

@@ -83,12 +83,31 @@ type Lag struct {
 	DeadLetters       int64        `json:"dead_letters"`
 	Consumers         []Consumer   `json:"consumers"`
 	DeadLetterEntries []DeadLetter `json:"dead_letter_entries"`
+	Shards            []Shard      `json:"shards"`
+}
+
+// Shard is one control stream; Lag is null when Redis cannot tell.
+type Shard struct {
+	Shard       int    `json:"shard"`
+	Stream      string `json:"stream"`
+	Length      int64  `json:"length"`
+	Lag         *int64 `json:"lag"`
+	Pending     int64  `json:"pending"`
+	DeadLetters int64  `json:"dead_letters"`
 }
 
 // FromLag is the view of the control stream's status and dead letters.
 func FromLag(st store.GroupStatus, letters []store.DeadLetterEntry) Lag {
 	out := Lag{Length: st.Length, Pending: st.Pending, DeadLetters: st.DeadLetters,
-		Consumers: []Consumer{}, DeadLetterEntries: []DeadLetter{}}
+		Consumers: []Consumer{}, DeadLetterEntries: []DeadLetter{}, Shards: []Shard{}}
+	for _, sh := range st.Shards {
+		v := Shard{Shard: sh.Shard, Stream: sh.Stream, Length: sh.Length, Pending: sh.Pending, DeadLetters: sh.DeadLetters}
+		if sh.Lag >= 0 {
+			lag := sh.Lag
+			v.Lag = &lag
+		}
+		out.Shards = append(out.Shards, v)
+	}
 	if st.Lag >= 0 {
 		lag := st.Lag
 		out.Lag = &lag
