@@ -12,6 +12,7 @@ import (
 
 	"github.com/trellis-mud/trellis/edge"
 	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/internal/console"
 	"github.com/trellis-mud/trellis/store"
 	"github.com/trellis-mud/trellis/worker"
 )
@@ -38,6 +39,7 @@ func sections() []section {
 		{"TRELLIS_WORKER", &worker.Config{}},
 		{"TRELLIS_EDGE", &edge.Config{}},
 		{"TRELLIS_AUTH", &auth.Config{}},
+		{"TRELLIS_CONSOLE", &console.Config{}},
 	}
 }
 
