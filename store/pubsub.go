@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/trellis-mud/trellis/internal/backoff"
 )
 
 // Pub/sub is owned here like the rest of Redis. A Subscriber holds the
@@ -332,10 +334,10 @@ func (sub *Subscriber) Run(ctx context.Context) error {
 		rereadEvery = 30 * time.Second // the slot map, in case a change went unnoticed
 	)
 	var (
-		refreshBackoff time.Duration
-		refreshAt      time.Time // the next allowed read of the slot map
-		lastRead       time.Time
-		retryAt        time.Time
+		refresh   = backoff.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
+		refreshAt time.Time // the next allowed read of the slot map
+		lastRead  time.Time
+		retryAt   time.Time
 	)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -351,10 +353,10 @@ func (sub *Subscriber) Run(ctx context.Context) error {
 						return nil
 					}
 					sub.failed(fmt.Errorf("read the cluster's slot map: %w", err))
-					refreshBackoff = min(max(2*refreshBackoff, 50*time.Millisecond), 2*time.Second)
-					refreshAt = time.Now().Add(refreshBackoff)
+					refreshAt = time.Now().Add(refresh.Next())
 				} else {
-					refreshBackoff, lastRead = 0, time.Now()
+					refresh.Reset()
+					lastRead = time.Now()
 					// Not at once again even if something asks: a
 					// MOVED that contradicts the map just read waits for
 					// the cluster to settle.
@@ -548,7 +550,7 @@ func (sub *Subscriber) nodeLoop(ctx context.Context, n *subNode) {
 			_ = n.client.Close()
 		}
 	}()
-	var backoff time.Duration
+	retry := backoff.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
 	for ctx.Err() == nil {
 		cctx, cancel := context.WithCancel(ctx)
 		conn := &subConn{ps: n.client.Subscribe(cctx), kick: make(chan struct{}, 1)}
@@ -593,13 +595,10 @@ func (sub *Subscriber) nodeLoop(ctx context.Context, n *subNode) {
 		}
 		sub.failed(err)
 		if heard {
-			backoff = 0
+			retry.Reset()
 		}
-		backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
-		select {
-		case <-ctx.Done():
+		if retry.Wait(ctx) != nil {
 			return
-		case <-time.After(backoff):
 		}
 	}
 }
