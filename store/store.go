@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/trellis-mud/trellis/internal/config"
 )
 
 // Config is the Redis connection of every component. It is read from the
@@ -39,13 +41,19 @@ type Config struct {
 	ControlShards int `envconfig:"CONTROL_SHARDS" default:"0" desc:"control streams of a new namespace (0: 1 on a single node, 8 on a cluster); a namespace keeps the count it was created with"`
 }
 
-// Defaults of the output stream's bounds, for New and for an Open whose
-// Config leaves them 0.
-const (
-	DefaultOutputMaxLen   = 20000
-	DefaultOutputMaxBytes = 1 << 20
-	minOutputMaxBytes     = 64 << 10
-)
+const minOutputMaxBytes = 64 << 10
+
+// DefaultConfig is the configuration an empty environment gives: the
+// default tags above are the only statement of the defaults.
+func DefaultConfig() Config {
+	var c Config
+	c.SetDefaults()
+	return c
+}
+
+// SetDefaults fills zero fields from their default tags, so a Config built
+// in code (tests, tools) gets what the environment would give.
+func (c *Config) SetDefaults() { config.SetDefaults(c) }
 
 // Validate reports the first setting that cannot work, naming its variable.
 func (c Config) Validate() error {
@@ -400,14 +408,15 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 // New wraps a client. The store does not own the client: closing it is the
 // caller's job.
 func New(rdb redis.UniversalClient, opts ...Option) *Store {
+	d := DefaultConfig()
 	s := &Store{
 		rdb:            rdb,
-		outputMaxLen:   DefaultOutputMaxLen,
-		outputMaxBytes: DefaultOutputMaxBytes,
-		eventsMaxAge:   7 * 24 * time.Hour,
-		controlMaxLen:  1_000_000,
+		outputMaxLen:   d.OutputMaxLen,
+		outputMaxBytes: d.OutputMaxBytes,
+		eventsMaxAge:   d.EventsMaxAge,
+		controlMaxLen:  d.ControlMaxLen,
 		now:            time.Now,
-		ks:             newKeyspace(DefaultNamespace),
+		ks:             newKeyspace(d.Namespace),
 	}
 	switch c := rdb.(type) {
 	case *redis.Client:
@@ -424,26 +433,19 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 
 // Open connects to Redis as cfg says and wraps the client in a Store.
 func Open(cfg Config) (*Store, error) {
+	// A Config built in code rather than read from the environment may
+	// leave fields 0: they take the defaults then, never "keep nothing".
+	cfg.SetDefaults()
+	if err := ValidNamespace(cfg.Namespace); err != nil {
+		return nil, fmt.Errorf("TRELLIS_REDIS_NAMESPACE=%q: %w", cfg.Namespace, err)
+	}
 	rdb, err := Connect(cfg)
 	if err != nil {
 		return nil, err
 	}
-	opts := []Option{WithEventsMaxAge(cfg.EventsMaxAge), WithControlMaxLen(cfg.ControlMaxLen), WithControlShards(cfg.ControlShards)}
-	if cfg.Namespace != "" {
-		if err := ValidNamespace(cfg.Namespace); err != nil {
-			return nil, fmt.Errorf("TRELLIS_REDIS_NAMESPACE=%q: %w", cfg.Namespace, err)
-		}
-		opts = append(opts, WithNamespace(cfg.Namespace))
-	}
-	// A Config built in code rather than read from the environment may
-	// leave the bounds 0: they take the defaults then, never "keep nothing".
-	if cfg.OutputMaxLen > 0 {
-		opts = append(opts, WithOutputMaxLen(cfg.OutputMaxLen))
-	}
-	if cfg.OutputMaxBytes > 0 {
-		opts = append(opts, WithOutputMaxBytes(cfg.OutputMaxBytes))
-	}
-	s := New(rdb, opts...)
+	s := New(rdb, WithEventsMaxAge(cfg.EventsMaxAge), WithControlMaxLen(cfg.ControlMaxLen),
+		WithControlShards(cfg.ControlShards), WithNamespace(cfg.Namespace),
+		WithOutputMaxLen(cfg.OutputMaxLen), WithOutputMaxBytes(cfg.OutputMaxBytes))
 	s.secrets = append(s.secrets, cfg.secrets()...)
 	return s, nil
 }
