@@ -42,16 +42,24 @@ func TestCheckTopology(t *testing.T) {
 		{"a node list naming a single node", single.Addr + "," + single.Addr, "cluster support disabled"},
 		{"single node down", "redis://" + down, ""},
 		{"cluster nodes down", down + "," + down, ""},
+		{"a cluster whose first seed is down", down + "," + cluster.URL(), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testContext(t)
-			err := open(tc.url).CheckTopology(ctx)
+			st := open(tc.url)
+			err := st.CheckTopology(ctx)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("CheckTopology(%s) = %v, want nil", tc.url, err)
 				}
 			} else if !errors.Is(err, ErrTopology) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "TRELLIS_REDIS_URL") {
 				t.Fatalf("CheckTopology(%s) = %v, want ErrTopology naming TRELLIS_REDIS_URL and %q", tc.url, err, tc.want)
+			}
+			// A seed that is down is no obstacle while another answers.
+			if tc.url == down+","+cluster.URL() {
+				if err := st.Ping(ctx); err != nil {
+					t.Fatalf("ping with the first seed down: %v", err)
+				}
 			}
 		})
 	}
