@@ -621,8 +621,8 @@ type DeadLetterEntry struct {
 	Raw        string // the entry as it was stored (Command is empty when it could not be decoded)
 }
 
-// DeadLetters lists up to count dead-lettered entries of every shard,
-// oldest first.
+// DeadLetters lists the newest count dead-lettered entries of every shard
+// (the ones an operator is looking for), oldest first.
 func (s *Store) DeadLetters(ctx context.Context, count int64) ([]DeadLetterEntry, error) {
 	n, err := s.ControlShards(ctx)
 	if err != nil {
@@ -630,7 +630,7 @@ func (s *Store) DeadLetters(ctx context.Context, count int64) ([]DeadLetterEntry
 	}
 	var out []DeadLetterEntry
 	for shard := range n {
-		res, err := s.rdb.XRangeN(ctx, s.ks.deadLetters(shard), "-", "+", count).Result()
+		res, err := s.rdb.XRevRangeN(ctx, s.ks.deadLetters(shard), "+", "-", count).Result()
 		if err != nil {
 			return nil, fmt.Errorf("read dead letters of shard %d: %w", shard, err)
 		}
@@ -648,7 +648,7 @@ func (s *Store) DeadLetters(ctx context.Context, count int64) ([]DeadLetterEntry
 	}
 	slices.SortStableFunc(out, func(a, b DeadLetterEntry) int { return compareIDs(a.ID, b.ID) })
 	if int64(len(out)) > count {
-		out = out[:count]
+		out = out[int64(len(out))-count:]
 	}
 	return out, nil
 }

@@ -704,3 +704,39 @@ func TestControlShardsReadBlocks(t *testing.T) {
 		}
 	}
 }
+
+// ops lag -dead N shows the newest N dead letters, oldest of them first.
+// (Across shards "newest" is by stream id, which ties within a millisecond:
+// one shard here.)
+func TestDeadLettersNewestFirstCut(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, WithControlShards(1))
+	ctx := testContext(t)
+	if err := s.EnsureControlGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 4 {
+		c := attach(fmt.Sprint("dl", i), "g")
+		id, err := s.PublishControl(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := s.ControlShards(ctx)
+		if err := s.DeadLetter(ctx, ControlMessage{ID: id, Command: c, Shard: controlShard(c.Key(), n)}, fmt.Sprint("reason ", i)); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprint("reason ", i))
+	}
+	got, err := s.DeadLetters(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, l := range got {
+		reasons = append(reasons, l.Reason)
+	}
+	if fmt.Sprint(reasons) != fmt.Sprint(want[2:]) {
+		t.Errorf("DeadLetters(2) = %v, want the newest two, oldest first: %v", reasons, want[2:])
+	}
+}
