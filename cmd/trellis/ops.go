@@ -14,7 +14,7 @@ func runOps(ctx context.Context, args []string) error {
 	const synopsis = "ops lag [-o json] [-dead N]"
 	fs := newFlags("ops", synopsis, redisSection(&store.Config{}))
 	out := outputFlag(fs)
-	dead := fs.Int64("dead", 20, "lag: how many dead letters to list")
+	dead := fs.Int64("dead", 20, "lag: how many dead letters to list (the newest)")
 	if len(args) > 0 && isHelp(args[0]) {
 		args = []string{"--help"}
 	}
