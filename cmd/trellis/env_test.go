@@ -12,6 +12,7 @@ import (
 	"github.com/trellis-mud/trellis/edge/auth"
 	"github.com/trellis-mud/trellis/internal/config"
 	"github.com/trellis-mud/trellis/internal/config/configtest"
+	"github.com/trellis-mud/trellis/internal/console"
 	"github.com/trellis-mud/trellis/store"
 	"github.com/trellis-mud/trellis/worker"
 )
@@ -25,6 +26,7 @@ func allSections() []envSection {
 		{"TRELLIS_WORKER", &worker.Config{}},
 		{"TRELLIS_EDGE", &edge.Config{}},
 		{"TRELLIS_AUTH", &auth.Config{}},
+		{"TRELLIS_CONSOLE", &console.Config{}},
 	}
 }
 
@@ -55,6 +57,8 @@ var goldenVars = map[string][]string{
 		"TRELLIS_EDGE_WRITE_TIMEOUT", "TRELLIS_EDGE_PING_INTERVAL", "TRELLIS_EDGE_HELLO_TIMEOUT",
 		"TRELLIS_EDGE_COMPRESSION", "TRELLIS_EDGE_LEASE_CHECK", "TRELLIS_EDGE_TRUST_PROXY"},
 	"TRELLIS_AUTH": {"TRELLIS_AUTH_SECRET"},
+	"TRELLIS_CONSOLE": {"TRELLIS_CONSOLE_LISTEN", "TRELLIS_CONSOLE_TLS_CERT", "TRELLIS_CONSOLE_TLS_KEY",
+		"TRELLIS_CONSOLE_ALLOWED_ORIGINS", "TRELLIS_CONSOLE_MAX_SIGN_IN", "TRELLIS_CONSOLE_MAX_STREAMS"},
 }
 
 // Every variable each component reads, by name, as envconfig names it.

@@ -16,8 +16,8 @@ type Config struct {
 	// TLSCert and TLSKey, both set, serve the console over HTTPS (the
 	// sign-in cookie is then Secure). Behind a TLS-terminating proxy that
 	// sets X-Forwarded-Proto: https the cookie is Secure as well.
-	TLSCert string `envconfig:"TLS_CERT" desc:"PEM certificate file: serve HTTPS (with TRELLIS_CONSOLE_TLS_KEY)"`
-	TLSKey  string `envconfig:"TLS_KEY" desc:"PEM private key file of TRELLIS_CONSOLE_TLS_CERT"`
+	TLSCert string `split_words:"true" desc:"PEM certificate file: serve HTTPS (with TRELLIS_CONSOLE_TLS_KEY)"`
+	TLSKey  string `split_words:"true" desc:"PEM private key file of TRELLIS_CONSOLE_TLS_CERT"`
 	// AllowedOrigins lists the origins (scheme://host[:port]) whose pages
 	// may change state; empty means the host the request was sent to.
 	AllowedOrigins []string `split_words:"true" desc:"origins whose pages may kill sessions and edit games (default: same host)"`
