@@ -160,3 +160,39 @@ func BenchmarkDecodeSlice(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeMSDP decodes a typical update (vitals and a room with
+// exits, as a game sends them after REPORT), over MSDP and over GMCP.
+func BenchmarkDecodeMSDP(b *testing.B) {
+	vitals := []any{msdpVAR, "HEALTH", msdpVAL, "95", msdpVAR, "HEALTH_MAX", msdpVAL, "100", msdpVAR, "MANA", msdpVAL, "40"}
+	room := []any{msdpVAR, "ROOM", msdpVAL, msdpTableOpen, msdpVAR, "VNUM", msdpVAL, "6008", msdpVAR, "NAME", msdpVAL, "The Temple Square",
+		msdpVAR, "EXITS", msdpVAL, msdpTableOpen, msdpVAR, "n", msdpVAL, "6001", msdpVAR, "s", msdpVAL, "6010", msdpTableClose,
+		msdpVAR, "TAGS", msdpVAL, msdpArrayOpen, msdpVAL, "safe", msdpVAL, "indoors", msdpArrayClose, msdpTableClose}
+	overMSDP := bytes.Repeat(msdpSB(append(vitals, room...)...), 64)
+	overGMCP := bytes.Repeat(bb(IAC, SB, OptGMCP, `MSDP {"HEALTH":"95","HEALTH_MAX":"100","MANA":"40","ROOM":{"VNUM":"6008","NAME":"The Temple Square","EXITS":{"n":"6001","s":"6010"},"TAGS":["safe","indoors"]}}`, IAC, SE), 64)
+	for _, bc := range []struct {
+		name  string
+		hello []byte
+		chunk []byte
+	}{{"msdp", bb(IAC, WILL, OptMSDP), overMSDP}, {"gmcp", bb(IAC, WILL, OptGMCP), overGMCP}} {
+		b.Run(bc.name, func(b *testing.B) {
+			e, err := New(Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			evs, _ := e.Decode(bc.hello, nil)
+			b.SetBytes(int64(len(bc.chunk)))
+			b.ReportAllocs()
+			for b.Loop() {
+				evs, err = e.Decode(bc.chunk, evs[:0])
+				if err != nil || len(evs) != 4*64 {
+					b.Fatalf("%d events, %v", len(evs), err)
+				}
+			}
+		})
+	}
+}
+
+// bb is the input builder b, for benchmarks whose *testing.B shadows it.
+var bb = b

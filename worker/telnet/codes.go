@@ -33,7 +33,7 @@ const (
 	OptLinemode   byte = 34  // RFC 1184, refused
 	OptNewEnviron byte = 39  // RFC 1572 (and the MNES convention)
 	OptCharset    byte = 42  // RFC 2066
-	OptMSDP       byte = 69  // refused
+	OptMSDP       byte = 69  // MUD server data protocol
 	OptMSSP       byte = 70  // MUD server status protocol
 	OptMCCP1      byte = 85  // refused: its start sequence is malformed
 	OptMCCP2      byte = 86  // MUD client compression v2
@@ -63,6 +63,13 @@ const (
 
 	msspVAR = 1
 	msspVAL = 2
+
+	msdpVAR        = 1
+	msdpVAL        = 2
+	msdpTableOpen  = 3
+	msdpTableClose = 4
+	msdpArrayOpen  = 5
+	msdpArrayClose = 6
 )
 
 // AppendCommand appends the two-byte command IAC cmd (for example GA or EOR).

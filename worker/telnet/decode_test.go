@@ -101,7 +101,7 @@ func TestNewRejectsBadCharsets(t *testing.T) {
 
 func TestDecodeNegotiation(t *testing.T) {
 	var refusals []decodeCase
-	for _, opt := range []byte{OptMXP, OptMSP, OptMSDP, OptATCP, OptLinemode, OptMCCP1, 99, 255} {
+	for _, opt := range []byte{OptMXP, OptMSP, OptATCP, OptLinemode, OptMCCP1, 99, 255} {
 		refusals = append(refusals, decodeCase{
 			name:    "refuse option " + string(rune('0'+opt/100)) + string(rune('0'+opt/10%10)) + string(rune('0'+opt%10)),
 			input:   b(IAC, WILL, opt, IAC, DO, opt, IAC, WONT, opt, IAC, DONT, opt),

@@ -1,7 +1,7 @@
 // Package telnet is the client side of the telnet protocol as MUDs speak it:
 // a streaming engine that turns the bytes a game sends into events for the
-// player (text, prompt marks, echo on/off, GMCP, MSSP) and queues the
-// replies the protocol owes the game.
+// player (text, prompt marks, echo on/off, GMCP, MSDP, MSSP) and queues
+// the replies the protocol owes the game.
 //
 // # Using an engine
 //
@@ -18,7 +18,7 @@
 //		for p := buf[:n]; len(p) > 0; {
 //			var used int
 //			evs, used, derr = e.DecodeSlice(p, evs[:0])
-//			deliver(evs) // text, prompts, echo, GMCP, MSSP
+//			deliver(evs) // text, prompts, echo, GMCP, MSDP, MSSP
 //			if r := e.Replies(out[:0]); len(r) > 0 {
 //				conn.Write(r) // negotiation answers, TTYPE, NAWS, GMCP hello
 //			}
@@ -34,8 +34,9 @@
 // Input goes the other way through Line (one line of player input, with
 // control characters other than TAB dropped unless Options.KeepControls
 // says the game wants them), GMCP (a GMCP message, once the game agreed to
-// GMCP) and Resize (the window size, sent when NAWS is agreed). An Engine is not safe for concurrent use;
-// keep it on the session goroutine or serialise calls.
+// GMCP), MSDP (an MSDP command or variable, over MSDP or GMCP) and Resize
+// (the window size, sent when NAWS is agreed). An Engine is not safe for
+// concurrent use; keep it on the session goroutine or serialise calls.
 //
 // # Why streaming, and what "any split" means
 //
@@ -96,12 +97,13 @@
 // engine into a negotiation loop. Supported:
 //
 //   - the game's side (WILL answered DO): ECHO (EventEcho; ServerEcho), SGA,
-//     EOR, CHARSET, MSSP, GMCP, MCCP2;
+//     EOR, CHARSET, MSSP, GMCP, MSDP (unless Options.NoMSDP), MCCP2
+//     (unless Options.NoCompression);
 //   - our side (DO answered WILL): SGA, TTYPE, NAWS, CHARSET, and
 //     NEW-ENVIRON only when Options.MNES says the game opted in.
 //
 // Everything else is refused (WILL answered DONT, DO answered WONT),
-// including MXP, MSP, MSDP, ATCP, LINEMODE and MCCP v1. Subnegotiations for
+// including MXP, MSP, ATCP, LINEMODE and MCCP v1. Subnegotiations for
 // options that are not agreed are ignored.
 //
 // TTYPE answers the MTTS cycle: client name, terminal type, "MTTS n", the
@@ -115,6 +117,30 @@
 // real IPADDRESS, for instance). Once GMCP is agreed the engine sends
 // Core.Hello and Core.Supports.Set. GMCP bodies are optional; Event.Data is
 // nil without one and always valid JSON with one.
+//
+// # MSDP
+//
+// MSDP (option 69) blocks are decoded to JSON, one EventMSDP per variable
+// with its name in Var and its value in Data: VAR name VAL value, where a
+// value is text (a JSON string), TABLE_OPEN (VAR name VAL value)*
+// TABLE_CLOSE (an object) or ARRAY_OPEN (VAL value)* ARRAY_CLOSE (an
+// array), nested; a VAR with several VALs is an array of them and a VAR
+// with none the empty string. Text is UTF-8, invalid bytes become U+FFFD,
+// as for GMCP. A GMCP message of package MSDP whose body is an
+// object ("MSDP over GMCP") is delivered the same way, one event per
+// member, instead of as a GMCP event. Nesting is bounded at 32 levels and a
+// block at 4,096 names and values, on top of MaxSubneg. Malformed MSDP
+// cannot be resynchronised once the nesting is lost, so the variable being
+// read and the rest of the block are dropped and one EventMSDPDropped says
+// why; the variables before it are delivered. The parser writes JSON as it
+// reads, with a fixed 33-level stack: input nested 10,000 deep costs what
+// input nested 32 deep does.
+//
+// Engine.MSDP and AppendMSDP encode the other way: a name and a JSON value
+// (LIST, REPORT, UNREPORT, RESET and SEND are names like any other, whose
+// list of names travels as one VAL each). Values MSDP cannot carry (NUL or
+// the bytes 1-6 in a string, true/false/null, nesting past 32) are refused
+// with an error wrapping ErrMSDPValue.
 //
 // # MCCP2
 //
@@ -137,6 +163,6 @@
 //
 // The constants for commands (IAC, WILL, SB, GA...) and options (OptGMCP,
 // OptMCCP2...) and the Append helpers (AppendNegotiation,
-// AppendSubnegotiation, AppendEscaped, AppendCommand) are exported for
+// AppendSubnegotiation, AppendEscaped, AppendCommand, AppendMSDP) are exported for
 // servers and tests that need to speak the game's side.
 package telnet

@@ -27,9 +27,19 @@ const (
 	EventGMCP
 	// EventMSSP: MSSP maps each server status variable to its values.
 	EventMSSP
+	// EventMSDP: one MSDP variable, sent over MSDP or as a member of a GMCP
+	// "MSDP" message. Var names it and Data holds its value as JSON: a
+	// string, an array or an object, nested (numbers, booleans and null
+	// only come over GMCP). A block that sets several variables yields one
+	// event each, in order.
+	EventMSDP
+	// EventMSDPDropped: the rest of an MSDP block was malformed or past a
+	// bound and was dropped. Reason says why; Var names the variable that
+	// was being read, or is empty. The variables before it were delivered.
+	EventMSDPDropped
 )
 
-var eventKindNames = [...]string{"text", "prompt", "echo", "gmcp", "mssp"}
+var eventKindNames = [...]string{"text", "prompt", "echo", "gmcp", "mssp", "msdp", "msdp-dropped"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventKindNames) {
@@ -45,10 +55,15 @@ type Event struct {
 	Text    string
 	Echo    bool
 	Package string
-	// Data is the GMCP body. It is always valid JSON: a body that is not
-	// JSON is delivered as a JSON string holding the body text.
+	// Data is the GMCP body or the MSDP value. It is always valid JSON: a
+	// GMCP body that is not JSON is delivered as a JSON string holding the
+	// body text.
 	Data json.RawMessage
 	MSSP map[string][]string
+	// Var is the MSDP variable of EventMSDP and EventMSDPDropped.
+	Var string
+	// Reason says why EventMSDPDropped dropped what it did.
+	Reason string
 }
 
 // ErrCompression is wrapped by the error DecodeSlice and Decode return when
@@ -195,7 +210,9 @@ func MaxSliceText(sliceBytes int) int { return 3 * (sliceBytes + maxInflateOvers
 // bytes, 49,161 with the default, or 3*(SliceBytes+37,155) with MCCP2. A
 // GMCP or MSSP event carries one subnegotiation, at most MaxSubneg bytes as
 // received (a non-JSON GMCP body is re-encoded as a JSON string, which can
-// grow it up to sixfold).
+// grow it up to sixfold); the MSDP events of one subnegotiation carry at
+// most six times MaxSubneg bytes of JSON between them, and at most 4,097
+// events (see parseMSDP).
 //
 // Text is flushed at the end of every call, so a prompt without a newline
 // reaches the player at once, and any split of the stream into calls or

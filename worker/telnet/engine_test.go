@@ -211,7 +211,7 @@ func TestMCCP2CorruptMidStream(t *testing.T) {
 }
 
 func TestEventKindString(t *testing.T) {
-	for k, want := range map[EventKind]string{EventText: "text", EventPrompt: "prompt", EventEcho: "echo", EventGMCP: "gmcp", EventMSSP: "mssp", 9: "EventKind(9)"} {
+	for k, want := range map[EventKind]string{EventText: "text", EventPrompt: "prompt", EventEcho: "echo", EventGMCP: "gmcp", EventMSSP: "mssp", EventMSDP: "msdp", EventMSDPDropped: "msdp-dropped", 9: "EventKind(9)"} {
 		if got := k.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", k, got, want)
 		}

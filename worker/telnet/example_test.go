@@ -1,6 +1,8 @@
 package telnet_test
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/trellis-mud/trellis/worker/telnet"
@@ -49,4 +51,41 @@ func Example() {
 	// prompt
 	// replies ff fd 01 ff fb 1f ff fa 1f 00 50 00 18 ff f0
 	// input 73 65 63 72 65 74 0d 0a
+}
+
+func ExampleEngine_MSDP() {
+	e, err := telnet.New(telnet.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer e.Close()
+
+	// The game offers MSDP; the engine agrees.
+	evs, _ := e.Decode([]byte{telnet.IAC, telnet.WILL, telnet.OptMSDP}, nil)
+	fmt.Printf("replies % x\n", e.Replies(nil))
+
+	// Ask for two variables whenever they change.
+	report, err := e.MSDP(nil, "REPORT", json.RawMessage(`["HEALTH","ROOM"]`))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("report %q\n", report)
+
+	// The game answers: HEALTH "95", ROOM {"NAME":"Temple","EXITS":["n","s"]}.
+	block, _ := telnet.AppendMSDP(nil, "HEALTH", json.RawMessage(`"95"`))
+	room, _ := telnet.AppendMSDP(nil, "ROOM", json.RawMessage(`{"NAME":"Temple","EXITS":["n","s"]}`))
+	evs, _ = e.Decode(append(block, room...), evs[:0])
+	for _, ev := range evs {
+		fmt.Println(ev.Kind, ev.Var, string(ev.Data))
+	}
+
+	// What MSDP cannot carry is refused before it reaches the game.
+	_, err = e.MSDP(nil, "FLAG", json.RawMessage(`true`))
+	fmt.Println(errors.Is(err, telnet.ErrMSDPValue))
+	// Output:
+	// replies ff fd 45
+	// report "\xff\xfaE\x01REPORT\x02HEALTH\x02ROOM\xff\xf0"
+	// msdp HEALTH "95"
+	// msdp ROOM {"NAME":"Temple","EXITS":["n","s"]}
+	// true
 }

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"compress/flate"
 	"compress/zlib"
+	"encoding/json"
+	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func FuzzDecoder(f *testing.F) {
@@ -97,4 +101,117 @@ func FuzzDecodeSlice(f *testing.F) {
 				opts.SliceBytes, k, got.events, got.replies, got.err, whole.events, whole.replies, whole.err)
 		}
 	})
+}
+
+// FuzzMSDP feeds an MSDP block (or, with overGMCP, a GMCP "MSDP" message)
+// made of the fuzzer's bytes and checks that any split decodes alike, the
+// block never leaks into the text after it, at most one drop ends the
+// block's events, and every decoded variable encodes back (or is refused
+// with ErrMSDPValue) to a block that decodes to the same JSON. name and
+// value drive AppendMSDP with arbitrary JSON: refused with ErrMSDPValue or
+// framed so that it decodes to exactly one variable.
+func FuzzMSDP(f *testing.F) {
+	seeds := []struct {
+		body  []byte
+		name  string
+		value string
+	}{
+		{b(msdpVAR, "HEALTH", msdpVAL, "100", msdpVAR, "MANA", msdpVAL, "5"), "REPORT", `["HEALTH","MANA"]`},
+		{b(msdpVAR, "ROOM", msdpVAL, msdpTableOpen, msdpVAR, "EXITS", msdpVAL, msdpTableOpen, msdpVAR, "n", msdpVAL, "1", msdpTableClose,
+			msdpVAR, "TAGS", msdpVAL, msdpArrayOpen, msdpVAL, "a", msdpVAL, msdpArrayOpen, msdpArrayClose, msdpArrayClose, msdpTableClose), "ROOM", `{"EXITS":{"n":"1"},"T":["a",[]]}`},
+		{b(msdpVAR, "LIST", msdpVAL, "A", msdpVAL, "B", msdpVAR, "E"), "LIST", `"COMMANDS"`},
+		{b(msdpVAL, "x", msdpTableClose, msdpVAR, msdpArrayOpen), "", `true`},
+		{b(msdpVAR, "D", msdpVAL, bytes.Repeat(b(msdpArrayOpen, msdpVAL), 40)), "D", strings.Repeat("[", 40)},
+		{b(msdpVAR, "Q", msdpVAL, "\"\\\x00\x7f\xff\xe2\x82"), "Q\xff", `"\u0001"`},
+		{b(`{"HEALTH":"100","ROOM":{"N":[1,true,null]}}`), "X", `-1e9`},
+	}
+	for i, s := range seeds {
+		f.Add(s.body, uint16(i*37), i%2 == 1 && i > 5, s.name, []byte(s.value))
+	}
+	f.Fuzz(func(t *testing.T, body []byte, split uint16, overGMCP bool, name string, value []byte) {
+		opts := Options{MaxSubneg: 1 << 10}
+		block := b(IAC, WILL, OptMSDP, IAC, SB, OptMSDP, AppendEscaped(nil, body), IAC, SE, "after")
+		if overGMCP {
+			block = b(IAC, WILL, OptGMCP, IAC, SB, OptGMCP, "MSDP ", AppendEscaped(nil, body), IAC, SE, "after")
+		}
+		e, err := New(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		evs, err := e.Decode(block, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkEvents(t, evs)
+		whole := decodeChunks(t, opts, [][]byte{block})
+		i := int(split) % (len(block) + 1)
+		j := i + int(split>>8)%(len(block)-i+1)
+		if parts := decodeChunks(t, opts, [][]byte{block[:i], block[i:j], block[j:]}); !slices.Equal(parts.events, whole.events) {
+			t.Fatalf("split at %d,%d differs:\n got %q\nwant %q", i, j, parts.events, whole.events)
+		}
+		if sliced, _ := decodeSliced(t, Options{MaxSubneg: 1 << 10, SliceBytes: 1 + int(split)%13}, [][]byte{block}); !slices.Equal(sliced.events, whole.events) {
+			t.Fatalf("slices differ:\n got %q\nwant %q", sliced.events, whole.events)
+		}
+		if n := len(evs); n == 0 || evs[n-1].Kind != EventText || evs[n-1].Text != "after" {
+			t.Fatalf("the block leaked into the text after it: %q", render(evs))
+		}
+		size := 0
+		for _, ev := range evs {
+			if ev.Kind == EventMSDP { // a body that is not MSDP stays GMCP, bounded as GMCP
+				size += len(ev.Data)
+			}
+		}
+		if size > 6*len(body) {
+			t.Fatalf("%d bytes of MSDP JSON from a %d-byte block, bound 6x", size, len(body))
+		}
+		for k, ev := range evs[:len(evs)-1] {
+			switch {
+			case ev.Kind == EventMSDPDropped && k != len(evs)-2:
+				t.Fatalf("events after a drop: %q", render(evs))
+			case ev.Kind == EventMSDP && !overGMCP && !msdpCommands[ev.Var]:
+				// Command names are exempt: a one-item list is sent as a
+				// single VAL and comes back as a string.
+				roundTrip(t, ev.Var, ev.Data, string(ev.Data))
+			}
+		}
+		// The GMCP scanner relies on parseGMCP's validation but must stay
+		// safe on anything: no panic, no loop, valid JSON out.
+		checkEvents(t, msdpFromJSON(nil, body))
+		// Arbitrary JSON through the encoder.
+		out, err := AppendMSDP(nil, name, value)
+		if err != nil {
+			if !errors.Is(err, ErrMSDPValue) {
+				t.Fatalf("AppendMSDP(%q, %q): %v, want ErrMSDPValue", name, value, err)
+			}
+			return
+		}
+		if !utf8.ValidString(name) {
+			return // the decoder replaces invalid bytes in the name
+		}
+		e2, _ := New(Options{})
+		defer e2.Close()
+		got, err := e2.Decode(b(IAC, WILL, OptMSDP, out, "after"), nil)
+		if err != nil || len(got) != 2 || got[0].Kind != EventMSDP || got[0].Var != name || got[1].Text != "after" {
+			t.Fatalf("AppendMSDP(%q, %q) = %q decodes to %q", name, value, out, render(got))
+		}
+	})
+}
+
+// roundTrip encodes name and value and checks the block decodes to want.
+func roundTrip(t *testing.T, name string, value json.RawMessage, want string) {
+	t.Helper()
+	out, err := AppendMSDP(nil, name, value)
+	if err != nil {
+		if !errors.Is(err, ErrMSDPValue) {
+			t.Fatalf("AppendMSDP(%q, %s): %v", name, value, err)
+		}
+		return // NUL in a string, or one element more as an array
+	}
+	e, _ := New(Options{})
+	defer e.Close()
+	evs, _ := e.Decode(b(IAC, WILL, OptMSDP, out), nil)
+	if len(evs) != 1 || evs[0].Kind != EventMSDP || evs[0].Var != name || string(evs[0].Data) != want {
+		t.Fatalf("%q = %s encoded as %q decodes to %q", name, value, out, render(evs))
+	}
 }

@@ -104,6 +104,10 @@ func render(evs []Event) []string {
 				parts = append(parts, k+"="+strings.Join(ev.MSSP[k], "|"))
 			}
 			out = append(out, "mssp "+strings.Join(parts, " "))
+		case EventMSDP:
+			out = append(out, "msdp "+ev.Var+" "+string(ev.Data))
+		case EventMSDPDropped:
+			out = append(out, "msdp-dropped "+ev.Var+": "+ev.Reason)
 		default:
 			out = append(out, ev.Kind.String())
 		}
@@ -148,7 +152,13 @@ func checkEvents(t testing.TB, evs []Event) {
 		case !utf8.ValidString(ev.Package):
 			t.Fatalf("invalid UTF-8 GMCP package %q", ev.Package)
 		case ev.Data != nil && (!json.Valid(ev.Data) || !utf8.Valid(ev.Data)):
-			t.Fatalf("invalid GMCP data %q", ev.Data)
+			t.Fatalf("invalid GMCP or MSDP data %q", ev.Data)
+		case ev.Kind == EventMSDP && (ev.Data == nil || ev.Var == ""):
+			t.Fatalf("MSDP event without a name or value: %q %q", ev.Var, ev.Data)
+		case !utf8.ValidString(ev.Var) || !utf8.ValidString(ev.Reason):
+			t.Fatalf("invalid UTF-8 MSDP name %q or reason %q", ev.Var, ev.Reason)
+		case ev.Kind == EventMSDPDropped && ev.Reason == "":
+			t.Fatalf("MSDP drop without a reason")
 		}
 		for k, vs := range ev.MSSP {
 			if !utf8.ValidString(k) {

@@ -155,6 +155,8 @@ func (e *Engine) acceptHim(opt byte) bool {
 		return true
 	case OptMCCP2:
 		return !e.mccpRefused
+	case OptMSDP:
+		return !e.opts.NoMSDP
 	}
 	return false
 }

@@ -54,6 +54,10 @@ type Options struct {
 	// MCCP2 stream can overrun it by at most maxInflateOvershoot; see
 	// DecodeSlice. Default 16 KiB.
 	SliceBytes int
+	// NoMSDP refuses MSDP (WILL MSDP answered DONT) and leaves GMCP
+	// messages of package MSDP as plain GMCP events, for a game whose MSDP
+	// is broken or whose players are better served by its GMCP.
+	NoMSDP bool
 	// KeepControls lets Line send C0 control characters and DEL, which it
 	// otherwise drops. It is a per-game override for games that want them
 	// (an ESC-driven editor, say); NUL is dropped even then.

@@ -41,7 +41,16 @@ func (e *Engine) endSubneg() (compress bool) {
 		}
 	case OptGMCP:
 		if e.him[OptGMCP].enabled() {
-			e.emit(parseGMCP(b))
+			ev := parseGMCP(b)
+			if !e.opts.NoMSDP && isMSDPOverGMCP(ev) {
+				e.emitMSDP(msdpFromJSON, ev.Data)
+			} else {
+				e.emit(ev)
+			}
+		}
+	case OptMSDP:
+		if e.him[OptMSDP].enabled() {
+			e.emitMSDP(parseMSDP, b)
 		}
 	case OptMSSP:
 		if e.him[OptMSSP].enabled() {
