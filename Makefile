@@ -43,10 +43,11 @@ bench: build bench-go
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./worker/telnet/ ./worker/supervisor/ ./store/ ./internal/ansi/ ./internal/bench/
 
-## fuzz: the telnet decoder's fuzz targets (whole input, and MCCP2 in bounded slices), two minutes each
+## fuzz: the telnet decoder's fuzz targets (whole input, MCCP2 in bounded slices, MSDP), two minutes each
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime 2m ./worker/telnet/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSlice$$' -fuzztime 2m ./worker/telnet/
+	$(GO) test -run '^$$' -fuzz '^FuzzMSDP$$' -fuzztime 2m ./worker/telnet/
 
 ## lint: gofmt, go vet and staticcheck
 lint:

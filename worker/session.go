@@ -180,9 +180,12 @@ func (s *session) run(ctx context.Context) error {
 		Height:        rows,
 
 		NoCompression: s.w.cfg.RefuseCompression,
-		SliceBytes:    s.w.cfg.FlushBytes,
-		MaxSubneg:     s.w.cfg.MaxSubneg,
-		KeepControls:  game.KeepControls,
+		// The engine speaks MSDP, but nothing carries it to the browser
+		// yet: refused, so a game does not send what would be dropped.
+		NoMSDP:       true,
+		SliceBytes:   s.w.cfg.FlushBytes,
+		MaxSubneg:    s.w.cfg.MaxSubneg,
+		KeepControls: game.KeepControls,
 	}
 	if game.MNES && s.ip != "" {
 		opts.Env = map[string]string{"IPADDRESS": s.ip}
