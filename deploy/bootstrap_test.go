@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/trellis-mud/trellis/internal/redistest"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -63,20 +64,9 @@ func componentRedisConf(t *testing.T) string {
 // freeLoopbackPorts returns n ports free on 127.0.0.1 at the time of asking.
 func freeLoopbackPorts(t *testing.T, n int) []int {
 	t.Helper()
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	ports, err := redistest.FreePorts(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
 }

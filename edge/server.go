@@ -293,7 +293,7 @@ func (s *Server) routes() http.Handler {
 	// not: it is for Prometheus, not for the world.
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	mux.HandleFunc("GET /readyz", s.serveReadyz)
-	return securityHeaders(mux)
+	return web.SecurityHeaders(mux)
 }
 
 // adminRoutes are the operators' endpoints, for the admin listener.
@@ -320,22 +320,6 @@ func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
-}
-
-// securityHeaders keeps game text from ever running as script, keeps the
-// token in the play URL out of Referer headers, and keeps other sites from
-// framing the terminal (a page that overlays it could make a player type
-// into the game for them).
-func securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy",
-			"default-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
-		next.ServeHTTP(w, r)
-	})
 }
 
 func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {

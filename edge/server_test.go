@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trellis-mud/trellis/edge/web"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -36,7 +37,8 @@ func TestPagesAndAPI(t *testing.T) {
 		if resp.StatusCode != c.status || !strings.Contains(body, c.has) {
 			t.Errorf("GET %s: %d %.80q, want %d containing %q", c.path, resp.StatusCode, body, c.status, c.has)
 		}
-		if resp.Header.Get("Referrer-Policy") != "no-referrer" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		if resp.Header.Get("Referrer-Policy") != "no-referrer" || resp.Header.Get("X-Content-Type-Options") != "nosniff" ||
+			resp.Header.Get("Content-Security-Policy") != web.ContentSecurityPolicy || resp.Header.Get("X-Frame-Options") != "DENY" {
 			t.Errorf("GET %s: security headers missing: %v", c.path, resp.Header)
 		}
 	}

@@ -6,18 +6,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/gorilla/websocket"
 
 	"github.com/trellis-mud/trellis/edge/web"
+	"github.com/trellis-mud/trellis/internal/browsertest"
 )
 
 // scriptedEdge serves the client the way the edge does (play.html for
@@ -115,67 +113,6 @@ func closeWith(t *testing.T, c *websocket.Conn, code int) {
 	}
 }
 
-// browser starts a headless Chromium, or skips the test when there is none.
-// It records uncaught exceptions and console errors; the test fails on any.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	var path string
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
-		}
-	}
-	if path == "" {
-		t.Skip("no Chromium or Chrome on this machine")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox,
-		chromedp.WindowSize(1000, 700),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	var mu sync.Mutex
-	var problems []string
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithListener(func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			d := ev.ExceptionDetails
-			desc := d.Text
-			if d.Exception != nil {
-				desc += " " + d.Exception.Description
-			}
-			problems = append(problems, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber+1, desc))
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError {
-				var parts []string
-				for _, a := range ev.Args {
-					parts = append(parts, string(a.Value)+a.Description)
-				}
-				problems = append(problems, "console.error: "+strings.Join(parts, " "))
-			}
-		}
-	}))
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range problems {
-			t.Errorf("page %s", p)
-		}
-	})
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("start %s: %v", path, err)
-	}
-	return ctx
-}
-
 // waitFor polls a JavaScript expression until it is true.
 func waitFor(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
@@ -205,7 +142,8 @@ func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action
 // scripted edge: hello, rendering, input echo, password mode, history,
 // errors, reconnect with resume, reload with resume, and a fatal close.
 func TestPlayPageInBrowser(t *testing.T) {
-	ctx := browser(t)
+	ctx := browsertest.Start(t, browsertest.Options{Width: 1000, Height: 700}) // the size the layout checks assume
+	defer browsertest.ScreenshotIfFailed(t, ctx, "web-play-failure.png")
 	edge := newScriptedEdge(t)
 
 	do(t, ctx, "open the play page", chromedp.Navigate(edge.srv.URL+"/play/demo?token=tok-1"))
@@ -375,7 +313,8 @@ func TestPlayPageInBrowser(t *testing.T) {
 }
 
 func TestGamesPageInBrowser(t *testing.T) {
-	ctx := browser(t)
+	ctx := browsertest.Start(t, browsertest.Options{Width: 1000, Height: 700}) // the size the layout checks assume
+	defer browsertest.ScreenshotIfFailed(t, ctx, "web-games-failure.png")
 	edge := newScriptedEdge(t)
 	do(t, ctx, "open the games page", chromedp.Navigate(edge.srv.URL+"/static/index.html"))
 	waitFor(t, ctx, "the game list", `document.querySelectorAll('#games li').length === 2`)

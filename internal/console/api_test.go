@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/edge/web"
 
 	"github.com/trellis-mud/trellis/internal/ops"
 	"github.com/trellis-mud/trellis/store"
@@ -129,8 +130,9 @@ func TestAuthRefusesWithoutOperatorCredential(t *testing.T) {
 			t.Fatal(err)
 		}
 		res.Body.Close()
-		if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || res.Header.Get("X-Frame-Options") != "DENY" {
-			t.Errorf("GET %s: HTTP %d, CSP %q; want the strict policy", path, res.StatusCode, csp)
+		if csp := res.Header.Get("Content-Security-Policy"); csp != web.ContentSecurityPolicy || res.Header.Get("X-Frame-Options") != "DENY" ||
+			res.Header.Get("Referrer-Policy") != "no-referrer" || res.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: HTTP %d, headers %v; want the player client's (web.SecurityHeaders)", path, res.StatusCode, res.Header)
 		}
 	}
 

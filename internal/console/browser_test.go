@@ -1,52 +1,14 @@
 package console_test
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/trellis-mud/trellis/internal/browsertest"
 )
-
-const chromiumPath = "/usr/bin/chromium"
-
-// browser starts a headless chromium with a fresh profile; it skips the
-// test when chromium is absent outside CI, and fails in CI.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("chromium not found at %s (install Debian's chromium to run the browser test); skipping outside CI", chromiumPath)
-		}
-		t.Fatalf("chromium not found at %s and CI is set: the browser test must run", chromiumPath)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 860),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 120*time.Second)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc() // waits for chromium to exit
-	})
-	return ctx
-}
 
 func jsString(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
@@ -71,40 +33,13 @@ func typeLine(line string) chromedp.Action[chromedp.Void] {
 }
 
 func TestBrowserConsole(t *testing.T) {
-	ctx := browser(t)
+	ctx := browsertest.Start(t, browsertest.Options{Width: 1280, Height: 860, Timeout: 120 * time.Second})
 	s := startStack(t, true)
-	artifacts := os.Getenv("TRELLIS_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	} else if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	screenshot := func(ctx context.Context, name string) {
-		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 is PNG
-		if err != nil {
-			t.Logf("screenshot %s: %v", name, err)
-			return
-		}
-		path := filepath.Join(artifacts, name)
-		if err := os.WriteFile(path, shot, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
-	}
-	defer func() {
-		if t.Failed() {
-			screenshot(ctx, "console-failure.png")
-		}
-	}()
+	defer browsertest.ScreenshotIfFailed(t, ctx, "console-failure.png")
 
 	// The player, in a tab of their own: signs in to the game (a password
 	// under a masked field) and shows some colours.
-	// (The first tab starts the browser; the player's opens in it.)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatal(err)
-	}
-	playerCtx, closePlayer := chromedp.NewContext(ctx)
-	defer closePlayer()
+	playerCtx := browsertest.NewTab(t, ctx)
 	err := chromedp.Do(playerCtx,
 		chromedp.Navigate("http://"+s.edgeAddr+"/play/demo?token="+playerToken(t, "alice")),
 		waitText("#output", "What is your name?"),
@@ -133,7 +68,7 @@ func TestBrowserConsole(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sign in with a player token: %v", err)
 	}
-	screenshot(ctx, "console-login.png")
+	browsertest.Screenshot(t, ctx, "console-login.png")
 	err = chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.CSS(`#token`), operatorToken(t, "olga")),
 		chromedp.Click(chromedp.CSS(`#login-form button`)),
@@ -144,7 +79,7 @@ func TestBrowserConsole(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sign in and list sessions: %v", err)
 	}
-	screenshot(ctx, "console-sessions.png")
+	browsertest.Screenshot(t, ctx, "console-sessions.png")
 
 	// The transcript, rendered by the player client's ANSI renderer:
 	// colours as spans, typed lines shown, the password hidden.
@@ -171,12 +106,12 @@ func TestBrowserConsole(t *testing.T) {
 	if len(typed) < 4 || typed[0] != "Alice" || typed[2] != "colors" {
 		t.Errorf("typed lines shown: %q", typed)
 	}
-	screenshot(ctx, "console-transcript.png")
+	browsertest.Screenshot(t, ctx, "console-transcript.png")
 	// Its start: the name typed, the password line hidden.
 	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('#transcript-output').scrollTop = 0`)); err != nil {
 		t.Fatal(err)
 	}
-	screenshot(ctx, "console-transcript-start.png")
+	browsertest.Screenshot(t, ctx, "console-transcript-start.png")
 
 	// The event log, following live: what happens next shows up on its own.
 	err = chromedp.Do(ctx,
@@ -205,7 +140,7 @@ func TestBrowserConsole(t *testing.T) {
 	if err := chromedp.Do(playerCtx, waitText("#output", "session stopped: back in five minutes")); err != nil {
 		t.Fatalf("the player was not told: %v", err)
 	}
-	screenshot(playerCtx, "console-player-told.png")
+	browsertest.Screenshot(t, playerCtx, "console-player-told.png")
 
 	// Follow live: the events page is open, then the player comes back,
 	// and the new session's events arrive without a reload; the kill is
@@ -228,7 +163,7 @@ func TestBrowserConsole(t *testing.T) {
 	if err != nil {
 		t.Fatalf("live events: %v", err)
 	}
-	screenshot(ctx, "console-events.png")
+	browsertest.Screenshot(t, ctx, "console-events.png")
 
 	// Filter on a correlation id by clicking it: only that chain stays.
 	err = chromedp.Do(ctx,
@@ -267,7 +202,7 @@ func TestBrowserConsole(t *testing.T) {
 	if err != nil {
 		t.Fatalf("edit a game: %v", err)
 	}
-	screenshot(ctx, "console-games.png")
+	browsertest.Screenshot(t, ctx, "console-games.png")
 	err = chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS(`#game-form button[type=submit]`)),
 		waitText("#games-notice", "Saved demo."),
@@ -286,7 +221,7 @@ func TestBrowserConsole(t *testing.T) {
 	if err != nil {
 		t.Fatalf("control: %v", err)
 	}
-	screenshot(ctx, "console-control.png")
+	browsertest.Screenshot(t, ctx, "console-control.png")
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(s.consoleURL+"/#cluster"),
 		waitText("#edges-table", "console-edge"),
@@ -296,5 +231,5 @@ func TestBrowserConsole(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cluster: %v", err)
 	}
-	screenshot(ctx, "console-cluster.png")
+	browsertest.Screenshot(t, ctx, "console-cluster.png")
 }

@@ -134,25 +134,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint")
 	})
-	return securityHeaders(mux)
+	// The player client's headers and CSP: the console's page keeps to the
+	// same rules, and loads the client's ansi.js and terminal.js under them.
+	return web.SecurityHeaders(mux)
 }
 
 func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	http.ServeFileFS(w, r, s.static, "index.html")
-}
-
-// securityHeaders are the player client's: no script but the console's
-// own files, no framing (a page overlaying the console could make an
-// operator click "kill"), no Referer.
-func securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy",
-			"default-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
-		next.ServeHTTP(w, r)
-	})
 }

@@ -5,9 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/trellis-mud/trellis/edge"
 	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/internal/browsertest"
 	"github.com/trellis-mud/trellis/internal/demogame"
 	"github.com/trellis-mud/trellis/internal/redistest"
 	"github.com/trellis-mud/trellis/store"
@@ -25,8 +23,6 @@ import (
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
-
-const chromiumPath = "/usr/bin/chromium"
 
 var secret = []byte("e2e-secret-e2e-secret-e2e-secret")
 
@@ -100,40 +96,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// browser starts a headless chromium with a fresh profile; it skips the
-// test when chromium is absent outside CI, and fails in CI.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("chromium not found at %s (install Debian's chromium to run the browser test); skipping outside CI", chromiumPath)
-		}
-		t.Fatalf("chromium not found at %s and CI is set: the browser test must run", chromiumPath)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 900),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc() // waits for chromium to exit
-	})
-	return ctx
-}
-
 // waitOutput waits until #output contains text.
 func waitOutput(text string) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](`document.querySelector('#output') && document.querySelector('#output').textContent.includes(`+jsString(text)+`)`,
@@ -155,37 +117,14 @@ func typeLine(line string) chromedp.Action[chromedp.Void] {
 
 func TestBrowserPlaysReloadsAndSeesColours(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) }) // after the stack stopped
-	ctx := browser(t)
+	ctx := browsertest.Start(t, browsertest.Options{Width: 1200, Height: 900, Timeout: 90 * time.Second})
 	s := startStack(t)
 
 	tok, err := auth.Mint(secret, "alice", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	artifacts := os.Getenv("TRELLIS_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	} else if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
-
-	screenshot := func(name string) {
-		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 is PNG
-		if err != nil {
-			t.Logf("screenshot %s: %v", name, err)
-			return
-		}
-		path := filepath.Join(artifacts, name)
-		if err := os.WriteFile(path, shot, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
-	}
-	defer func() {
-		if t.Failed() {
-			screenshot("browser-failure.png")
-		}
-	}()
+	defer browsertest.ScreenshotIfFailed(t, ctx, "browser-failure.png")
 
 	// Log in to the game: name, then the password under a masked field.
 	err = chromedp.Do(ctx,
@@ -246,5 +185,5 @@ func TestBrowserPlaysReloadsAndSeesColours(t *testing.T) {
 		t.Fatal("raw escape sequences in the output")
 	}
 	t.Logf("%d styled colour spans", styled)
-	screenshot("browser-colors.png")
+	browsertest.Screenshot(t, ctx, "browser-colors.png")
 }

@@ -277,25 +277,8 @@ func (c *Cluster) startFresh(n *Node) error {
 	return err
 }
 
-// freePorts returns n distinct ports free on 127.0.0.1 right now.
-func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find free port: %w", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+// freePorts is FreePorts (ports.go), under the name this file's callers use.
+func freePorts(n int) ([]int, error) { return FreePorts(n) }
 
 func adminClient(addr string) *redis.Client {
 	return redis.NewClient(&redis.Options{
