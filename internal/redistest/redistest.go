@@ -306,8 +306,6 @@ func New(tb testing.TB, opts Options) *Server {
 // Main runs the package's tests, stops the shared server and the shared
 // cluster (SharedCluster), and fails the run if goroutines outlive the
 // tests.
-
-
 func Main(m *testing.M) {
 	code := m.Run()
 	sharedMu.Lock()
