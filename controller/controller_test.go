@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/trellis-mud/trellis/internal/redistest"
 	"github.com/trellis-mud/trellis/store"
 )
@@ -69,7 +67,6 @@ type fixture struct {
 
 func setup(t *testing.T) *fixture {
 	tgt := redistest.Isolated(t)
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	return &fixture{t: t, st: store.New(tgt.Client, store.WithNamespace(tgt.Namespace)), ctx: ctx}
@@ -256,7 +253,6 @@ func TestOldCommandsAreDroppedNotActedOn(t *testing.T) {
 // Redis is back the commands published meanwhile are handled.
 func TestRedisOutageThenRecovery(t *testing.T) {
 	srv := redistest.New(t, redistest.Options{AOF: true})
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	st, err := store.Open(store.Config{URL: srv.URL(0), DialTimeout: 200 * time.Millisecond,
 		ReadTimeout: 500 * time.Millisecond, OutputMaxLen: 100, EventsMaxAge: time.Hour, ControlMaxLen: 1000})
 	if err != nil {

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/trellis-mud/trellis/edge/auth"
 	"github.com/trellis-mud/trellis/internal/redistest"
 	"github.com/trellis-mud/trellis/store"
@@ -22,7 +20,6 @@ import (
 // and the admin one, and returns their base URLs.
 func startWithAdmin(t *testing.T) (srv *Server, public, admin string) {
 	t.Helper()
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	v, err := auth.NewVerifier(testSecret)
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
 
 	"github.com/trellis-mud/trellis/edge/auth"
 	"github.com/trellis-mud/trellis/internal/redistest"
@@ -68,7 +67,6 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 // own): always a single node, so the default namespace.
 func newEnvOn(t *testing.T, rdb redis.UniversalClient, mutate func(*Config), opts ...store.Option) *env {
 	t.Helper()
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	st := store.New(rdb, opts...)
 	ctx := context.Background()
 	for _, g := range []store.Game{

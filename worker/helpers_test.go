@@ -20,7 +20,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
 
 	"github.com/trellis-mud/trellis/internal/demogame"
 	"github.com/trellis-mud/trellis/internal/redistest"
@@ -113,7 +112,6 @@ type env struct {
 func newEnv(t testing.TB, gameCfg demogame.Config) *env {
 	t.Helper()
 	tgt := redistest.Isolated(t)
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	e := &env{t: t, ctx: ctx, rdb: tgt.Client, st: store.New(tgt.Client, store.WithNamespace(tgt.Namespace)),

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
 
 	"github.com/trellis-mud/trellis/internal/demogame"
 	"github.com/trellis-mud/trellis/internal/redistest"
@@ -127,7 +126,6 @@ func TestOutboxCloseWakesWaiters(t *testing.T) {
 // alongside it.
 func TestSelfFenceWhenRedisIsAway(t *testing.T) {
 	srv := redistest.New(t, redistest.Options{})
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	rdb := redis.NewClient(mustParseURL(srv.URL(0)))
 	t.Cleanup(func() { rdb.Close() })
 	ctx := context.Background()

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"go.uber.org/goleak"
 
 	"github.com/trellis-mud/trellis/edge"
 	"github.com/trellis-mud/trellis/edge/auth"
@@ -116,7 +115,6 @@ func typeLine(line string) chromedp.Action[chromedp.Void] {
 }
 
 func TestBrowserPlaysReloadsAndSeesColours(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) }) // after the stack stopped
 	ctx := browsertest.Start(t, browsertest.Options{Width: 1200, Height: 900, Timeout: 90 * time.Second})
 	s := startStack(t)
 
