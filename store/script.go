@@ -101,11 +101,28 @@ func isCommandError(cmds []*redis.Cmd) bool {
 			continue
 		}
 		var rerr redis.Error
-		if !errors.As(err, &rerr) {
+		if !errors.As(err, &rerr) || clusterInFlux(err) {
 			return false
 		}
 	}
 	return true
+}
+
+// clusterInFlux recognises the replies of a cluster that is moving a slot
+// or electing a primary: the command was not run, and will be once the
+// cluster settles. Like a network failure, they say nothing about the
+// command, so the caller retries (the worker buffers its output, a lease
+// renewal is retried) instead of taking them for an answer: a TRYAGAIN
+// taken for an answer dropped output entries and stopped sessions as if
+// their lease were lost during a resharding (the reshard drill).
+func clusterInFlux(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"TRYAGAIN", "ASK ", "MOVED ", "CLUSTERDOWN", "MASTERDOWN", "LOADING"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // shardedPublish turns a script's one PUBLISH into SPUBLISH.

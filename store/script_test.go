@@ -1,10 +1,13 @@
 package store
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Every script in lua/ is embedded and names its KEYS and ARGV in the
@@ -53,6 +56,36 @@ func TestLuaFilesNameTheirKeysAndArgs(t *testing.T) {
 			if !strings.Contains(h, w) {
 				t.Errorf("%s: its opening comment does not name %s", name, w)
 			}
+		}
+	}
+}
+
+// fakeRedisError is a reply error as go-redis hands it over.
+type fakeRedisError string
+
+func (e fakeRedisError) Error() string { return string(e) }
+func (fakeRedisError) RedisError()     {}
+
+// A reply about one command (a script's own error) is an answer; a cluster
+// in the middle of a slot move or a failover answered nothing.
+func TestClusterInFluxIsNotAnAnswer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		reply  string
+		answer bool
+	}{
+		{"STALE fence 3 < 4", true},
+		{"NOFENCE never issued", true},
+		{"TRYAGAIN Multiple keys request during rehashing of slot", false},
+		{"ASK 3999 127.0.0.1:6381", false},
+		{"MOVED 3999 127.0.0.1:6381", false},
+		{"CLUSTERDOWN The cluster is down", false},
+		{"LOADING Redis is loading the dataset in memory", false},
+	} {
+		cmd := redis.NewCmd(context.Background())
+		cmd.SetErr(fakeRedisError(tc.reply))
+		if got := isCommandError([]*redis.Cmd{cmd}); got != tc.answer {
+			t.Errorf("%q: isCommandError = %v, want %v", tc.reply, got, tc.answer)
 		}
 	}
 }
