@@ -44,13 +44,23 @@ const (
 	recoveryBound = leaseTTL + leaseCheck + 15*time.Second
 )
 
-// cluster is one drill's world: a redis-server of its own (AOF on), the
-// demo game, and the trellis processes started so far.
+// cluster is one drill's world: a redis-server of its own (AOF on) or a
+// Redis Cluster of its own (newRedisCluster), the demo game, and the
+// trellis processes started so far.
 type cluster struct {
 	t     *testing.T
-	redis *redistest.Server
-	rdb   *redis.Client
-	st    *store.Store // for looking at leases, as an operator would
+	redis *redistest.Server // the single node; nil on a Redis Cluster
+	rdb   *redis.Client     // a client of the single node; nil on a Redis Cluster
+	st    *store.Store      // for looking at leases, as an operator would
+
+	// On a Redis Cluster (newRedisCluster): the cluster, which the drill
+	// may break (kill primaries, move slots), and the operator's cluster
+	// client under st.
+	rc   *redistest.Cluster
+	crdb *redis.ClusterClient
+	// workerEnv is added to every worker's environment before the
+	// drill's own settings (which win).
+	workerEnv []string
 
 	game     *demogame.Server
 	gameAddr string
@@ -74,11 +84,80 @@ func newCluster(t *testing.T) *cluster {
 	c := &cluster{t: t, redis: srv, gameLog: &logBuffer{}}
 	c.rdb = redis.NewClient(&redis.Options{Addr: srv.Addr, Protocol: 2, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
 	c.st = store.New(c.rdb)
+	c.startGame(func() {
+		c.rdb.Close()
+		srv.Close()
+	})
+	return c
+}
 
+// clusterLeaseTTL is the workers' lease TTL in a Redis Cluster world: the
+// default (10 s), longer than a failover (about 2.5 s at the 1 s node
+// timeout, plus the clients' retries), so that a primary's death is the
+// drill's subject and not a lease takeover on top of it.
+const clusterLeaseTTL = 10 * time.Second
+
+// newRedisCluster is newCluster on a Redis Cluster of the drill's own (3
+// primaries, 3 replicas, 1 s node timeout): every edge and worker gets
+// TRELLIS_REDIS_URL = the node list, and the operator's store is a
+// cluster client. The drill may kill primaries and move slots (c.rc).
+func newRedisCluster(t *testing.T) *cluster {
+	t.Helper()
+	if trellisBin == "" {
+		t.Fatal("the trellis binary was not built (TestMain)")
+	}
+	rc, err := redistest.StartCluster(redistest.ClusterOptions{})
+	if err != nil {
+		t.Fatalf("start the Redis Cluster: %v", err)
+	}
+	c := &cluster{t: t, rc: rc, gameLog: &logBuffer{}}
+	c.crdb = redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: rc.Addrs(), Protocol: 2,
+		DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+		MaxRetries: 1, DialerRetries: 1, ContextTimeoutEnabled: true,
+	})
+	c.st = store.New(c.crdb)
+	c.workerEnv = []string{"TRELLIS_WORKER_LEASE_TTL=" + clusterLeaseTTL.String()}
+	c.startGame(func() {
+		c.crdb.Close() // the latest operator client (newOperatorClient)
+		rc.Close()
+	})
+	return c
+}
+
+// newOperatorClient replaces the operator's cluster client with a fresh
+// one, after the drill broke the cluster: go-redis learns of a failover
+// only from MOVED or a periodic reload (ReloadState is asynchronous), and
+// the drill's own reads must not wait on that.
+func (c *cluster) newOperatorClient() {
+	old := c.crdb
+	c.crdb = redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: c.rc.Addrs(), Protocol: 2,
+		DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+		MaxRetries: 1, DialerRetries: 1, ContextTimeoutEnabled: true,
+	})
+	c.st = store.New(c.crdb)
+	old.Close()
+}
+
+// onRedisCluster is newRedisCluster for drills that break the trellis
+// processes, not Redis: the workers keep the drills' short lease TTL.
+func onRedisCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := newRedisCluster(t)
+	c.workerEnv = nil
+	return c
+}
+
+// startGame starts the demo game, registers it, and arranges the world's
+// teardown: processes first, then the game, then closeRedis.
+func (c *cluster) startGame(closeRedis func()) {
+	t := c.t
+	t.Helper()
 	gameLogger := slog.New(slog.NewTextHandler(c.gameLog, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	game, addr, stopGame, err := demogame.Start(context.Background(), demogame.Config{Logger: gameLogger}, "127.0.0.1:0")
 	if err != nil {
-		srv.Close()
+		closeRedis()
 		t.Fatalf("start demo game: %v", err)
 	}
 	c.game, c.gameAddr = game, addr
@@ -89,13 +168,11 @@ func newCluster(t *testing.T) *cluster {
 			c.dumpLogs()
 		}
 		stopGame()
-		c.rdb.Close()
-		srv.Close()
+		closeRedis()
 	})
 
 	_, port, _ := net.SplitHostPort(addr)
 	c.trellis("games", "add", "-id", gameID, "-name", "Demo", "-host", "127.0.0.1", "-port", port)
-	return c
 }
 
 // addGame registers one more game at addr (a hostile game, a proxy), as
@@ -109,8 +186,14 @@ func (c *cluster) addGame(id, name, addr string) {
 	c.trellis("games", "add", "-id", id, "-name", name, "-host", host, "-port", port)
 }
 
-// redisURL is what every process connects to.
-func (c *cluster) redisURL() string { return c.redis.URL(0) }
+// redisURL is what every process connects to: the single node, or the
+// Redis Cluster's node list.
+func (c *cluster) redisURL() string {
+	if c.rc != nil {
+		return c.rc.URL()
+	}
+	return c.redis.URL(0)
+}
 
 // baseEnv is the environment of every trellis process: the parent's,
 // without any TRELLIS_ variable a developer's shell might carry.
@@ -185,13 +268,15 @@ const allowNetworks = "127.0.0.0/8,::1/128"
 func (c *cluster) startWorkerEnv(name string, extra ...string) *proc {
 	c.t.Helper()
 	p := c.startReady(name, func(addr string) []string {
-		return append([]string{
+		env := []string{
 			"TRELLIS_WORKER_NAME=" + name,
 			"TRELLIS_WORKER_ADMIN_LISTEN=" + addr,
 			"TRELLIS_WORKER_LEASE_TTL=" + leaseTTL.String(),
 			"TRELLIS_WORKER_DRAIN_TIMEOUT=" + drainTimeout.String(),
 			"TRELLIS_WORKER_ALLOW_NETWORKS=" + allowNetworks,
-		}, extra...)
+		}
+		env = append(env, c.workerEnv...)
+		return append(env, extra...)
 	}, "worker", "/healthz")
 	h, err := p.health()
 	if err != nil {

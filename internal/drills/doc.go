@@ -11,8 +11,11 @@
 //     test binary itself is race-enabled, so the processes are checked for
 //     data races as well and the build reuses the test's compile cache).
 //   - cluster_test.go starts and stops the processes: one redis-server with
-//     AOF per drill, the demo game, edges and workers configured through
-//     their TRELLIS_* environment with short leases so failover is quick.
+//     AOF per drill (newCluster), or a Redis Cluster of the drill's own, 3
+//     primaries and 3 replicas (newRedisCluster: every process gets the
+//     node list as TRELLIS_REDIS_URL), the demo game, edges and workers
+//     configured through their TRELLIS_* environment with short leases so
+//     failover is quick.
 //     Each process's output is captured and printed when a drill fails;
 //     a child that reports a data race or panics fails the drill.
 //   - player_test.go is a scripted browser: a WebSocket client that sends
@@ -27,7 +30,8 @@
 //   - drills_test.go holds the drills themselves; isolation_test.go and
 //     fencing_test.go the isolation drills, with hostile_test.go (the
 //     hostile games and a counting browser tab) and measure_test.go
-//     (percentiles, process memory, a session's keys in Redis).
+//     (percentiles, process memory, a session's keys in Redis);
+//     rediscluster_test.go the Redis Cluster drills.
 //
 // The drills:
 //
@@ -57,6 +61,27 @@
 //     (enforced with enforceIsolation) a gap frame for the lines lost.
 //   - TestDrillFenceRedisAway: Redis is away longer than the lease TTL
 //     during a flood; the owner fences itself; the same counts.
+//   - TestReloadStickiness, TestEdgeKilledDuringFlood and TestWorkerKilled
+//     run again OnRedisCluster.
+//   - TestDrillClusterFailover: the primary serving a flooding session's
+//     slot is SIGKILLed and its replica promoted; at the browser, lines
+//     lost (with and without a gap frame), duplicated, and the time until
+//     output written on the new primary arrives.
+//     TestDrillClusterFailoverUnreplicated pauses the replica for a second
+//     first, so that the dead primary surely acknowledged writes it never
+//     replicated.
+//   - TestDrillClusterReshard: while the player types echoes and a
+//     bystander talks, the session's slot moves to another primary (as
+//     redistest.MoveSlot does it, and once key by key, so that its keys are
+//     split between two nodes for a while), and so does the slot of the
+//     worker's input channel; the same counts.
+//
+// The Redis Cluster drills print a "DRILL cluster-… lost=… gap=… dup=…"
+// line each. What the code does not deliver yet (no silent hole, the
+// session surviving a failover or a reshard, no command to a dead primary
+// seconds after the failover) is logged as a FINDING, and asserted with
+// TRELLIS_DRILL_ENFORCE=1; a line twice without a reset gap before it, or
+// out of order, always fails them.
 //
 // The isolation drills log their targets as "TARGET MISSED (not enforced
 // yet)" until enforceIsolation (measure_test.go) is switched on, or

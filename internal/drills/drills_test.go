@@ -28,7 +28,12 @@ func figure(t *testing.T, format string, args ...any) {
 // twoByTwo starts the usual shape: two workers, then two edges.
 func twoByTwo(t *testing.T) (c *cluster, workers, edges []*proc, addrs []string) {
 	t.Helper()
-	c = newCluster(t)
+	return twoByTwoOn(newCluster(t))
+}
+
+// twoByTwoOn is twoByTwo in a world already made (on a Redis Cluster, say).
+func twoByTwoOn(c *cluster) (_ *cluster, workers, edges []*proc, addrs []string) {
+	c.t.Helper()
 	workers = []*proc{c.startWorker("w1"), c.startWorker("w2")}
 	edges = []*proc{c.startEdge("e1"), c.startEdge("e2")}
 	return c, workers, edges, []string{edges[0].addr, edges[1].addr}
@@ -58,7 +63,18 @@ func (p *player) echo(word string) {
 // what was said before the reload.
 func TestReloadStickiness(t *testing.T) {
 	slow(t)
-	c, _, _, addrs := twoByTwo(t)
+	reloadStickiness(t, newCluster(t))
+}
+
+// TestReloadStickinessOnRedisCluster is TestReloadStickiness on a Redis
+// Cluster.
+func TestReloadStickinessOnRedisCluster(t *testing.T) {
+	slow(t)
+	reloadStickiness(t, onRedisCluster(t))
+}
+
+func reloadStickiness(t *testing.T, c *cluster) {
+	c, _, _, addrs := twoByTwoOn(c)
 	p := join(t, "alice", addrs, 0)
 	before, ok := c.lease("alice")
 	if !ok {
@@ -121,8 +137,19 @@ var floodLine = regexp.MustCompile(`flood (\d{6}) x{65}\r?\n`)
 // exactly once, in order.
 func TestEdgeKilledDuringFlood(t *testing.T) {
 	slow(t)
+	edgeKilledDuringFlood(t, newCluster(t))
+}
+
+// TestEdgeKilledDuringFloodOnRedisCluster is TestEdgeKilledDuringFlood on
+// a Redis Cluster.
+func TestEdgeKilledDuringFloodOnRedisCluster(t *testing.T) {
+	slow(t)
+	edgeKilledDuringFlood(t, onRedisCluster(t))
+}
+
+func edgeKilledDuringFlood(t *testing.T, c *cluster) {
 	const lines = 5000
-	c, _, edges, addrs := twoByTwo(t)
+	c, _, edges, addrs := twoByTwoOn(c)
 	p := join(t, "bob", addrs, 0)
 
 	m := p.mark()
@@ -185,7 +212,17 @@ func TestEdgeKilledDuringFlood(t *testing.T) {
 // WebSocket.
 func TestWorkerKilled(t *testing.T) {
 	slow(t)
-	c, workers, _, addrs := twoByTwo(t)
+	workerKilled(t, newCluster(t))
+}
+
+// TestWorkerKilledOnRedisCluster is TestWorkerKilled on a Redis Cluster.
+func TestWorkerKilledOnRedisCluster(t *testing.T) {
+	slow(t)
+	workerKilled(t, onRedisCluster(t))
+}
+
+func workerKilled(t *testing.T, c *cluster) {
+	c, workers, _, addrs := twoByTwoOn(c)
 	p := join(t, "carol", addrs, 0)
 	before, _ := c.lease("carol")
 	owner := c.owner("carol")

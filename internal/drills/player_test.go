@@ -32,6 +32,7 @@ type frame struct {
 	User     string          `json:"user"`
 	Game     string          `json:"game"`
 	Resumed  bool            `json:"resumed"`
+	Reset    bool            `json:"reset"` // a gap frame's: forget the resume point
 	Package  string          `json:"package"`
 	Data     json.RawMessage `json:"data"`
 
