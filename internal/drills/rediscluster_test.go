@@ -242,12 +242,28 @@ func readStream(t *testing.T, c *cluster, key store.SessionKey) streamReport {
 	return r
 }
 
-// clusterTarget checks an outcome the issue promises on a Redis Cluster
-// that the code does not deliver yet: asserted with TRELLIS_DRILL_ENFORCE=1,
-// logged as a FINDING otherwise, so that make test reports it every run
-// without failing on it. (enforcing() in measure_test.go is already on for
-// the isolation targets; these are apart.)
+// clusterTarget asserts an outcome the issue promises on a Redis Cluster:
+// what the player sees (no silent hole, no line twice, the session plays
+// on and keeps its game connection). These were FINDINGs, logged and not
+// asserted, until the store's slot-map reload and its TRYAGAIN handling
+// landed; every run since meets them.
 func clusterTarget(t *testing.T, ok bool, format string, args ...any) bool {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if ok {
+		t.Logf("target met: %s", msg)
+	} else {
+		t.Errorf("target missed: %s", msg)
+	}
+	return ok
+}
+
+// clusterFinding is a target measured in wall-clock time on a shared
+// machine (unit tests never assert wall-clock time), or one missed
+// intermittently for a reason not yet found: asserted with
+// TRELLIS_DRILL_ENFORCE=1, logged as a FINDING otherwise, so every run
+// reports it.
+func clusterFinding(t *testing.T, ok bool, format string, args ...any) bool {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	switch {
@@ -256,7 +272,7 @@ func clusterTarget(t *testing.T, ok bool, format string, args ...any) bool {
 	case os.Getenv("TRELLIS_DRILL_ENFORCE") == "1":
 		t.Errorf("target missed: %s", msg)
 	default:
-		t.Logf("FINDING (not enforced; TRELLIS_DRILL_ENFORCE=1 asserts it): %s", msg)
+		t.Logf("FINDING (asserted with TRELLIS_DRILL_ENFORCE=1): %s", msg)
 	}
 	return ok
 }
@@ -481,7 +497,7 @@ func clusterFailover(t *testing.T, user string, unreplicated time.Duration) {
 		clusterTarget(t, r.silent == 0, "flood lines missing without a gap frame: %d, in stretches %v", r.silent, r.uncovered[:min(5, len(r.uncovered))]),
 		clusterTarget(t, floodErr == nil && echoErr == nil, "the session plays on after the failover (flood end: %v; echo: %v)", errLine(floodErr), errLine(echoErr)),
 		clusterTarget(t, accepted == 1 && ok && after.Fence == before.Fence, "the session kept its game connection and lease (game connections %d, fence %d -> %d)", accepted, before.Fence, after.Fence),
-		clusterTarget(t, dials == 0 || lastDial.Sub(healthy) < deadPrimaryGrace, "the processes stop sending commands to the dead primary within %s of the cluster being healthy (%d refused connections logged after it, the last %s later)", deadPrimaryGrace, dials, deadFor))
+		clusterFinding(t, dials == 0 || lastDial.Sub(healthy) < deadPrimaryGrace, "the processes stop sending commands to the dead primary within %s of the cluster being healthy (%d refused connections logged after it, the last %s later)", deadPrimaryGrace, dials, deadFor))
 }
 
 // pauseReplica SIGSTOPs replica for d while primary keeps taking the
@@ -740,6 +756,11 @@ func TestDrillClusterReshard(t *testing.T) {
 	// Echoes missing without an output gap are lines whose input was lost
 	// (or whose answer was): the edge's input_lost reports cover them.
 	inputLost := inputLostLines(frames)
+	for _, f := range frames {
+		if f.Type == "error" {
+			t.Logf("error frame: %s %q", f.Code, f.Message)
+		}
+	}
 	echoSilent := max(0, er.silent-inputLost)
 	lost, gaps, dup, silent := tr.missing+er.missing+fr.missing, tr.gapFrames, tr.dup+er.dup+fr.dup, tr.silent+echoSilent+fr.silent
 	disorder := tr.disorder + er.disorder + fr.disorder
@@ -756,8 +777,13 @@ func TestDrillClusterReshard(t *testing.T) {
 	}
 	dumpIfMissed(t, c,
 		clusterTarget(t, replayed == 0, "no line twice, even announced: %d lines came again after a reset gap frame", replayed),
-		clusterTarget(t, silent == 0, "lines missing without a gap frame or an input_lost report: %d (ticks %v, echoes %v with %d input lines reported lost, flood %v)", silent, tr.uncovered, er.uncovered, inputLost, fr.uncovered),
-		clusterTarget(t, echoFails.Load() == 0 && tickErr == nil && echoErr == nil, "input and output keep working across the moves, nothing lost (typed lines without an echo: %d; last tick: %s; echo after: %s)", echoFails.Load(), errLine(tickErr), errLine(echoErr)),
+		clusterTarget(t, tr.silent+fr.silent == 0, "output lines missing without a gap frame: %d (ticks %v, flood %v)", tr.silent+fr.silent, tr.uncovered, fr.uncovered),
+		clusterTarget(t, tickErr == nil && echoErr == nil, "input and output keep working across the moves (last tick: %s; echo after: %s)", errLine(tickErr), errLine(echoErr)),
+		// A typed line lost without a report was seen once in about ten
+		// runs, on a loaded machine, while the worker's input channel's
+		// slot moved; not reproduced since, cause not found: a FINDING
+		// until it is.
+		clusterFinding(t, echoSilent == 0 && echoFails.Load() == 0, "typed lines lost without an input_lost or no_session report: %d (echoes %v, %d lines reported; typed lines without an echo within 5 s: %d)", echoSilent, er.uncovered, inputLost, echoFails.Load()),
 		clusterTarget(t, accepted == 2, "the session kept its game connection (the game accepted %d connections, want 2: the player's and Zed's)", accepted))
 }
 
@@ -811,12 +837,19 @@ func slowMoveSlot(t *testing.T, rc *redistest.Cluster, slot int, from, to *redis
 	return rc.WaitHealthy()
 }
 
-// inputLostLines sums what the edge's input_lost error frames said: the
-// typed lines it told the player may not have reached the game (the way
-// a lost input line is reported, after the edge's 10 s ack timeout).
+// inputLostLines counts the typed lines the player was told about: what
+// the edge's input_lost error frames said (lines that may not have reached
+// the game, reported after the edge's 10 s ack timeout), and one for each
+// line refused at once (no_session, internal: "the line was not sent").
 func inputLostLines(frames []frame) int {
 	n := 0
 	for _, f := range frames {
+		if f.Type == "error" && (f.Code == "no_session" || f.Code == "internal") {
+			// The line was refused at once ("the line was not sent"): the
+			// player was told about that one line.
+			n++
+			continue
+		}
 		if f.Type != "error" || f.Code != "input_lost" {
 			continue
 		}
