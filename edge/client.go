@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/internal/msdp"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -301,12 +302,14 @@ func (c *client) readLoop() {
 			if c.hello(m) {
 				_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
 			}
-		case !helloDone && (m.Type == msgInput || m.Type == msgGMCP || m.Type == msgResize):
+		case !helloDone && (m.Type == msgInput || m.Type == msgGMCP || m.Type == msgMSDP || m.Type == msgResize):
 			c.fail(CloseProtocol, ErrBadRequest, "send hello first")
 		case m.Type == msgInput:
 			c.input(m)
 		case m.Type == msgGMCP:
 			c.gmcp(m)
+		case m.Type == msgMSDP:
+			c.msdp(m)
 		case m.Type == msgResize:
 			c.resize(m)
 		case m.Type == msgPing:
@@ -544,6 +547,25 @@ func (c *client) gmcp(m inbound) {
 		return
 	}
 	c.relay(store.Command{Type: store.CmdGMCP, Package: m.Package, Data: m.Data})
+}
+
+// msdp relays one MSDP message (a command such as REPORT, or a variable)
+// after checking that it can be sent as MSDP at all: msdp.Body is the
+// encoder the worker's telnet engine uses, pure and without I/O, so what
+// passes here the worker can send, and the player learns why at once when
+// it cannot. The limit is on the encoded size (the body and its five bytes
+// of telnet framing), which is what reaches the game.
+func (c *client) msdp(m inbound) {
+	body, err := msdp.Body(m.Var, m.Val)
+	if err != nil {
+		c.sendError(ErrBadRequest, err.Error())
+		return
+	}
+	if n := len(body) + 5; n > c.srv.cfg.MaxLine {
+		c.sendError(ErrLineTooLong, fmt.Sprintf("msdp message of %d bytes encoded; the limit is %d", n, c.srv.cfg.MaxLine))
+		return
+	}
+	c.relay(store.Command{Type: store.CmdMSDP, Package: m.Var, Data: m.Val})
 }
 
 // relay sends input to the session's owner with the fence it holds. A
@@ -785,7 +807,8 @@ func (w *writer) reportLost(n int, why string) error {
 	return w.write(encodeError(ErrInputLost, inputLostMessage(n, why)))
 }
 
-// attach sends the welcome, any gap, the GMCP state and the backlog.
+// attach sends the welcome, any gap, the GMCP state, the MSDP state and
+// the backlog.
 func (w *writer) attach(job *attachJob) error {
 	c := w.c
 	st := c.srv.st
@@ -814,6 +837,16 @@ func (w *writer) attach(job *attachJob) error {
 		c.logger().Warn("read gmcp state failed", "err", err)
 	}
 	for _, o := range state {
+		if err := w.send(o, false); err != nil {
+			return err
+		}
+	}
+	msdp, err := st.MSDPState(c.ctx, key)
+	if err != nil {
+		c.srv.m.redisErrors.Inc()
+		c.logger().Warn("read msdp state failed", "err", err)
+	}
+	for _, o := range msdp {
 		if err := w.send(o, false); err != nil {
 			return err
 		}

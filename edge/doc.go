@@ -18,7 +18,7 @@
 // # How a connection works
 //
 // Each browser connection is a client with two goroutines (client.go): the
-// reader handles hello, input, gmcp and resize; the writer is the only one
+// reader handles hello, input, gmcp, msdp and resize; the writer is the only one
 // that writes to the socket. Live output reaches clients through the hub
 // (hub.go), which holds the sessions and their viewers; the store's
 // Subscriber owns the pub/sub connection(s) and calls the hub back with

@@ -214,6 +214,8 @@ type frame struct {
 	Game     string          `json:"game"`
 	Resumed  bool            `json:"resumed"`
 	Reset    bool            `json:"reset"`
+	Var      string          `json:"var"`
+	Val      json.RawMessage `json:"val"`
 }
 
 func (c *wsClient) read(timeout time.Duration) (frame, error) {

@@ -54,6 +54,8 @@ type inbound struct {
 	Text    *string         `json:"text"`
 	Package string          `json:"package"`
 	Data    json.RawMessage `json:"data"`
+	Var     string          `json:"var"`
+	Val     json.RawMessage `json:"val"`
 }
 
 // Client message types.
@@ -61,6 +63,7 @@ const (
 	msgHello  = "hello"
 	msgInput  = "input"
 	msgGMCP   = "gmcp"
+	msgMSDP   = "msdp"
 	msgResize = "resize"
 	// msgPing asks for a pong. Browsers cannot see WebSocket pings, so a
 	// client that wakes up (a phone, a background tab) pings to learn at
@@ -106,6 +109,12 @@ type (
 		Package string          `json:"package"`
 		Data    json.RawMessage `json:"data"`
 	}
+	msdpFrame struct {
+		Type string          `json:"type"`
+		ID   string          `json:"id,omitempty"` // absent on the state replayed at attach
+		Var  string          `json:"var"`
+		Val  json.RawMessage `json:"val"`
+	}
 	echoFrame struct {
 		Type   string `json:"type"`
 		ID     string `json:"id"`
@@ -150,7 +159,7 @@ func encodeResetGap(msg string) []byte {
 }
 
 // encodeOutput turns a stream entry into the browser's frame. withID=false
-// is for GMCP state replayed at attach: those entries are older than the
+// is for GMCP and MSDP state replayed at attach: those entries are older than the
 // backlog and must not move the browser's resume point back.
 func encodeOutput(o store.Output, withID bool) ([]byte, error) {
 	id := o.ID
@@ -173,6 +182,12 @@ func encodeOutput(o store.Output, withID bool) ([]byte, error) {
 			data = json.RawMessage("null")
 		}
 		v = gmcpFrame{Type: "gmcp", ID: id, Package: o.Package, Data: data}
+	case store.OutMSDP:
+		val := o.Data
+		if len(val) == 0 || !json.Valid(val) {
+			val = json.RawMessage(`""`)
+		}
+		v = msdpFrame{Type: "msdp", ID: id, Var: o.Package, Val: val}
 	case store.OutEcho:
 		v = echoFrame{Type: "echo", ID: id, Server: o.Echo}
 	case store.OutStatus:

@@ -37,6 +37,12 @@ func TestBadMessagesGetErrorsAndKeepTheConnection(t *testing.T) {
 		{"input without text", websocket.TextMessage, `{"type":"input"}`, ErrBadRequest},
 		{"gmcp bad package", websocket.TextMessage, `{"type":"gmcp","package":"no spaces","data":{}}`, ErrBadRequest},
 		{"resize out of range", websocket.TextMessage, `{"type":"resize","cols":0,"rows":10}`, ErrBadRequest},
+		{"msdp without var", websocket.TextMessage, `{"type":"msdp","val":"HEALTH"}`, ErrBadRequest},
+		{"msdp without val", websocket.TextMessage, `{"type":"msdp","var":"REPORT"}`, ErrBadRequest},
+		{"msdp control byte", websocket.TextMessage, `{"type":"msdp","var":"REPORT","val":"HE\u0001ALTH"}`, ErrBadRequest},
+		{"msdp boolean", websocket.TextMessage, `{"type":"msdp","var":"X","val":true}`, ErrBadRequest},
+		{"msdp too deep", websocket.TextMessage, `{"type":"msdp","var":"D","val":` + strings.Repeat("[", 33) + `"x"` + strings.Repeat("]", 33) + `}`, ErrBadRequest},
+		{"msdp too long", websocket.TextMessage, `{"type":"msdp","var":"SEND","val":"` + strings.Repeat("a", 95) + `"}`, ErrLineTooLong},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,6 +52,13 @@ func TestBadMessagesGetErrorsAndKeepTheConnection(t *testing.T) {
 		})
 	}
 	c.t = t
+	// The reason names the fault, never the value.
+	c.send(map[string]any{"type": "msdp", "var": "REPORT", "val": "secret\u0002"})
+	if f := c.expectError(ErrBadRequest); !strings.Contains(f.Message, "byte 2") || strings.Contains(f.Message, "secret") {
+		t.Errorf("msdp error message %q: want the reason without the value", f.Message)
+	}
+	c.send(map[string]any{"type": "msdp", "var": "REPORT", "val": []string{"HEALTH"}})
+	c.expectError(ErrNoSession) // valid: it got as far as the session
 	// Still up: a valid message is handled.
 	c.send(map[string]any{"type": "input", "text": "look"})
 	c.expectError(ErrNoSession)

@@ -126,6 +126,11 @@ func TestInputGoesToOwnerWithFence(t *testing.T) {
 	if in.Type != store.CmdGMCP || in.Package != "Core.Ping" || string(in.Data) != "{}" {
 		t.Fatalf("gmcp %+v", in)
 	}
+	c.send(map[string]any{"type": "msdp", "var": "REPORT", "val": []string{"HEALTH", "HEALTH_MAX"}})
+	in = w.nextInput()
+	if in.Type != store.CmdMSDP || in.Package != "REPORT" || string(in.Data) != `["HEALTH","HEALTH_MAX"]` || in.Fence != w.lease.Fence || in.Seq != 0 {
+		t.Fatalf("msdp %+v", in)
+	}
 
 	// The owner dies and another worker takes over with a higher fence:
 	// the cached route fails (nobody listens), the edge looks again.
@@ -298,5 +303,39 @@ func TestRedisRestartResyncsViewers(t *testing.T) {
 	id := w.text("after\n")
 	if f := c.next(); f.ID != id {
 		t.Fatalf("frame %+v, want %s", f, id)
+	}
+}
+
+// MSDP state is replayed after the GMCP state, without ids, before the
+// backlog; live MSDP entries carry their id.
+func TestHelloReplaysMSDPStateAfterGMCPState(t *testing.T) {
+	e := newEnv(t, nil)
+	user := newUser()
+	key := store.SessionKey{User: user, Game: "demo"}
+	w := e.worker("w1", key)
+	w.write(store.Output{Kind: store.OutGMCP, Package: "Char.Vitals", Data: json.RawMessage(`{"hp":5,"maxhp":10}`)})
+	w.write(store.Output{Kind: store.OutMSDP, Package: "HEALTH", Data: json.RawMessage(`"90"`)})
+	w.write(store.Output{Kind: store.OutMSDP, Package: "HEALTH", Data: json.RawMessage(`"95"`)})
+	w.text("hello\n")
+
+	c := e.dial(nil)
+	c.send(map[string]any{"type": "hello", "game": "demo", "token": e.token(user)})
+	if f := c.next(); f.Type != "welcome" {
+		t.Fatalf("welcome %+v", f)
+	}
+	if f := c.next(); f.Type != "gmcp" || f.ID != "" {
+		t.Fatalf("gmcp state %+v", f)
+	}
+	if f := c.next(); f.Type != "msdp" || f.ID != "" || f.Var != "HEALTH" || string(f.Val) != `"95"` {
+		t.Fatalf("msdp state %+v, want HEALTH \"95\" without id", f)
+	}
+	for _, want := range []string{"gmcp", "msdp", "msdp", "output"} {
+		if f := c.next(); f.Type != want || f.ID == "" {
+			t.Fatalf("backlog frame %+v, want %s with an id", f, want)
+		}
+	}
+	id := w.write(store.Output{Kind: store.OutMSDP, Package: "ROOM", Data: json.RawMessage(`{"VNUM":"6008","EXITS":{"n":"6001"}}`)})
+	if f := c.next(); f.Type != "msdp" || f.ID != id || f.Var != "ROOM" || string(f.Val) != `{"VNUM":"6008","EXITS":{"n":"6001"}}` {
+		t.Fatalf("live msdp %+v, want id %s", f, id)
 	}
 }

@@ -18,6 +18,7 @@ const (
 	CmdResize CommandType = "resize" // a viewer's window changed (inbox only)
 	CmdInput  CommandType = "input"  // a line typed by the player (input channel only)
 	CmdGMCP   CommandType = "gmcp"   // a GMCP message from the client (input channel only)
+	CmdMSDP   CommandType = "msdp"   // an MSDP message from the client: Package is the variable or command, Data its value as JSON (input channel only)
 )
 
 // Command is one request about a session. The same envelope travels on the
@@ -51,7 +52,7 @@ func (c Command) Key() SessionKey { return SessionKey{User: c.User, Game: c.Game
 // Validate rejects commands that no handler could act on.
 func (c Command) Validate() error {
 	switch c.Type {
-	case CmdAttach, CmdDetach, CmdStop, CmdResize, CmdInput, CmdGMCP:
+	case CmdAttach, CmdDetach, CmdStop, CmdResize, CmdInput, CmdGMCP, CmdMSDP:
 	default:
 		return fmt.Errorf("command type %q unknown", c.Type)
 	}

@@ -396,7 +396,7 @@ func TestCommandKeyAndValidate(t *testing.T) {
 	if c.Key() != (SessionKey{User: "u", Game: "g"}) || c.Key().String() != "u/g" {
 		t.Errorf("Key() = %v", c.Key())
 	}
-	for _, typ := range []CommandType{CmdAttach, CmdDetach, CmdStop, CmdResize, CmdInput, CmdGMCP} {
+	for _, typ := range []CommandType{CmdAttach, CmdDetach, CmdStop, CmdResize, CmdInput, CmdGMCP, CmdMSDP} {
 		if err := (Command{Type: typ, User: "u", Game: "g"}).Validate(); err != nil {
 			t.Errorf("%s: %v", typ, err)
 		}
@@ -512,7 +512,8 @@ func TestSendInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	gmcp := Command{Type: CmdGMCP, User: "u", Game: "g", Fence: 7, Package: "Core.Ping", Data: json.RawMessage(`{"a":1}`)}
-	for _, c := range []Command{line, gmcp} {
+	msdp := Command{Type: CmdMSDP, User: "u", Game: "g", Fence: 7, Package: "REPORT", Data: json.RawMessage(`["HEALTH","HEALTH_MAX"]`)}
+	for _, c := range []Command{line, gmcp, msdp} {
 		if err := s.SendInput(ctx, worker, c); err != nil {
 			t.Fatal(err)
 		}

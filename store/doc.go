@@ -15,6 +15,7 @@
 //	trellis:{ug:<user>:<game>}:outmeta  hash: bytes counted for the output stream (its byte bound)
 //	trellis:{ug:<user>:<game>}:outmarks list: trim points of the byte bound, "<id> <bytes before id>"
 //	trellis:{ug:<user>:<game>}:gmcp   hash: last GMCP message per package
+//	trellis:{ug:<user>:<game>}:msdp   hash: last MSDP value per variable
 //	trellis:{ug:<user>:<game>}:session hash: what runs where
 //	trellis:sessions                set: index of session records
 //	trellis:games                   hash: game id -> JSON game

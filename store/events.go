@@ -26,6 +26,7 @@ const (
 	EvSessionFailed      = "trellis.session.failed"       // gave up after too many failures
 	EvSessionFailover    = "trellis.session.failover"     // started on a new worker after the old owner died
 	EvSessionGMCPTrimmed = "trellis.session.gmcp_trimmed" // the game's GMCP state hit its bound; oldest packages forgotten (once per session)
+	EvSessionMSDPTrimmed = "trellis.session.msdp_trimmed" // the game's MSDP state hit its bound; oldest variables forgotten (once per session)
 	EvLeaseLost          = "trellis.lease.lost"           // a worker lost a lease it held
 	EvWorkerStarted      = "trellis.worker.started"
 	EvWorkerDraining     = "trellis.worker.draining"

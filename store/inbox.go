@@ -103,7 +103,7 @@ func (s *Store) DeleteInbox(ctx context.Context, worker string) error {
 }
 
 // InputChannel is the pub/sub channel on which a worker receives player
-// input (lines and client GMCP) for the sessions it owns. Its hash tag is
+// input (lines and client GMCP and MSDP) for the sessions it owns. Its hash tag is
 // the worker's, so on a cluster it is a shard channel of the worker's inbox
 // slot.
 func (s *Store) InputChannel(worker string) string { return s.ks.InputChannel(worker) }
@@ -119,11 +119,11 @@ func (s *Store) Namespace() string { return strings.TrimSuffix(s.ks.p, ":") }
 // listening (it died or is restarting): the line was not delivered.
 var ErrNoReceiver = errors.New("no worker is listening")
 
-// SendInput publishes an input or gmcp command to the owning worker. The
+// SendInput publishes an input, gmcp or msdp command to the owning worker. The
 // command carries the lease fence the sender saw; the worker drops it if the
 // fence is stale. It is delivered at most once and never stored.
 func (s *Store) SendInput(ctx context.Context, worker string, c Command) error {
-	if c.Type != CmdInput && c.Type != CmdGMCP {
+	if c.Type != CmdInput && c.Type != CmdGMCP && c.Type != CmdMSDP {
 		return fmt.Errorf("send input: command type %q is not input", c.Type)
 	}
 	if err := c.Validate(); err != nil {
@@ -153,7 +153,7 @@ func ParseInput(payload string) (Command, error) {
 	if err := json.Unmarshal([]byte(payload), &c); err != nil {
 		return Command{}, fmt.Errorf("decode input: %w", err)
 	}
-	if c.Type != CmdInput && c.Type != CmdGMCP {
+	if c.Type != CmdInput && c.Type != CmdGMCP && c.Type != CmdMSDP {
 		return Command{}, fmt.Errorf("input channel: command type %q is not input", c.Type)
 	}
 	if err := c.Validate(); err != nil {

@@ -58,6 +58,7 @@ func (ks keyspace) lease(k SessionKey) string   { return ks.tag(k) + ":lease" }
 func (ks keyspace) fence(k SessionKey) string   { return ks.tag(k) + ":fence" }
 func (ks keyspace) out(k SessionKey) string     { return ks.tag(k) + ":out" }
 func (ks keyspace) gmcp(k SessionKey) string    { return ks.tag(k) + ":gmcp" }
+func (ks keyspace) msdp(k SessionKey) string    { return ks.tag(k) + ":msdp" }
 func (ks keyspace) session(k SessionKey) string { return ks.tag(k) + ":session" }
 
 // outMeta and outMarks hold the byte bound of the output stream (see
@@ -66,10 +67,10 @@ func (ks keyspace) outMeta(k SessionKey) string  { return ks.tag(k) + ":outmeta"
 func (ks keyspace) outMarks(k SessionKey) string { return ks.tag(k) + ":outmarks" }
 
 // transcript lists the keys of a session that a lease renewal keeps for
-// the transcript TTL: the output stream with its byte count, the GMCP state
-// and the session record.
+// the transcript TTL: the output stream with its byte count, the GMCP and
+// MSDP state and the session record.
 func (ks keyspace) transcript(k SessionKey) []string {
-	return []string{ks.out(k), ks.outMeta(k), ks.outMarks(k), ks.gmcp(k), ks.session(k)}
+	return []string{ks.out(k), ks.outMeta(k), ks.outMarks(k), ks.gmcp(k), ks.msdp(k), ks.session(k)}
 }
 
 // OutputChannel is the pub/sub channel carrying the session's live output.

@@ -354,13 +354,16 @@ func TestRenewLeasesKeepsSessionKeys(t *testing.T) {
 	if _, err := s.AppendOutput(ctx, key, Output{Kind: OutGMCP, Package: "Char.Vitals", Data: []byte(`{"hp":1}`), Fence: l.Fence, Seq: 1}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.AppendOutput(ctx, key, Output{Kind: OutMSDP, Package: "HEALTH", Data: []byte(`"95"`), Fence: l.Fence, Seq: 2}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.PutSession(ctx, SessionInfo{Key: key, Worker: "w1", Session: "s1", Fence: l.Fence}); err != nil {
 		t.Fatal(err)
 	}
 	if lost, err := s.RenewLeases(ctx, []Lease{l}, time.Minute, 2*time.Hour); err != nil || len(lost) != 0 {
 		t.Fatalf("renew: lost %v, %v", lost, err)
 	}
-	for _, k := range []string{s.ks.out(key), s.ks.gmcp(key), s.ks.session(key)} {
+	for _, k := range []string{s.ks.out(key), s.ks.gmcp(key), s.ks.msdp(key), s.ks.session(key)} {
 		if ttl := rdb.PTTL(ctx, k).Val(); ttl <= time.Hour || ttl > 2*time.Hour {
 			t.Errorf("%s ttl %v after a renewal keeping 2h", k, ttl)
 		}

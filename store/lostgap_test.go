@@ -222,3 +222,88 @@ func TestAppendDropsGMCPPackages(t *testing.T) {
 		}
 	}
 }
+
+// DropMSDP forgets MSDP variables as DropGMCP forgets GMCP packages, each
+// from its own hash: one entry may carry both lists.
+func TestAppendDropsMSDPVariables(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := testContext(t)
+	key := SessionKey{User: "msdpdropper", Game: "g"}
+	l, err := s.AcquireLease(ctx, key, "w1", "s1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := uint64(0)
+	write := func(o Output) AppendResult {
+		t.Helper()
+		if o.Seq == 0 {
+			seq++
+			o.Seq = seq
+		}
+		o.Fence = l.Fence
+		res, err := s.AppendOutputs(ctx, []Append{{Key: key, Out: o}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res[0].Err != nil {
+			t.Fatal(res[0].Err)
+		}
+		return res[0]
+	}
+	msdp := func(name string, drop ...string) Output {
+		return Output{Kind: OutMSDP, Package: name, Data: json.RawMessage(`"1"`), DropMSDP: drop}
+	}
+	names := func(st []Output, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n []string
+		for _, o := range st {
+			n = append(n, o.Package)
+		}
+		sort.Strings(n)
+		return strings.Join(n, ",")
+	}
+	for _, v := range []string{"A", "B", "C", "D"} {
+		write(msdp(v))
+		write(Output{Kind: OutGMCP, Package: v, Data: json.RawMessage(`{}`)})
+	}
+	// Any entry may carry drops; each list touches only its own state.
+	write(Output{Kind: OutText, Text: "x", DropGMCP: []string{"A"}, DropMSDP: []string{"B", "C", "Nope"}})
+	if got := names(s.MSDPState(ctx, key)); got != "A,D" {
+		t.Errorf("MSDP state after dropping B and C: %s", got)
+	}
+	if got := names(s.GMCPState(ctx, key)); got != "B,C,D" {
+		t.Errorf("GMCP state after dropping A: %s", got)
+	}
+	// A duplicate drops nothing.
+	if r := write(Output{Kind: OutText, Text: "dup", Seq: seq, DropMSDP: []string{"A"}}); !r.Duplicate {
+		t.Fatalf("repeat not a duplicate: %+v", r)
+	}
+	if got := names(s.MSDPState(ctx, key)); got != "A,D" {
+		t.Errorf("after a duplicate with drops: %s", got)
+	}
+	// A variable set and dropped by one entry is not kept.
+	write(msdp("E", "E", "D"))
+	if got := names(s.MSDPState(ctx, key)); got != "A" {
+		t.Errorf("after setting and dropping E, dropping D: %s", got)
+	}
+	// Many drops of both kinds at once (deleted in chunks).
+	var many, manyG []string
+	for i := range 250 {
+		v := fmt.Sprint("V", i)
+		many = append(many, v)
+		write(msdp(v))
+		manyG = append(manyG, fmt.Sprint("G", i))
+		write(Output{Kind: OutGMCP, Package: manyG[i], Data: json.RawMessage(`{}`)})
+	}
+	write(Output{Kind: OutText, Text: "y", DropGMCP: manyG, DropMSDP: many})
+	if got := names(s.MSDPState(ctx, key)); got != "A" {
+		t.Errorf("MSDP state after dropping 250 variables: %s", got)
+	}
+	if got := names(s.GMCPState(ctx, key)); got != "B,C,D" {
+		t.Errorf("GMCP state after dropping 250 packages: %s", got)
+	}
+}

@@ -22,6 +22,7 @@ const (
 	OutText   OutputKind = "text"   // game text, ANSI SGR kept, "\n" newlines
 	OutInput  OutputKind = "input"  // a line the player typed (Redacted while the game echoed)
 	OutGMCP   OutputKind = "gmcp"   // a GMCP message from the game
+	OutMSDP   OutputKind = "msdp"   // one MSDP variable from the game: Package is its name, Data its value as JSON
 	OutEcho   OutputKind = "echo"   // the game started (Echo) or stopped echoing
 	OutStatus OutputKind = "status" // connection state of the session
 	OutGap    OutputKind = "gap"    // output was lost (e.g. Redis was away): Text says how much
@@ -62,6 +63,9 @@ type Output struct {
 	// DropGMCP names GMCP packages to forget from the session's GMCP state
 	// when this entry is written (the worker bounds that state). Not stored.
 	DropGMCP []string `json:"-"`
+	// DropMSDP names MSDP variables to forget from the session's MSDP
+	// state, as DropGMCP does for GMCP. Not stored.
+	DropMSDP []string `json:"-"`
 }
 
 // ErrStaleFence is returned when a write carries a fence that is not the
@@ -77,8 +81,9 @@ const OutputEntryOverhead = 64
 
 // The append script (lua/append.lua) appends one entry to a session's output
 // stream and publishes it on the session's channel as "<id> <json>"; for
-// GMCP it remembers the entry as the package's last message, and it forgets
-// the packages the entry's DropGMCP names. The stream is bounded in entries
+// GMCP it remembers the entry as the package's last message (for MSDP, as
+// the variable's last value, in a hash of its own), and it forgets the
+// packages the entry's DropGMCP names and the variables its DropMSDP names. The stream is bounded in entries
 // (MAXLEN ~, a backstop) and in bytes (lua/output_bound.lua: payload plus
 // OutputEntryOverhead per entry, at most the store's output max bytes).
 //
@@ -143,21 +148,26 @@ func (s *Store) AppendOutputs(ctx context.Context, batch []Append) ([]AppendResu
 	}
 	cmds, err := s.evalBatch(ctx, s.appendScriptFor(), len(batch), func(i int) ([]string, []any) {
 		a := batch[i]
-		pkg, state := "", ""
+		pkg, state, hash := "", "", "g"
 		switch a.Out.Kind {
 		case OutGMCP:
 			pkg = a.Out.Package
+		case OutMSDP:
+			pkg, hash = a.Out.Package, "m"
 		case OutStatus:
 			state = a.Out.State
 		}
 		k := a.Key
-		args := make([]any, 0, 9+len(a.Out.DropGMCP))
+		args := make([]any, 0, 11+len(a.Out.DropGMCP)+len(a.Out.DropMSDP))
 		args = append(args, s.outputMaxLen, a.Out.Fence, payloads[i], pkg, a.Out.Seq, state, now,
-			s.outputMaxBytes, OutputEntryOverhead)
+			s.outputMaxBytes, OutputEntryOverhead, len(a.Out.DropGMCP), hash)
 		for _, p := range a.Out.DropGMCP {
 			args = append(args, p)
 		}
-		return []string{s.ks.out(k), s.ks.lease(k), s.ks.gmcp(k), s.ks.session(k), s.ks.outMeta(k), s.ks.outMarks(k)}, args
+		for _, v := range a.Out.DropMSDP {
+			args = append(args, v)
+		}
+		return []string{s.ks.out(k), s.ks.lease(k), s.ks.gmcp(k), s.ks.session(k), s.ks.outMeta(k), s.ks.outMarks(k), s.ks.msdp(k)}, args
 	})
 	if err != nil {
 		return nil, fmt.Errorf("append %d output entries: %w", len(batch), err)
@@ -406,6 +416,23 @@ func (s *Store) GMCPState(ctx context.Context, key SessionKey) ([]Output, error)
 	return out, nil
 }
 
+// MSDPState returns the last value of each MSDP variable the game sent in
+// this session (entries of kind OutMSDP), for replay to a viewer that
+// attaches.
+func (s *Store) MSDPState(ctx context.Context, key SessionKey) ([]Output, error) {
+	m, err := s.rdb.HGetAll(ctx, s.ks.msdp(key)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("msdp state %s: %w", key, err)
+	}
+	out := make([]Output, 0, len(m))
+	for _, v := range m {
+		if o, err := ParseOutputMessage(v); err == nil {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
 // KeepTranscript keeps the session's transcript keys for keep from now; a
 // worker calls it when a session starts, and every lease renewal extends it
 // (RenewLeases), so the keys outlive a running session but never a dead
@@ -418,6 +445,7 @@ func (s *Store) KeepTranscript(ctx context.Context, key SessionKey, keep time.Du
 	pipe.PExpire(ctx, s.ks.outMeta(key), keep)
 	pipe.PExpire(ctx, s.ks.outMarks(key), keep)
 	pipe.PExpire(ctx, s.ks.gmcp(key), keep)
+	pipe.PExpire(ctx, s.ks.msdp(key), keep)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("keep transcript %s: %w", key, err)
 	}
@@ -426,7 +454,7 @@ func (s *Store) KeepTranscript(ctx context.Context, key SessionKey, keep time.Du
 
 // ExpireTranscript lets the session's transcript keys expire after ttl; a
 // worker calls it when a session ends, so ended sessions do not hold memory
-// forever but can still be replayed for a while. The GMCP state goes at once:
+// forever but can still be replayed for a while. The GMCP and MSDP state go at once:
 // it describes a game connection that no longer exists. The stream's byte
 // count (outmeta, outmarks) expires with the stream.
 func (s *Store) ExpireTranscript(ctx context.Context, key SessionKey, ttl time.Duration) error {
@@ -435,6 +463,7 @@ func (s *Store) ExpireTranscript(ctx context.Context, key SessionKey, ttl time.D
 	pipe.PExpire(ctx, s.ks.outMeta(key), ttl)
 	pipe.PExpire(ctx, s.ks.outMarks(key), ttl)
 	pipe.Del(ctx, s.ks.gmcp(key))
+	pipe.Del(ctx, s.ks.msdp(key))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("expire transcript %s: %w", key, err)
 	}

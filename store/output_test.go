@@ -221,6 +221,55 @@ func TestGMCPStateKeepsTheLastPerPackage(t *testing.T) {
 	}
 }
 
+// MSDP variables are kept in a hash of their own: a GMCP package and an
+// MSDP variable of the same name do not replace each other, and each state
+// holds only its own kind.
+func TestMSDPStateKeepsTheLastPerVariable(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := testContext(t)
+	key := SessionKey{User: "msdp", Game: "g"}
+	msdp := func(name, val string) Output {
+		return Output{Kind: OutMSDP, Package: name, Data: json.RawMessage(val)}
+	}
+	ids := map[int]string{}
+	for i, o := range []Output{
+		msdp("HEALTH", `"90"`),
+		msdp("ROOM", `{"VNUM":"6008"}`),
+		{Kind: OutGMCP, Package: "HEALTH", Data: json.RawMessage(`{"gmcp":1}`)},
+		msdp("HEALTH", `"95"`),
+		{Kind: OutText, Package: "HEALTH", Text: "text entries never enter the state"},
+	} {
+		id, err := s.AppendOutput(ctx, key, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+	}
+	state, err := s.MSDPState(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, o := range state {
+		if o.Kind != OutMSDP {
+			t.Errorf("MSDP state entry %s has kind %q", o.ID, o.Kind)
+		}
+		got[o.Package] = o.ID + " " + string(o.Data)
+	}
+	want := map[string]string{"HEALTH": ids[3] + ` "95"`, "ROOM": ids[1] + ` {"VNUM":"6008"}`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("MSDP state %v, want %v", got, want)
+	}
+	gm, err := s.GMCPState(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gm) != 1 || gm[0].ID != ids[2] || gm[0].Kind != OutGMCP {
+		t.Errorf("GMCP state %+v, want only entry %s", gm, ids[2])
+	}
+}
+
 func TestTranscriptExpiry(t *testing.T) {
 	t.Parallel()
 	s, rdb := newStore(t)
@@ -228,6 +277,15 @@ func TestTranscriptExpiry(t *testing.T) {
 	key := SessionKey{User: "ended", Game: "g"}
 	if _, err := s.AppendOutput(ctx, key, Output{Kind: OutGMCP, Package: "Char", Data: json.RawMessage(`1`)}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := s.AppendOutput(ctx, key, Output{Kind: OutMSDP, Package: "HEALTH", Data: json.RawMessage(`"1"`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.KeepTranscript(ctx, key, 48*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rdb.PTTL(ctx, s.ks.msdp(key)).Val(); ttl <= 47*time.Hour || ttl > 48*time.Hour {
+		t.Errorf("msdp state ttl %v after KeepTranscript(48h)", ttl)
 	}
 	if err := s.ExpireTranscript(ctx, key, time.Hour); err != nil {
 		t.Fatal(err)
@@ -237,6 +295,9 @@ func TestTranscriptExpiry(t *testing.T) {
 	}
 	if st, err := s.GMCPState(ctx, key); err != nil || len(st) != 0 {
 		t.Errorf("GMCP state of an ended session: %v, %v", st, err)
+	}
+	if st, err := s.MSDPState(ctx, key); err != nil || len(st) != 0 {
+		t.Errorf("MSDP state of an ended session: %v, %v", st, err)
 	}
 	if err := s.KeepTranscript(ctx, key, 48*time.Hour); err != nil {
 		t.Fatal(err)

@@ -53,6 +53,10 @@ type Config struct {
 	// session (the last message of each package, replayed on attach).
 	GMCPMaxPackages int `split_words:"true" default:"64" desc:"GMCP packages whose last message is kept per session; past it the oldest is forgotten"`
 	GMCPMaxBytes    int `split_words:"true" default:"131072" desc:"bytes of GMCP state kept per session; past it the oldest packages are forgotten"`
+	// MSDPMaxVars and MSDPMaxBytes bound the MSDP state kept per session
+	// (the last value of each variable, replayed on attach) the same way.
+	MSDPMaxVars  int `split_words:"true" default:"128" desc:"MSDP variables whose last value is kept per session; past it the oldest is forgotten"`
+	MSDPMaxBytes int `split_words:"true" default:"65536" desc:"bytes of MSDP state kept per session; past it the oldest variables are forgotten"`
 	// TypeaheadHold bounds how long a line typed before the game answered
 	// the previous one waits for the game's next prompt to show whether it
 	// was a password, before it is recorded redacted.
@@ -123,6 +127,8 @@ func (c *Config) Validate() error {
 		{c.GMCPMaxPackages < 1, "GMCP_MAX_PACKAGES", c.GMCPMaxPackages, "at least 1"},
 		{c.MaxSubneg < 1024 || c.MaxSubneg > 16<<20, "MAX_SUBNEG", c.MaxSubneg, "between 1024 and 16777216"},
 		{c.GMCPMaxBytes < c.MaxSubneg, "GMCP_MAX_BYTES", c.GMCPMaxBytes, fmt.Sprintf("at least MAX_SUBNEG (%d: the largest GMCP message)", c.MaxSubneg)},
+		{c.MSDPMaxVars < 1, "MSDP_MAX_VARS", c.MSDPMaxVars, "at least 1"},
+		{c.MSDPMaxBytes < 1024, "MSDP_MAX_BYTES", c.MSDPMaxBytes, "at least 1024"},
 		{c.GameWriteQueue < 4096, "GAME_WRITE_QUEUE", c.GameWriteQueue, "at least 4096"},
 		{c.OutputRate < -1 || (c.OutputRate >= 0 && c.OutputRate < 4096), "OUTPUT_RATE", c.OutputRate, "-1 (unlimited) or at least 4096"},
 		{c.TypeaheadHold < 100*time.Millisecond || c.TypeaheadHold > time.Minute, "TYPEAHEAD_HOLD", c.TypeaheadHold, "between 100ms and 1m"},

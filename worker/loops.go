@@ -157,9 +157,12 @@ func (w *Worker) applyInput(cmd store.Command) {
 		return
 	}
 	var sent bool
-	if cmd.Type == store.CmdGMCP {
+	switch cmd.Type {
+	case store.CmdGMCP:
 		sent = s.gmcp(cmd.Package, cmd.Data)
-	} else {
+	case store.CmdMSDP:
+		sent = s.msdp(cmd.Package, cmd.Data)
+	default:
 		sent = s.input(cmd.Text, cmd.Viewer, cmd.Seq)
 	}
 	if !sent {

@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -25,6 +27,7 @@ type metrics struct {
 	lostBytes    prometheus.Counter
 	redisErrors  listedCounter // by op: redisOps
 	inputDropped listedCounter // by reason: dropReasons
+	msdpDropped  listedCounter // by reason: msdpDropReasons
 }
 
 // The label values of the labelled counters, one list per metric. Every
@@ -45,7 +48,23 @@ var (
 	}
 	// dropReasons: why a line of player input was dropped (loops.go).
 	dropReasons = []string{"malformed", "no_session", "stale_fence", "too_long", "not_connected"}
+	// msdpDropReasons: why the engine dropped (the rest of) an MSDP block
+	// from the game (msdpDropReason).
+	msdpDropReasons = []string{"too_deep", "too_many", "malformed"}
 )
+
+// msdpDropReason sorts the engine's free-text reason for an
+// EventMSDPDropped into msdpDropReasons: its bounds (nesting, element
+// count) apart from everything else that broke the block's structure.
+func msdpDropReason(reason string) string {
+	switch {
+	case strings.Contains(reason, "nested deeper than"):
+		return "too_deep"
+	case strings.Contains(reason, "names and values"):
+		return "too_many"
+	}
+	return "malformed"
+}
 
 func newMetrics(sessions func() float64) *metrics {
 	m := &metrics{
@@ -90,9 +109,12 @@ func newMetrics(sessions func() float64) *metrics {
 		inputDropped: listed(prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trellis_worker_input_dropped_total", Help: "Player input dropped, by reason.",
 		}, []string{"reason"}), dropReasons),
+		msdpDropped: listed(prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trellis_worker_msdp_dropped_total", Help: "MSDP blocks from games cut short (the rest of the block dropped), by reason.",
+		}, []string{"reason"}), msdpDropReasons),
 	}
 	m.reg.MustRegister(m.starts, m.restarts, m.failovers, m.ended, m.renewSeconds, m.leasesLost,
-		m.selfFences, m.batchEntries, m.outputBytes, m.lostBytes, m.redisErrors, m.inputDropped,
+		m.selfFences, m.batchEntries, m.outputBytes, m.lostBytes, m.redisErrors, m.inputDropped, m.msdpDropped,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "trellis_worker_sessions", Help: "Sessions running on this worker.",
 		}, sessions),

@@ -64,6 +64,7 @@ func TestLabelledCountersStartAtZero(t *testing.T) {
 		{"trellis_worker_sessions_ended_total", "state", endedStates},
 		{"trellis_worker_redis_errors_total", "op", redisOps},
 		{"trellis_worker_input_dropped_total", "reason", dropReasons},
+		{"trellis_worker_msdp_dropped_total", "reason", msdpDropReasons},
 	} {
 		got := series(t, m.reg, c.name)
 		if got == nil {

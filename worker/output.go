@@ -84,7 +84,9 @@ type outbox struct {
 	// carryDrops are GMCP packages to forget whose entry was dropped (it
 	// named them): the next entry taken carries them.
 	carryDrops []string
-	waiters    []chan struct{}
+	// carryMSDPDrops are the same for MSDP variables.
+	carryMSDPDrops []string
+	waiters        []chan struct{}
 	// roomCh is closed when the outbox shrinks to roomAt bytes; one
 	// reader per session waits on it.
 	roomCh chan struct{}
@@ -248,6 +250,7 @@ func (b *outbox) trimLocked(limit int) int {
 		// The worker already forgot these GMCP packages: the next entry
 		// written must still tell Redis to.
 		b.carryDrops = append(b.carryDrops, b.pending[i].DropGMCP...)
+		b.carryMSDPDrops = append(b.carryMSDPDrops, b.pending[i].DropMSDP...)
 		b.pending = append(b.pending[:i], b.pending[i+1:]...)
 	}
 	b.lost += int64(dropped)
@@ -283,6 +286,11 @@ func (b *outbox) take(fence int64, worker string, max, maxBytes int, dst []store
 			o.DropGMCP = append(append([]string(nil), o.DropGMCP...), b.carryDrops...)
 			b.pending[i].DropGMCP = o.DropGMCP // kept if the write is retried
 			b.carryDrops = nil
+		}
+		if len(b.carryMSDPDrops) > 0 && o.Kind != store.OutGap {
+			o.DropMSDP = append(append([]string(nil), o.DropMSDP...), b.carryMSDPDrops...)
+			b.pending[i].DropMSDP = o.DropMSDP
+			b.carryMSDPDrops = nil
 		}
 		if o.Kind == store.OutGap {
 			b.inflightGaps = append(b.inflightGaps, o.Seq)

@@ -74,6 +74,9 @@ type session struct {
 	typeAhead *typeAhead
 	holdTimer *time.Timer
 	gmcpState *gmcpState
+	msdpState *gmcpState // the same bound, over MSDP variables
+	// msdpDropLogged: an MSDP block cut short was logged (once a session).
+	msdpDropLogged bool
 	// notReading is set when the game's write queue overflowed, so the
 	// interrupted read reports why.
 	notReading bool
@@ -92,6 +95,7 @@ func newSession(w *Worker, cmd store.Command, l store.Lease, failover bool) *ses
 		cols:        cmd.Cols,
 		rows:        cmd.Rows,
 		gmcpState:   newGMCPState(w.cfg.GMCPMaxPackages, w.cfg.GMCPMaxBytes),
+		msdpState:   newGMCPState(w.cfg.MSDPMaxVars, w.cfg.MSDPMaxBytes),
 	}
 	s.validUntil.Store(l.Acquired.Add(w.cfg.LeaseTTL).UnixNano())
 	if cmd.Viewer != "" {
@@ -180,12 +184,9 @@ func (s *session) run(ctx context.Context) error {
 		Height:        rows,
 
 		NoCompression: s.w.cfg.RefuseCompression,
-		// The engine speaks MSDP, but nothing carries it to the browser
-		// yet: refused, so a game does not send what would be dropped.
-		NoMSDP:       true,
-		SliceBytes:   s.w.cfg.FlushBytes,
-		MaxSubneg:    s.w.cfg.MaxSubneg,
-		KeepControls: game.KeepControls,
+		SliceBytes:    s.w.cfg.FlushBytes,
+		MaxSubneg:     s.w.cfg.MaxSubneg,
+		KeepControls:  game.KeepControls,
 	}
 	if game.MNES && s.ip != "" {
 		opts.Env = map[string]string{"IPADDRESS": s.ip}
@@ -460,6 +461,25 @@ func (s *session) handle(evs []telnet.Event) {
 					"max_packages": s.w.cfg.GMCPMaxPackages, "max_bytes": s.w.cfg.GMCPMaxBytes, "dropped": drop,
 				})
 			}
+		case telnet.EventMSDP:
+			drop, first := s.msdpState.put(ev.Var, len(ev.Data))
+			s.emit(store.Output{Kind: store.OutMSDP, Package: ev.Var, Data: ev.Data, DropMSDP: drop})
+			if first {
+				s.w.log.Info("MSDP state of a session reached its bound; oldest variables are forgotten",
+					"key", s.key.String(), "max_vars", s.w.cfg.MSDPMaxVars, "max_bytes", s.w.cfg.MSDPMaxBytes)
+				s.w.event(store.EvSessionMSDPTrimmed, s.key, s.correlation, map[string]any{
+					"max_vars": s.w.cfg.MSDPMaxVars, "max_bytes": s.w.cfg.MSDPMaxBytes, "dropped": drop,
+				})
+			}
+		case telnet.EventMSDPDropped:
+			// Only the block was bad; the telnet stream is intact, so the
+			// connection stays. The browser sees nothing of it.
+			s.w.m.msdpDropped.WithLabelValues(msdpDropReason(ev.Reason)).Inc()
+			if !s.msdpDropLogged {
+				s.msdpDropLogged = true
+				s.w.log.Info("game sent malformed MSDP; the rest of the block was dropped (logged once a session)",
+					"key", s.key.String(), "var", ev.Var, "reason", ev.Reason)
+			}
 		case telnet.EventMSSP:
 			s.w.saveMSSP(s.key.Game, ev.MSSP)
 		}
@@ -606,6 +626,24 @@ func (s *session) gmcp(pkg string, data []byte) bool {
 	}
 	msg, ok := s.eng.GMCP(nil, pkg, data)
 	return ok && s.sendLocked(msg)
+}
+
+// msdp sends an MSDP message from the client to the game (over MSDP, or
+// MSDP over GMCP when only GMCP was agreed), as its own send like gmcp.
+// The edge validated the value already, so the engine refusing it (or the
+// game having agreed to neither) is only logged.
+func (s *session) msdp(name string, val []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.eng == nil {
+		return false
+	}
+	msg, err := s.eng.MSDP(nil, name, val)
+	if err != nil {
+		s.w.log.Debug("MSDP from the client not sent", "key", s.key.String(), "var", name, "err", err)
+		return false
+	}
+	return s.sendLocked(msg)
 }
 
 // resizeLocked applies a window size (the latest viewer's wins).

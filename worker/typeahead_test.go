@@ -350,6 +350,27 @@ func TestOutboxCarriesGMCPDropsOfDroppedEntries(t *testing.T) {
 	t.Fatalf("no entry carries the dropped entry's DropGMCP: %d taken", len(taken))
 }
 
+// The same for MSDP variables to forget (DropMSDP).
+func TestOutboxCarriesMSDPDropsOfDroppedEntries(t *testing.T) {
+	var b outbox
+	b.push(store.Output{Kind: store.OutMSDP, Package: "NEW", Data: []byte(`"1"`), DropMSDP: []string{"OLD"}}, 100, 1<<30)
+	for i := range 50 {
+		b.push(store.Output{Kind: store.OutMSDP, Package: fmt.Sprintf("V%d", i), Data: []byte(`"12345"`)}, 100, 1000)
+	}
+	taken, _, _ := b.take(1, "w", 1000, 1<<30, nil)
+	for _, o := range taken {
+		if o.Package == "NEW" {
+			t.Fatal("the entry survived the trim: the test proves nothing")
+		}
+		for _, p := range o.DropMSDP {
+			if p == "OLD" {
+				return
+			}
+		}
+	}
+	t.Fatalf("no entry carries the dropped entry's DropMSDP: %d taken", len(taken))
+}
+
 // Found in review: a write in flight when the lease goes, that then fails,
 // lost what it carried without counting it, and left waiters hanging.
 func TestOutboxGiveBackAfterCloseCountsAndWakes(t *testing.T) {

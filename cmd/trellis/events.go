@@ -12,7 +12,7 @@ import (
 var eventTypes = []string{
 	store.EvSessionStarting, store.EvSessionStarted, store.EvSessionReattached, store.EvSessionDetached,
 	store.EvSessionIdle, store.EvSessionRestarting, store.EvSessionEnded, store.EvSessionFailed,
-	store.EvSessionFailover, store.EvSessionGMCPTrimmed,
+	store.EvSessionFailover, store.EvSessionGMCPTrimmed, store.EvSessionMSDPTrimmed,
 	store.EvLeaseLost,
 	store.EvWorkerStarted, store.EvWorkerDraining, store.EvWorkerStopped, store.EvWorkerSelfFenced,
 	store.EvControlDeadLetter,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,8 +74,21 @@ func (e *scriptedEdge) accept(t *testing.T) *websocket.Conn {
 type frame map[string]any
 
 // read returns the next frame of type want, skipping resize frames (the page
-// sends one whenever its layout settles, at a time the test does not control).
+// sends one whenever its layout settles, at a time the test does not
+// control) and, unless want is msdp, the MSDP REPORT the page sends after
+// a welcome (TestMSDPGaugeInBrowser checks those with readOnly).
 func read(t *testing.T, c *websocket.Conn, want string) frame {
+	t.Helper()
+	return readSkipping(t, c, want, "resize", "msdp")
+}
+
+// readOnly is read skipping resize frames only.
+func readOnly(t *testing.T, c *websocket.Conn, want string) frame {
+	t.Helper()
+	return readSkipping(t, c, want, "resize")
+}
+
+func readSkipping(t *testing.T, c *websocket.Conn, want string, skip ...string) frame {
 	t.Helper()
 	for range 20 {
 		c.SetReadDeadline(time.Now().Add(15 * time.Second))
@@ -85,7 +99,7 @@ func read(t *testing.T, c *websocket.Conn, want string) frame {
 		if f["type"] == want {
 			return f
 		}
-		if f["type"] != "resize" {
+		if !slices.Contains(skip, fmt.Sprint(f["type"])) {
 			t.Fatalf("got frame %v, want a %q frame", f, want)
 		}
 	}
@@ -330,5 +344,61 @@ func TestGamesPageInBrowser(t *testing.T) {
 	}
 	if eval[bool](t, ctx, `document.querySelector('#games i') !== null`) {
 		t.Error("a game description was parsed as HTML")
+	}
+}
+
+// TestMSDPGaugeInBrowser: the page asks for the gauge variables with an
+// MSDP REPORT once the game speaks after a welcome (and again after a
+// reconnection), draws a gauge from HEALTH / HEALTH_MAX next to the GMCP
+// ones, and keeps tables out of the gauges.
+func TestMSDPGaugeInBrowser(t *testing.T) {
+	ctx := browsertest.Start(t, browsertest.Options{Width: 1000, Height: 700})
+	edge := newScriptedEdge(t)
+
+	do(t, ctx, "open the play page", chromedp.Navigate(edge.srv.URL+"/play/demo?token=tok-1"))
+	c := edge.accept(t)
+	read(t, c, "hello")
+	send(t, c,
+		`{"type":"welcome","user":"guest-1a2b","game":"demo","resumed":false}`,
+		`{"type":"status","id":"1-0","state":"connected","message":""}`,
+		`{"type":"output","id":"2-0","text":"Welcome\n","prompt":false}`,
+	)
+	report := readOnly(t, c, "msdp")
+	if report["var"] != "REPORT" || fmt.Sprint(report["val"]) != "[HEALTH HEALTH_MAX MANA MANA_MAX MOVEMENT MOVEMENT_MAX]" {
+		t.Fatalf("msdp frame %v, want a REPORT of the gauge variables", report)
+	}
+	send(t, c,
+		`{"type":"gmcp","id":"3-0","package":"Char.Vitals","data":{"hp":50,"maxhp":100}}`,
+		`{"type":"msdp","id":"4-0","var":"HEALTH","val":"93"}`,
+		`{"type":"msdp","id":"4-1","var":"HEALTH_MAX","val":"100"}`,
+		`{"type":"msdp","id":"4-2","var":"ROOM","val":{"VNUM":"6008","NAME":"<b>Temple</b>"}}`,
+	)
+	const health = `document.querySelector('.vitals .gauge[data-name="HEALTH"]')`
+	waitFor(t, ctx, "the MSDP gauge", health+`?.textContent === 'HEALTH93/100'`)
+	if got := eval[string](t, ctx, health+`.className + ' ' + `+health+`.getAttribute('aria-valuenow')`); got != "gauge gauge-hp 93" {
+		t.Errorf("MSDP gauge class and value %q, want gauge gauge-hp 93", got)
+	}
+	if got := eval[int](t, ctx, `document.querySelectorAll('.vitals .gauge').length`); got != 2 {
+		t.Errorf("%d gauges, want the GMCP hp and the MSDP HEALTH", got)
+	}
+	if eval[bool](t, ctx, `document.querySelector('.vitals b') !== null`) {
+		t.Error("an MSDP value became markup")
+	}
+	send(t, c, `{"type":"msdp","id":"5-0","var":"HEALTH","val":"40"}`)
+	waitFor(t, ctx, "the MSDP gauge to follow", health+`.getAttribute('aria-valuenow') === '40'`)
+
+	// A new game connection forgets the REPORT: it is sent again once the
+	// game speaks, and only once.
+	send(t, c,
+		`{"type":"status","id":"6-0","state":"reconnected","message":""}`,
+		`{"type":"output","id":"7-0","text":"Welcome back\n","prompt":false}`,
+		`{"type":"output","id":"7-1","text":"> ","prompt":true}`,
+	)
+	if f := readOnly(t, c, "msdp"); f["var"] != "REPORT" {
+		t.Fatalf("msdp frame after reconnecting %v, want REPORT", f)
+	}
+	do(t, ctx, "type look", chromedp.SendKeys("#input", "look"+kb.Enter))
+	if f := readOnly(t, c, "input"); f["text"] != "look" {
+		t.Fatalf("frame %v, want the input (one REPORT per connection)", f)
 	}
 }

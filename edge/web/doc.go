@@ -15,6 +15,7 @@
 //	transcript.js    the output's tail kept across a reload (resume brings the rest)
 //	history.js       input-line history (Up/Down), never recording passwords
 //	vitals.js        Char.Vitals gauges
+//	msdp.js          MSDP variables, their gauges (HEALTH / HEALTH_MAX) and when to REPORT
 //	gmcp.js          the GMCP inspector
 //	settings.js      font size, no-colour, bold-as-bright, scrollback
 //	index.html       the games list page, with index.js and games.js

@@ -23,6 +23,7 @@ var wantFiles = []string{
 	"connection.js",
 	"gmcp.js",
 	"history.js",
+	"msdp.js",
 	"protocol.js",
 	"settings.js",
 	"terminal.js",

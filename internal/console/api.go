@@ -183,9 +183,9 @@ func (s *Server) serveTranscript(w http.ResponseWriter, r *http.Request, _ strin
 		page, out.More = page[:transcriptPage], true
 	}
 	for _, o := range page {
-		// GMCP is the game's data for the client, not the transcript an
-		// operator reads; it stays in the stream for `replay`.
-		if o.Kind != store.OutGMCP {
+		// GMCP and MSDP are the game's data for the client, not the
+		// transcript an operator reads; they stay in the stream for `replay`.
+		if o.Kind != store.OutGMCP && o.Kind != store.OutMSDP {
 			out.Entries = append(out.Entries, ops.FromOutput(o))
 		}
 		out.Next = o.ID

@@ -21,7 +21,7 @@ const waitTimeout = 10 * time.Second
 var optNames = map[byte]string{
 	optECHO: "ECHO", optSGA: "SGA", optTTYPE: "TTYPE", optEOR: "EOR", optNAWS: "NAWS",
 	optNEWENVIRON: "NEW-ENVIRON", optCHARSET: "CHARSET", optMSSP: "MSSP", optMCCP2: "MCCP2",
-	optGMCP: "GMCP",
+	optGMCP: "GMCP", optMSDP: "MSDP",
 }
 
 func optName(opt byte) string {
@@ -48,6 +48,7 @@ func acceptAll() clientOptions {
 		accept: map[byte]bool{
 			optECHO: true, optSGA: true, optTTYPE: true, optEOR: true, optNAWS: true,
 			optNEWENVIRON: true, optCHARSET: true, optMSSP: true, optMCCP2: true, optGMCP: true,
+			optMSDP: true,
 		},
 		ttypes:  []string{"TESTCLIENT", "XTERM-256COLOR", "MTTS 2825"},
 		cols:    100,
@@ -360,6 +361,10 @@ func (c *testClient) onSubneg(opt byte, body []byte) {
 	switch opt {
 	case optGMCP:
 		c.record("<GMCP " + string(body) + ">")
+	case optMSDP:
+		r := strings.NewReplacer(string(rune(msdpVAR)), ";", string(rune(msdpVAL)), "=",
+			string(rune(msdpARRAYOPEN)), "[", string(rune(msdpARRAYCLOSE)), "]")
+		c.record("<MSDP " + r.Replace(string(body)) + ">")
 	case optMSSP:
 		r := strings.NewReplacer(string(rune(msspVAR)), ";", string(rune(msspVAL)), "=")
 		c.record("<MSSP " + r.Replace(string(body)) + ">")

@@ -154,8 +154,10 @@ func (s *session) rest() {
 	s.sendVitals()
 }
 
-// sendVitals sends GMCP Char.Vitals when the client agreed to GMCP.
+// sendVitals sends GMCP Char.Vitals when the client agreed to GMCP, and
+// the MSDP variables it asked to REPORT that changed.
 func (s *session) sendVitals() {
+	s.reportMSDP()
 	if !s.opts.usOn(optGMCP) {
 		return
 	}

@@ -17,7 +17,7 @@ type Config struct {
 	// Each No* switch stops the server from offering that option, and makes
 	// it refuse the option if the client asks for it. Tests use them to
 	// check that a client copes with a game that lacks the option.
-	NoEcho, NoSGA, NoTTYPE, NoNAWS, NoCharset, NoEOR, NoGMCP, NoMSSP, NoMCCP2 bool
+	NoEcho, NoSGA, NoTTYPE, NoNAWS, NoCharset, NoEOR, NoGMCP, NoMSDP, NoMSSP, NoMCCP2 bool
 	// NoNewEnviron stops the DO NEW-ENVIRON offer (MNES: the player's IP).
 	NoNewEnviron bool
 
@@ -50,7 +50,7 @@ func Defaults() Config {
 }
 
 // RegisterFlags binds the fields of c to command-line flags on fs:
-// -name, -bench, -negotiation-wait, and -no-echo ... -no-mccp2.
+// -name, -bench, -negotiation-wait, and -no-echo ... -no-new-environ.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	def := Defaults()
 	fs.StringVar(&c.Name, "name", def.Name, "MUD name shown in the banner and MSSP")
@@ -69,6 +69,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		{&c.NoCharset, "no-charset", "CHARSET"},
 		{&c.NoEOR, "no-eor", "EOR prompt marks"},
 		{&c.NoGMCP, "no-gmcp", "GMCP"},
+		{&c.NoMSDP, "no-msdp", "MSDP"},
 		{&c.NoMSSP, "no-mssp", "MSSP"},
 		{&c.NoMCCP2, "no-mccp2", "MCCP2 compression"},
 		{&c.NoNewEnviron, "no-new-environ", "NEW-ENVIRON / MNES"},
@@ -101,6 +102,8 @@ func (c *Config) offersUs(opt byte) bool {
 		return !c.NoEOR
 	case optGMCP:
 		return !c.NoGMCP
+	case optMSDP:
+		return !c.NoMSDP
 	case optMSSP:
 		return !c.NoMSSP
 	case optMCCP2:

@@ -104,7 +104,7 @@ func TestEveryOfferIsSentByDefault(t *testing.T) {
 	c := dialClient(t, addr, acceptAll())
 	s := c.waitFor("What is your name? ")
 	for _, tok := range []string{
-		"<WILL SGA>", "<WILL EOR>", "<WILL GMCP>", "<WILL MSSP>", "<WILL MCCP2>",
+		"<WILL SGA>", "<WILL EOR>", "<WILL GMCP>", "<WILL MSDP>", "<WILL MSSP>", "<WILL MCCP2>",
 		"<DO TTYPE>", "<DO NAWS>", "<DO CHARSET>", "<DO NEW-ENVIRON>",
 		sbToken(optCHARSET, []byte("\x01;UTF-8;ISO-8859-1")),
 		sbToken(optNEWENVIRON, []byte{envSEND}),
@@ -128,6 +128,7 @@ func TestEachOfferCanBeSwitchedOff(t *testing.T) {
 		{"SGA", func(c *Config) { c.NoSGA = true }, "<WILL SGA>"},
 		{"EOR", func(c *Config) { c.NoEOR = true }, "<WILL EOR>"},
 		{"GMCP", func(c *Config) { c.NoGMCP = true }, "<WILL GMCP>"},
+		{"MSDP", func(c *Config) { c.NoMSDP = true }, "<WILL MSDP>"},
 		{"MSSP", func(c *Config) { c.NoMSSP = true }, "<WILL MSSP>"},
 		{"MCCP2", func(c *Config) { c.NoMCCP2 = true }, "<WILL MCCP2>"},
 		{"TTYPE", func(c *Config) { c.NoTTYPE = true }, "<DO TTYPE>"},
@@ -148,7 +149,7 @@ func TestEachOfferCanBeSwitchedOff(t *testing.T) {
 				t.Errorf("%s offered although switched off: %q", tc.token, s)
 			}
 			// The other offers are still made: count them.
-			all := []string{"<WILL SGA>", "<WILL EOR>", "<WILL GMCP>", "<WILL MSSP>", "<WILL MCCP2>",
+			all := []string{"<WILL SGA>", "<WILL EOR>", "<WILL GMCP>", "<WILL MSDP>", "<WILL MSSP>", "<WILL MCCP2>",
 				"<DO TTYPE>", "<DO NAWS>", "<DO CHARSET>", "<DO NEW-ENVIRON>", "<WILL ECHO>"}
 			for _, tok := range all {
 				if tok != tc.token && !strings.Contains(s, tok) {
@@ -658,4 +659,52 @@ func TestManyPlayers(t *testing.T) {
 	for _, c := range clients[1:] {
 		c.waitFor("says: roll call")
 	}
+}
+
+// MSDP: a REPORT sends the variables at once and again when they change
+// (fight hurts); UNREPORT stops one; SEND sends once; LIST lists; names the
+// game does not know and malformed blocks are ignored.
+func TestMSDPReport(t *testing.T) {
+	_, addr := startServer(t, Config{})
+	c := dialClient(t, addr, acceptAll())
+	c.login("mira", "pw")
+	msdp := func(parts ...string) {
+		var b []byte
+		for _, p := range parts {
+			switch p {
+			case "VAR":
+				b = append(b, msdpVAR)
+			case "VAL":
+				b = append(b, msdpVAL)
+			case "[":
+				b = append(b, msdpARRAYOPEN)
+			case "]":
+				b = append(b, msdpARRAYCLOSE)
+			default:
+				b = append(b, p...)
+			}
+		}
+		c.send(appendSubneg(nil, optMSDP, b))
+	}
+	msdp("VAR", "REPORT", "VAL", "HEALTH", "VAL", "HEALTH_MAX", "VAL", "NOPE")
+	c.waitFor("<MSDP ;HEALTH=100>")
+	c.waitFor("<MSDP ;HEALTH_MAX=100>")
+	out := c.do("fight", "<MSDP ;HEALTH=93>")
+	if strings.Contains(out, "HEALTH_MAX") {
+		t.Errorf("an unchanged HEALTH_MAX was sent again: %q", out)
+	}
+	msdp("VAR", "UNREPORT", "VAL", "HEALTH")
+	msdp("VAR", "SEND", "VAL", "[", "VAL", "HEALTH", "VAL", "MANA", "]")
+	c.waitFor("<MSDP ;MANA=47>")
+	// The MSDP variables go before Char.Vitals: once that is in, any
+	// report would be too.
+	out = c.do("fight", `"hp":86`)
+	if strings.Contains(out, "<MSDP") {
+		t.Errorf("unreported HEALTH was sent after UNREPORT: %q", out)
+	}
+	msdp("VAR", "LIST", "VAL", "REPORTED_VARIABLES")
+	c.waitFor("<MSDP ;REPORTED_VARIABLES=[=HEALTH_MAX]>")
+	msdp("\x02garbage", "VAR") // ignored
+	msdp("VAR", "LIST", "VAL", "COMMANDS")
+	c.waitFor("<MSDP ;COMMANDS=[=LIST=REPORT=RESET=SEND=UNREPORT]>")
 }

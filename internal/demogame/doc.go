@@ -10,7 +10,7 @@
 //
 // On connect the server offers, each unless switched off in Config:
 //
-//	IAC WILL SGA, WILL EOR, WILL GMCP, WILL MSSP, WILL MCCP2,
+//	IAC WILL SGA, WILL EOR, WILL GMCP, WILL MSDP, WILL MSSP, WILL MCCP2,
 //	IAC DO TTYPE, DO NAWS, DO CHARSET, DO NEW-ENVIRON
 //
 // and reads the answers for up to Config.NegotiationWait, stopping early
@@ -41,6 +41,10 @@
 // built in 256 KiB batches so the game is never the bottleneck of a
 // throughput test. vitals, fight and rest send GMCP Char.Vitals, as does
 // logging in; a GMCP Core.Ping from the client is answered with Core.Ping.
+// Over MSDP the client may LIST, REPORT, UNREPORT, SEND and RESET the
+// variables HEALTH, HEALTH_MAX, MANA, MANA_MAX, MOVEMENT and MOVEMENT_MAX:
+// a REPORT sends the value at once, and the same commands send the
+// reported variables that changed.
 //
 // # Bench mode
 //

@@ -120,6 +120,10 @@ func (s *session) subnegotiation(opt byte, body []byte) {
 		if s.opts.usOn(optGMCP) {
 			s.gotGMCP(body)
 		}
+	case optMSDP:
+		if s.opts.usOn(optMSDP) {
+			s.gotMSDP(body)
+		}
 	}
 	// SB for options never agreed is ignored quietly, as real servers do.
 }
@@ -252,7 +256,7 @@ func (s *session) sendMSSP() {
 		{"XTERM TRUE COLORS", "1"},
 		{"GMCP", boolFlag(!s.cfg.NoGMCP)},
 		{"MCCP", boolFlag(!s.cfg.NoMCCP2)},
-		{"MSDP", "0"},
+		{"MSDP", boolFlag(!s.cfg.NoMSDP)},
 		{"CRAWL DELAY", "-1"},
 	}
 	body := make([]byte, 0, 256)

@@ -62,6 +62,9 @@ type session struct {
 	env         map[string]string
 	envDone     bool
 	gmcpClient  string
+	// msdpReported: the MSDP variables the client asked to REPORT, each
+	// with the value last sent.
+	msdpReported map[string]string
 
 	// Login and play.
 	name       string
@@ -137,7 +140,7 @@ func (s *session) flush() error {
 // sendOffers opens negotiation. ECHO is not offered here: it is only used
 // around the password prompt.
 func (s *session) sendOffers() {
-	for _, opt := range []byte{optSGA, optEOR, optGMCP, optMSSP, optMCCP2} {
+	for _, opt := range []byte{optSGA, optEOR, optGMCP, optMSDP, optMSSP, optMCCP2} {
 		if s.cfg.offersUs(opt) {
 			s.buf = append(s.buf, s.opts.askUs(opt, true)...)
 		}
@@ -185,7 +188,7 @@ func (s *session) awaitAnswers(readBuf []byte) error {
 // the window size, the charset, the environment) not yet received.
 func (s *session) negotiating() bool {
 	o := &s.opts
-	for _, opt := range []byte{optSGA, optEOR, optGMCP, optMSSP, optMCCP2} {
+	for _, opt := range []byte{optSGA, optEOR, optGMCP, optMSDP, optMSSP, optMCCP2} {
 		if o.us[opt] == optWantYes {
 			return true
 		}

@@ -24,6 +24,7 @@ const (
 	optNAWS       = 31
 	optNEWENVIRON = 39
 	optCHARSET    = 42
+	optMSDP       = 69
 	optMSSP       = 70
 	optMCCP2      = 86
 	optGMCP       = 201

@@ -185,3 +185,45 @@ func TestBrowserPlaysReloadsAndSeesColours(t *testing.T) {
 	t.Logf("%d styled colour spans", styled)
 	browsertest.Screenshot(t, ctx, "browser-colors.png")
 }
+
+// The issue's "MSDP-driven gauge", end to end: the demo game offers MSDP,
+// the page sends a REPORT, the game's HEALTH / HEALTH_MAX come back through
+// worker, Redis and edge, and the gauge follows a fight; after a reload the
+// gauge is drawn from the MSDP state the edge replays.
+func TestBrowserDrawsAnMSDPGauge(t *testing.T) {
+	ctx := browsertest.Start(t, browsertest.Options{Width: 1200, Height: 900, Timeout: 90 * time.Second})
+	s := startStack(t)
+	tok, err := auth.Mint(secret, "mira", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gauge := func(text string) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](`document.querySelector('.vitals .gauge[data-name="HEALTH"] .gauge-text')?.textContent === `+jsString(text),
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.edgeURL+"/play/demo?token="+tok),
+		waitOutput("What is your name?"),
+		typeLine("Mira"),
+		waitOutput("Password:"),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#input').type === 'password'`, chromedp.WithPollingTimeout(10*time.Second)),
+		typeLine("pw"),
+		waitOutput("> "),
+		gauge("100/100"),
+		typeLine("fight"),
+		gauge("93/100"),
+	)
+	if err != nil {
+		t.Fatalf("login and fight: %v", err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Reload(),
+		waitOutput("You spar"),
+		gauge("93/100"),
+		typeLine("fight"),
+		gauge("86/100"),
+	)
+	if err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+}

@@ -7,17 +7,23 @@
 -- KEYS[4]  session   hash   <tag>:session: the session record
 -- KEYS[5]  outmeta   hash   <tag>:outmeta: byte count of the stream
 -- KEYS[6]  outmarks  list   <tag>:outmarks: trim points of the byte bound
+-- KEYS[7]  msdp      hash   <tag>:msdp: MSDP variable -> "<id> <json>"
 -- ARGV[1]  maxlen    entries kept at most (MAXLEN ~), a backstop
 -- ARGV[2]  fence     the writer's fence; "0" for an unfenced write
 -- ARGV[3]  payload   the entry's JSON
--- ARGV[4]  package   GMCP package to remember this entry under, or ""
+-- ARGV[4]  package   GMCP package (in KEYS[3]) or MSDP variable (in KEYS[7],
+--                    see ARGV[11]) to remember this entry under, or ""
 -- ARGV[5]  seq       the entry's sequence number within its fence, "0": none
 -- ARGV[6]  state     session state to record for a status entry, or ""
 -- ARGV[7]  now       unix milliseconds, for the session record
 -- ARGV[8]  maxbytes  bytes kept at most (payload + overhead per entry)
 -- ARGV[9]  overhead  bytes counted per entry besides its payload
--- ARGV[10...]        GMCP packages to forget from KEYS[3] (after ARGV[4] is
---                    set, so a package both set and dropped is not kept)
+-- ARGV[10] ngmcp     how many of ARGV[12...] are GMCP packages
+-- ARGV[11] state key "m": ARGV[4] names an MSDP variable, else a GMCP package
+-- ARGV[12...]        the first ngmcp: GMCP packages to forget from KEYS[3];
+--                    the rest: MSDP variables to forget from KEYS[7] (both
+--                    after ARGV[4] is set, so a name both set and dropped is
+--                    not kept)
 --
 -- Returns the new entry's id; the status "DUP" for a seq written before (a
 -- retry whose first reply was lost: nothing is written again); or an error
@@ -36,9 +42,19 @@ end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'v', ARGV[3])
 bound_output(KEYS[1], KEYS[5], KEYS[6], id, #ARGV[3] + tonumber(ARGV[9]), tonumber(ARGV[8]))
 local msg = id .. ' ' .. ARGV[3]
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[4], msg) end
-for i = 10, #ARGV, 100 do
-  redis.call('HDEL', KEYS[3], unpack(ARGV, i, math.min(i + 99, #ARGV)))
+if ARGV[4] ~= '' then
+  if ARGV[11] == 'm' then
+    redis.call('HSET', KEYS[7], ARGV[4], msg)
+  else
+    redis.call('HSET', KEYS[3], ARGV[4], msg)
+  end
+end
+local split = 11 + tonumber(ARGV[10]) -- the last GMCP drop
+for i = 12, split, 100 do
+  redis.call('HDEL', KEYS[3], unpack(ARGV, i, math.min(i + 99, split)))
+end
+for i = split + 1, #ARGV, 100 do
+  redis.call('HDEL', KEYS[7], unpack(ARGV, i, math.min(i + 99, #ARGV)))
 end
 if ARGV[6] ~= '' and redis.call('HGET', KEYS[4], 'fence') == ARGV[2] then
   redis.call('HSET', KEYS[4], 'state', ARGV[6], 'updated', ARGV[7])

@@ -2,7 +2,7 @@
 --
 -- KEYS[1]     lease  hash <tag>:lease
 -- KEYS[2...]  the session's keys to keep for ARGV[5] (out, outmeta,
---             outmarks, gmcp, session); none for a bare renewal
+--             outmarks, gmcp, msdp, session); none for a bare renewal
 -- ARGV[1]  owner  the caller's instance id
 -- ARGV[2]  fence  the caller's fence
 -- ARGV[3]  ttl    lease time to live, milliseconds

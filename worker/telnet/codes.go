@@ -1,6 +1,10 @@
 package telnet
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/trellis-mud/trellis/internal/msdp"
+)
 
 // Telnet command bytes (RFC 854, RFC 885). Each follows an IAC.
 const (
@@ -64,12 +68,12 @@ const (
 	msspVAR = 1
 	msspVAL = 2
 
-	msdpVAR        = 1
-	msdpVAL        = 2
-	msdpTableOpen  = 3
-	msdpTableClose = 4
-	msdpArrayOpen  = 5
-	msdpArrayClose = 6
+	msdpVAR        = msdp.Var
+	msdpVAL        = msdp.Val
+	msdpTableOpen  = msdp.TableOpen
+	msdpTableClose = msdp.TableClose
+	msdpArrayOpen  = msdp.ArrayOpen
+	msdpArrayClose = msdp.ArrayClose
 )
 
 // AppendCommand appends the two-byte command IAC cmd (for example GA or EOR).

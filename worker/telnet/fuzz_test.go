@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/trellis-mud/trellis/internal/msdp"
 )
 
 func FuzzDecoder(f *testing.F) {
@@ -169,7 +171,7 @@ func FuzzMSDP(f *testing.F) {
 			switch {
 			case ev.Kind == EventMSDPDropped && k != len(evs)-2:
 				t.Fatalf("events after a drop: %q", render(evs))
-			case ev.Kind == EventMSDP && !overGMCP && !msdpCommands[ev.Var]:
+			case ev.Kind == EventMSDP && !overGMCP && !msdp.Commands[ev.Var]:
 				// Command names are exempt: a one-item list is sent as a
 				// single VAL and comes back as a string.
 				roundTrip(t, ev.Var, ev.Data, string(ev.Data))

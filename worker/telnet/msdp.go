@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/trellis-mud/trellis/internal/msdp"
 )
 
 // MSDP bounds. A block is already at most Options.MaxSubneg bytes; these
@@ -16,21 +17,16 @@ const (
 	// msdpMaxDepth is how deeply tables and arrays may nest inside a value.
 	// Real games nest two or three deep (ROOM > EXITS); the bound keeps the
 	// parser's stack a fixed array and a browser's renderer shallow.
-	msdpMaxDepth = 32
+	msdpMaxDepth = msdp.MaxDepth
 	// msdpMaxElements is how many names and values (VAR and VAL bytes, or
 	// their JSON counterparts) one block may carry. The largest real
 	// answers (REPORTABLE_VARIABLES) hold about a hundred.
-	msdpMaxElements = 4096
+	msdpMaxElements = msdp.MaxElements
 )
 
-// msdpCommands are the client commands whose list of names travels as one
-// VAL per name (VAR "REPORT" VAL "HEALTH" VAL "MANA"), the form the MSDP
-// specification's examples and the common server snippets read.
-var msdpCommands = map[string]bool{"LIST": true, "REPORT": true, "UNREPORT": true, "RESET": true, "SEND": true}
-
 // ErrMSDPValue is wrapped by the error MSDP and AppendMSDP return when a
-// name or value cannot be sent as MSDP.
-var ErrMSDPValue = errors.New("telnet: value cannot be sent as MSDP")
+// name or value cannot be sent as MSDP (it is msdp.ErrValue).
+var ErrMSDPValue = msdp.ErrValue
 
 // ErrMSDPNotAgreed is returned by Engine.MSDP when the game agreed to
 // neither MSDP nor GMCP.
@@ -534,141 +530,11 @@ func (s *jsonScanner) scalar() bool {
 // 4,096 names and values return an error wrapping ErrMSDPValue and leave
 // dst as it was. IAC bytes are doubled.
 func AppendMSDP(dst []byte, name string, value json.RawMessage) ([]byte, error) {
-	body, err := msdpBody(name, value)
+	body, err := msdp.Body(name, value)
 	if err != nil {
 		return dst, err
 	}
 	return AppendSubnegotiation(dst, OptMSDP, body), nil
-}
-
-// msdpBody encodes VAR name VAL value without the telnet framing.
-func msdpBody(name string, value json.RawMessage) ([]byte, error) {
-	fail := func(format string, args ...any) ([]byte, error) {
-		return nil, fmt.Errorf("%w: %s: %s", ErrMSDPValue, name, fmt.Sprintf(format, args...))
-	}
-	if name == "" {
-		return nil, fmt.Errorf("%w: empty variable name", ErrMSDPValue)
-	}
-	if err := checkMSDPString(name); err != nil {
-		return fail("name %v", err)
-	}
-	if len(bytes.TrimSpace(value)) == 0 {
-		return fail("no value")
-	}
-	dec := json.NewDecoder(bytes.NewReader(value))
-	dec.UseNumber()
-	enc := msdpEncoder{dec: dec, out: append(make([]byte, 0, len(name)+len(value)+8), msdpVAR), elems: 1}
-	enc.out = append(enc.out, name...)
-	tok, err := dec.Token()
-	if err != nil {
-		return fail("invalid JSON: %v", err)
-	}
-	if tok == json.Delim('[') && msdpCommands[name] {
-		for dec.More() {
-			if err := enc.val(0); err != nil {
-				return fail("%v", err)
-			}
-		}
-		if _, err = dec.Token(); err != nil { // the ']'
-			err = fmt.Errorf("invalid JSON: %w", err)
-		}
-	} else {
-		enc.elems++
-		enc.out = append(enc.out, msdpVAL)
-		err = enc.value(tok, 0)
-	}
-	if err != nil {
-		return fail("%v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fail("more than one JSON value")
-	}
-	return enc.out, nil
-}
-
-type msdpEncoder struct {
-	dec   *json.Decoder
-	out   []byte
-	elems int
-}
-
-// val reads the next value and appends VAL value.
-func (m *msdpEncoder) val(depth int) error {
-	tok, err := m.dec.Token()
-	if err != nil {
-		return fmt.Errorf("invalid JSON: %w", err)
-	}
-	if m.elems++; m.elems > msdpMaxElements {
-		return fmt.Errorf("more than %d names and values", msdpMaxElements)
-	}
-	m.out = append(m.out, msdpVAL)
-	return m.value(tok, depth)
-}
-
-// value appends the value that starts with tok; depth is how many tables
-// and arrays enclose it.
-func (m *msdpEncoder) value(tok json.Token, depth int) error {
-	switch t := tok.(type) {
-	case string:
-		if err := checkMSDPString(t); err != nil {
-			return fmt.Errorf("string %v", err)
-		}
-		m.out = append(m.out, t...)
-		return nil
-	case json.Number:
-		m.out = append(m.out, t...)
-		return nil
-	case json.Delim:
-		if depth == msdpMaxDepth {
-			return fmt.Errorf("nested deeper than %d", msdpMaxDepth)
-		}
-		open, closer := byte(msdpArrayOpen), byte(msdpArrayClose)
-		if t == '{' {
-			open, closer = msdpTableOpen, msdpTableClose
-		}
-		m.out = append(m.out, open)
-		for m.dec.More() {
-			if t == '{' {
-				key, err := m.dec.Token()
-				if err != nil {
-					return fmt.Errorf("invalid JSON: %w", err)
-				}
-				k := key.(string) // json.Decoder only returns string keys
-				if err := checkMSDPString(k); err != nil {
-					return fmt.Errorf("name %v", err)
-				}
-				if m.elems++; m.elems > msdpMaxElements {
-					return fmt.Errorf("more than %d names and values", msdpMaxElements)
-				}
-				m.out = append(m.out, msdpVAR)
-				m.out = append(m.out, k...)
-			}
-			if err := m.val(depth + 1); err != nil {
-				return err
-			}
-		}
-		if _, err := m.dec.Token(); err != nil {
-			return fmt.Errorf("invalid JSON: %w", err)
-		}
-		m.out = append(m.out, closer)
-		return nil
-	}
-	if tok == nil {
-		tok = "null"
-	}
-	return fmt.Errorf("%v has no MSDP form; send a string", tok)
-}
-
-// checkMSDPString refuses the bytes that cannot travel inside an MSDP
-// string. The error does not quote the string: the worker logs these, and
-// a value is the player's to keep out of logs.
-func checkMSDPString(s string) error {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= msdpArrayClose {
-			return fmt.Errorf("holds byte %d at offset %d", s[i], i)
-		}
-	}
-	return nil
 }
 
 // MSDP appends one MSDP message from the player to dst: VAR name VAL value
@@ -687,7 +553,7 @@ func (e *Engine) MSDP(dst []byte, name string, value json.RawMessage) ([]byte, e
 	if !overMSDP && (e.opts.NoMSDP || !e.him[OptGMCP].enabled()) {
 		return dst, ErrMSDPNotAgreed
 	}
-	body, err := msdpBody(name, value) // validates for GMCP too
+	body, err := msdp.Body(name, value) // validates for GMCP too
 	if err != nil {
 		return dst, err
 	}

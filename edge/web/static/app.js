@@ -7,6 +7,7 @@
 import { Connection } from './connection.js';
 import { GmcpInspector, parseGmcpForm } from './gmcp.js';
 import { InputHistory } from './history.js';
+import { MSDP_REPORT, MsdpReporter, MsdpState } from './msdp.js';
 import {
   SessionMemory,
   errorIsFatal,
@@ -16,6 +17,7 @@ import {
   gmcpFrame,
   helloFrame,
   inputFrame,
+  msdpFrame,
   parseServerFrame,
   resizeFrame,
   resolveToken,
@@ -157,6 +159,8 @@ setEcho(memory.echo);
 // ---- Frames from the edge ---------------------------------------------------------
 
 let vitalsData = {};
+const msdp = new MsdpState();
+const msdpReporter = new MsdpReporter();
 // The last line sent, put back in the box if the edge says it was not sent.
 let lastSent = null;
 
@@ -166,12 +170,17 @@ function handleFrame(frame) {
     case 'welcome':
       connection.welcomed();
       hideNotice();
+      msdpReporter.arm();
       // A resumed session may not repeat its last status: show the one
       // remembered from before the reload until a new one arrives.
       setStatus(memory.state || 'connected');
       break;
     case 'gmcp':
       handleGmcp(frame.package, frame.data);
+      break;
+    case 'msdp':
+      msdp.set(frame.var, frame.val);
+      drawVitals();
       break;
     case 'echo':
       setEcho(frame.server === true);
@@ -182,6 +191,8 @@ function handleFrame(frame) {
       setStatus(frame.state, frame.message || '');
       // A new or lost game connection starts with the game not echoing.
       if (frame.state !== 'draining' && frame.state !== 'connected' && serverEcho) setEcho(false);
+      // A new game connection knows no REPORT: ask again once it speaks.
+      if (frame.state === 'connected' || frame.state === 'reconnected') msdpReporter.arm();
       draw(frame);
       transcript.record(frame);
       break;
@@ -191,6 +202,10 @@ function handleFrame(frame) {
       transcript.record(frame);
       break;
     case 'output':
+      if (msdpReporter.due()) connection.send(msdpFrame('REPORT', MSDP_REPORT));
+      draw(frame);
+      transcript.record(frame);
+      break;
     case 'input':
       draw(frame);
       transcript.record(frame);
@@ -237,8 +252,13 @@ function handleGmcp(pkg, data) {
   // Some games split current and maximum values over two packages.
   if ((name === 'char.vitals' || name === 'char.maxstats') && data && typeof data === 'object') {
     vitalsData = { ...vitalsData, ...data };
-    renderVitals(vitals, vitalPairs(vitalsData));
+    drawVitals();
   }
+}
+
+/** The gauges: GMCP vitals first, then MSDP pairs (HEALTH / HEALTH_MAX). */
+function drawVitals() {
+  renderVitals(vitals, [...vitalPairs(vitalsData), ...msdp.pairs()]);
 }
 
 function handleError(code, message) {

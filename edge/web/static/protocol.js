@@ -84,11 +84,16 @@ export function gmcpFrame(pkg, data = {}) {
   return { type: 'gmcp', package: pkg, data };
 }
 
+/** One MSDP message to the game: a command (LIST, REPORT...) or a variable. */
+export function msdpFrame(name, val) {
+  return { type: 'msdp', var: name, val };
+}
+
 export function resizeFrame(cols, rows) {
   return { type: 'resize', cols, rows };
 }
 
-const SERVER_TYPES = new Set(['welcome', 'output', 'input', 'gmcp', 'echo', 'status', 'gap', 'error']);
+const SERVER_TYPES = new Set(['welcome', 'output', 'input', 'gmcp', 'msdp', 'echo', 'status', 'gap', 'error']);
 
 /**
  * Parses one server frame. Returns null for anything that is not a JSON
@@ -115,6 +120,9 @@ export function parseServerFrame(data) {
       break;
     case 'gmcp':
       if (typeof frame.package !== 'string') return null;
+      break;
+    case 'msdp':
+      if (typeof frame.var !== 'string') return null;
       break;
   }
   return frame;

@@ -1,9 +1,10 @@
-// Gauges from GMCP Char.Vitals.
+// Gauges from GMCP Char.Vitals (and MSDP variables, see msdp.js).
 //
-// Games disagree on names (hp/maxhp, mana/maxmana, sp/max_sp, moves/movesmax)
-// and on types (IRE games send numbers as strings). Rather than know every
-// game, this finds pairs: any key x with a sibling maxx, max_x or xmax whose
-// values are both numbers gets a bar.
+// Games disagree on names (hp/maxhp, mana/maxmana, sp/max_sp, moves/movesmax,
+// MSDP's HEALTH/HEALTH_MAX) and on types (IRE games and MSDP send numbers as
+// strings). Rather than know every game, this finds pairs: any key x with a
+// sibling maxx, max_x, xmax or x_max whose values are both numbers gets a
+// bar.
 
 /**
  * Finds the gauge pairs in a Char.Vitals body, in the order the keys came.
@@ -18,7 +19,9 @@ export function vitalPairs(data) {
     const name = key.toLowerCase();
     if (name.startsWith('max')) continue;
     if (name.endsWith('max') && name.length > 3 && lower.has(name.slice(0, -3))) continue;
-    const maxKey = lower.get('max' + name) ?? lower.get('max_' + name) ?? lower.get(name + 'max');
+    if (name.endsWith('_max') && name.length > 4 && lower.has(name.slice(0, -4))) continue;
+    const maxKey =
+      lower.get('max' + name) ?? lower.get('max_' + name) ?? lower.get(name + 'max') ?? lower.get(name + '_max');
     if (maxKey === undefined) continue;
     const value = toNumber(data[key]);
     const max = toNumber(data[maxKey]);
