@@ -19,7 +19,7 @@ import (
 
 func runBench(ctx context.Context, args []string) error {
 	var lc LogConfig
-	fs := newFlags("bench", "bench [--quick] [--url ws://host/ws --token-secret S] [-o table|json] [--report FILE]", logSection(&lc))
+	fs := newFlags("bench", "bench [--quick] [--redis single|cluster:N] [--cluster] [--url ws://host/ws --token-secret S] [-o table|json] [--report FILE]", logSection(&lc))
 	quick := fs.Bool("quick", false, "every scenario, small (100 and 1,000 clients); about 75 s")
 	url := fs.String("url", "", "drive a running edge at this WebSocket URL (ws://host:port/ws) instead of an in-process stack")
 	secret := fs.String("token-secret", "", "with --url: the edge's TRELLIS_AUTH_SECRET, to mint tokens (default: $TRELLIS_AUTH_SECRET)")
@@ -33,12 +33,34 @@ func runBench(ctx context.Context, args []string) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process during the stack's largest echo run (or the flood, when echo is not run)")
 	wsMax := fs.Int("websockify-max", 100, "largest client count to drive websockify with (it forks a process per connection); 0: not at all")
 	only := fs.String("only", "", "run only these scenarios, comma-separated: "+strings.Join(bench.Scenarios, ", "))
-	timeout := fs.Duration("scenario-timeout", 0, "deadline of each scenario (default 3m; --quick 45s)")
+	timeout := fs.Duration("scenario-timeout", 0, "deadline of each scenario (default 3m; --quick 45s; --cluster 1m)")
+	redisMode := fs.String("redis", "single", "the Redis the in-process stack starts: single (one node) or cluster:N (a local Redis Cluster of N primaries, no replicas, loopback only)")
+	compare := fs.Bool("cluster", false, "instead of the scenarios: compare Redis topologies in one run (--cluster-modes), taking turns: output messages/s of many sessions flooding at once, and echo latency (--clients, --rounds)")
+	modes := fs.String("cluster-modes", "single,cluster:1,cluster:3", "with --cluster: the topologies, in the order they take turns")
+	cmpRounds := fs.Int("cluster-rounds", 0, "with --cluster: how many turns each topology takes (default 2)")
+	floodSessions := fs.Int("cluster-sessions", 0, "with --cluster: sessions flooding at once (default 200)")
+	floodLines := fs.Int("cluster-lines", 0, "with --cluster: lines each flooding session asks for (default 5000)")
+	floodBytes := fs.Int("cluster-line-bytes", 0, "with --cluster: bytes per flood line (default 100)")
+	flushBytes := fs.Int("cluster-flush-bytes", 0, "with --cluster: the workers' FLUSH_BYTES, the most one output message holds (default: the worker's, 16384)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *out != "table" && *out != "json" {
 		return fmt.Errorf("%w: -o %q: want table or json", errUsage, *out)
+	}
+	mode, err := bench.ParseRedisMode(*redisMode)
+	if err != nil {
+		return fmt.Errorf("%w: --redis %v", errUsage, err)
+	}
+	cmpModes, err := bench.ParseRedisModes(*modes)
+	if err != nil {
+		return fmt.Errorf("%w: --cluster-modes %v", errUsage, err)
+	}
+	if *url != "" && (mode.Cluster() || *compare) {
+		return fmt.Errorf("%w: --redis and --cluster start their own Redis for an in-process stack; with --url the stack's Redis is --redis-url", errUsage)
+	}
+	if *compare && *quick {
+		return fmt.Errorf("%w: --cluster and --quick are different runs; size --cluster with --cluster-sessions, --cluster-lines, --clients and --rounds", errUsage)
 	}
 	if err := loadEnv(logSection(&lc)); err != nil {
 		return err
@@ -84,6 +106,18 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	opts.CPUProfile = *cpuprofile
 	opts.Progress = os.Stderr
+	if *compare {
+		co := bench.DefaultCompareOptions()
+		co.Rounds, co.Sessions, co.Lines, co.LineBytes, co.FlushBytes = *cmpRounds, *floodSessions, *floodLines, *floodBytes, *flushBytes
+		if *clients != "" {
+			co.EchoClients = opts.Clients
+		}
+		co.EchoRounds = *rounds
+		co.ScenarioTimeout = *timeout
+		co.CPUProfile = *cpuprofile
+		co.Progress, co.Log = os.Stderr, log
+		return runCompare(ctx, args, cmpModes, co, *out, *report, log)
+	}
 
 	limit := bench.RaiseFileLimit()
 	largest := 0
@@ -108,6 +142,7 @@ func runBench(ctx context.Context, args []string) error {
 			MaxSessions:   largest*2 + 1000,
 			Websockify:    *wsMax > 0,
 			WebsockifyMax: *wsMax,
+			Redis:         mode,
 			Log:           log,
 		})
 		if err != nil {
@@ -142,6 +177,65 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "bench: report written to %s\n", *report)
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	return nil
+}
+
+// runCompare starts one in-process stack per Redis topology, all at once
+// (an idle stack costs little: lease renewals and heartbeats), and lets
+// them take turns.
+func runCompare(ctx context.Context, args []string, modes []bench.RedisMode, o bench.CompareOptions, out, report string, log *slog.Logger) error {
+	largest := o.Sessions
+	if largest <= 0 {
+		largest = bench.DefaultCompareOptions().Sessions
+	}
+	for _, n := range o.EchoClients {
+		largest = max(largest, n)
+	}
+	if limit, need := bench.RaiseFileLimit(), uint64(largest)*4+512*uint64(len(modes)); limit > 0 && limit < need {
+		return fmt.Errorf("%d clients need about %d open files; the limit is %d (raise it with ulimit -n, or use --clients, --cluster-sessions)", largest, need, limit)
+	}
+	var stacks []*bench.Stack
+	defer func() {
+		for _, st := range stacks {
+			if err := st.Close(); err != nil {
+				log.Warn("stopping a stack", "redis", st.Mode, "err", err)
+			}
+		}
+	}()
+	for _, m := range modes {
+		fmt.Fprintf(os.Stderr, "bench: starting a stack on %s redis\n", m)
+		st, err := bench.StartStack(ctx, bench.StackOptions{MaxSessions: largest*2 + 1000, Redis: m, NoHeapSampling: true, FlushBytes: o.FlushBytes, Log: log})
+		if err != nil {
+			return err
+		}
+		stacks = append(stacks, st)
+	}
+	res, runErr := bench.RunCompare(ctx, stacks, o)
+	if res == nil {
+		return runErr
+	}
+	res.Command = "trellis bench " + strings.Join(args, " ")
+	if errors.Is(runErr, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "bench: interrupted; partial results follow")
+	}
+	var err error
+	if out == "json" {
+		err = res.WriteJSON(os.Stdout)
+	} else {
+		err = res.WriteTable(os.Stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if report != "" {
+		if err := writeReport(report, res); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "bench: report written to %s\n", report)
 	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr

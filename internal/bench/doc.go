@@ -20,6 +20,15 @@
 //   - cost: Redis commands per input line and per output message, from INFO
 //     commandstats deltas with the background rate taken out.
 //
+// The stack runs on a single redis-server or, with StackOptions.Redis
+// (`trellis bench --redis cluster:N`), on a local Redis Cluster of N
+// primaries without replicas; Redis figures are then summed over the
+// primaries. RunCompare (`trellis bench --cluster`) drives several such
+// stacks in turn, round after round, so that a shared machine's drift falls
+// on all of them: output messages per second with many sessions flooding
+// at once, the store's appends alone, and echo latency, each with the CPU
+// this process, every redis-server and the rest of the machine used.
+//
 // Every latency figure is compared with baselines measured in the same run
 // on the same machine: Proxy, the least a WebSocket-to-TCP gateway can do (a
 // goroutine pair per connection, no Redis), and websockify when installed

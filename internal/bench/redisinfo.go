@@ -3,34 +3,74 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
 
 // redisSnapshot is what the benchmark reads from Redis's INFO: memory and
-// how many times each command ran.
+// how many times each command ran. On a cluster both are sums over the
+// primaries (replicas, when there are any, would count every write again).
 type redisSnapshot struct {
 	UsedMemory int64
 	Calls      map[string]int64 // command name -> calls (commands run by scripts included)
+	// Pids are the primaries' process ids (INFO server), for their CPU
+	// time: the benchmark starts them on this machine.
+	Pids []int
 }
 
-// readRedis reads INFO memory and INFO commandstats.
+// readRedis reads INFO memory, commandstats and server: of the node, or of
+// every primary of a cluster.
 func readRedis(ctx context.Context, rdb redis.UniversalClient) (redisSnapshot, error) {
-	mem, err := rdb.Info(ctx, "memory").Result()
-	if err != nil {
-		return redisSnapshot{}, fmt.Errorf("redis INFO memory: %w", err)
+	s := redisSnapshot{Calls: make(map[string]int64)}
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		err := readNode(ctx, rdb, &s)
+		return s, err
 	}
-	stats, err := rdb.Info(ctx, "commandstats").Result()
-	if err != nil {
-		return redisSnapshot{}, fmt.Errorf("redis INFO commandstats: %w", err)
+	var mu sync.Mutex
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		var one redisSnapshot
+		one.Calls = make(map[string]int64)
+		if err := readNode(ctx, node, &one); err != nil {
+			return fmt.Errorf("%s: %w", node.Options().Addr, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		s.add(one)
+		return nil
+	})
+	slices.Sort(s.Pids)
+	return s, err
+}
+
+func (s *redisSnapshot) add(o redisSnapshot) {
+	s.UsedMemory += o.UsedMemory
+	for k, v := range o.Calls {
+		s.Calls[k] += v
 	}
-	s := redisSnapshot{Calls: parseCommandStats(stats)}
-	if v, ok := infoField(mem, "used_memory"); ok {
+	s.Pids = append(s.Pids, o.Pids...)
+}
+
+// readNode reads one node's figures into s.
+func readNode(ctx context.Context, rdb redis.Cmdable, s *redisSnapshot) error {
+	info, err := rdb.Info(ctx, "server", "memory", "commandstats").Result()
+	if err != nil {
+		return fmt.Errorf("redis INFO: %w", err)
+	}
+	s.Calls = parseCommandStats(info)
+	if v, ok := infoField(info, "used_memory"); ok {
 		s.UsedMemory, _ = strconv.ParseInt(v, 10, 64)
 	}
-	return s, nil
+	if v, ok := infoField(info, "process_id"); ok {
+		if pid, err := strconv.Atoi(v); err == nil {
+			s.Pids = []int{pid}
+		}
+	}
+	return nil
 }
 
 func infoField(info, name string) (string, bool) {
@@ -67,11 +107,11 @@ func parseCommandStats(info string) map[string]int64 {
 }
 
 // callsSince returns the commands run between two snapshots, leaving out
-// the benchmark's own INFO calls.
+// the benchmark's own INFO calls and the cluster client's topology reads.
 func callsSince(before, after redisSnapshot) map[string]int64 {
 	d := make(map[string]int64)
 	for name, n := range after.Calls {
-		if name == "info" {
+		if name == "info" || name == "cluster" {
 			continue
 		}
 		if k := n - before.Calls[name]; k > 0 {

@@ -104,14 +104,21 @@ func (r *Results) floodOf(target string) (FloodResult, bool) {
 func (r *Results) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	verdicts := r.Verdicts()
+	if r.Compare != nil {
+		verdicts = []Verdict{r.Compare.Verdict()}
+	}
 	return enc.Encode(struct {
 		*Results
 		Verdicts []Verdict `json:"verdicts"`
-	}{r, r.Verdicts()})
+	}{r, verdicts})
 }
 
 // WriteTable prints the results for a terminal.
 func (r *Results) WriteTable(w io.Writer) error {
+	if r.Compare != nil {
+		return r.writeCompareTable(w)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 
@@ -199,6 +206,10 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 		p("Command: `%s`\n\n", r.Command)
 	}
 	p("Machine: %d CPUs (%s), %s/%s, %s. Elapsed %s.\n\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GOOS, r.Machine.GOARCH, r.Machine.GoVersion, r.Elapsed.Round(time.Second))
+	if r.Compare != nil {
+		r.writeCompareMarkdown(w)
+		return nil
+	}
 
 	p("### Targets\n\n| target | measured | verdict |\n|---|---|---|\n")
 	for _, v := range r.Verdicts() {

@@ -101,7 +101,10 @@ type Results struct {
 	Flood    []FloodResult   `json:"flood"`
 	Idle     *IdleResult     `json:"idle,omitempty"`
 	Cost     *CostResult     `json:"cost,omitempty"`
-	Notes    []string        `json:"notes,omitempty"`
+	// Compare is `trellis bench --cluster`: the same stack on different
+	// Redis topologies. A run has either it or the scenarios above.
+	Compare *CompareResult `json:"compare,omitempty"`
+	Notes   []string       `json:"notes,omitempty"`
 }
 
 // Machine describes where the run happened.

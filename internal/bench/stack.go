@@ -37,14 +37,26 @@ type StackOptions struct {
 	// WebsockifyMax is the largest client count websockify is driven
 	// with. Default 100.
 	WebsockifyMax int
-	Log           *slog.Logger
+	// Redis is the Redis the stack starts: a single node (the zero value)
+	// or a local cluster of some primaries without replicas.
+	Redis RedisMode
+	// NoHeapSampling leaves the heap profile's sampling rate alone: the
+	// idle-memory attribution needs it fine, the cluster comparison does
+	// not measure memory and would pay for it in CPU.
+	NoHeapSampling bool
+	// FlushBytes is the worker's FLUSH_BYTES, the most one output entry
+	// holds (0: the worker's default).
+	FlushBytes int
+	Log        *slog.Logger
 }
 
 // Stack is the whole system in this process: a real redis-server (a child
 // process), the demo game in bench mode, a worker and an edge, plus the
 // baselines in front of the same game. Close stops all of it.
 type Stack struct {
-	Redis    *redistest.Server
+	Mode     RedisMode
+	Redis    *redistest.Server  // a single node; nil on a cluster
+	Cluster  *redistest.Cluster // nil on a single node
 	Store    *store.Store
 	Worker   *worker.Worker
 	Edge     *edge.Server
@@ -83,24 +95,36 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 	// The idle-memory figures split the heap by component from the heap
 	// profile; the default rate (one sample per 512 KiB) is too coarse
 	// for per-session figures. It must be set before the stack allocates.
-	runtime.MemProfileRate = memProfileRate
-	rs, err := redistest.Start(redistest.Options{})
-	if err != nil {
-		if errors.Is(err, redistest.ErrNoRedis) {
-			return nil, fmt.Errorf("the benchmark needs a real Redis: %w (or target a running stack with --url)", err)
-		}
-		return nil, err
+	if !o.NoHeapSampling {
+		runtime.MemProfileRate = memProfileRate
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Stack{Redis: rs, cancel: cancel}
+	s := &Stack{Mode: o.Redis, cancel: cancel}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-
 	var rc store.Config
-	rc.URL = rs.URL(0)
+	if o.Redis.Cluster() {
+		s.Cluster, err = redistest.StartCluster(redistest.ClusterOptions{Primaries: o.Redis.Primaries, Replicas: -1})
+		if err == nil {
+			rc.URL = clusterURL(s.Cluster)
+		}
+	} else {
+		s.Redis, err = redistest.Start(redistest.Options{})
+		if err == nil {
+			rc.URL = s.Redis.URL(0)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, redistest.ErrNoRedis) || errors.Is(err, redistest.ErrNoRedisCLI) {
+			return nil, fmt.Errorf("the benchmark needs a real Redis: %w (or target a running stack with --url)", err)
+		}
+		return nil, fmt.Errorf("%s: %w", o.Redis, err)
+	}
+
+	// Per node: a cluster client keeps a pool for each primary.
 	rc.PoolSize = 64
 	rc.DialTimeout, rc.ReadTimeout = 2*time.Second, 5*time.Second
 	rc.OutputMaxLen, rc.EventsMaxAge, rc.ControlMaxLen = 5000, time.Hour, 1_000_000
@@ -130,6 +154,7 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 		// The flood scenario measures the pipeline's own throughput, not
 		// the per-session output rate operators cap it at.
 		OutputRate: -1,
+		FlushBytes: o.FlushBytes,
 	}
 	if s.Worker, err = worker.New(wc, s.Store, o.Log.With("component", "worker")); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
@@ -261,6 +286,9 @@ func (s *Stack) Close() error {
 	}
 	if s.Redis != nil {
 		s.Redis.Close()
+	}
+	if s.Cluster != nil {
+		s.Cluster.Close()
 	}
 	s.errMu.Lock()
 	defer s.errMu.Unlock()

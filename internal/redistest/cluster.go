@@ -32,8 +32,10 @@ var ErrNoRedisCLI = errors.New("redis-cli not found in PATH: run `make deps` (De
 // ClusterOptions configures a cluster. The zero value is the usual test
 // cluster: 3 primaries with one replica each and a 1 s node timeout.
 type ClusterOptions struct {
-	// Primaries is how many primaries share the slots: 3 if 0, and at
-	// least 3 (redis-cli --cluster create will not build fewer).
+	// Primaries is how many primaries share the slots: 3 if 0. Fewer
+	// than 3 only without replicas (Replicas -1): redis-cli --cluster
+	// create will not build such a cluster, so the harness assigns the
+	// slots itself (benchmarks compare 1 primary with 3).
 	Primaries int
 	// Replicas is how many replicas each primary has: 1 if 0; -1 for none.
 	Replicas int
@@ -51,8 +53,8 @@ func (o ClusterOptions) withDefaults() (ClusterOptions, error) {
 	if o.Primaries == 0 {
 		o.Primaries = 3
 	}
-	if o.Primaries < 3 {
-		return o, fmt.Errorf("redistest: a cluster needs at least 3 primaries, not %d", o.Primaries)
+	if o.Primaries < 1 || o.Primaries < 3 && o.Replicas >= 0 {
+		return o, fmt.Errorf("redistest: a cluster needs at least 3 primaries (1 or 2 only with Replicas -1), not %d", o.Primaries)
 	}
 	switch {
 	case o.Replicas == 0:
@@ -237,6 +239,16 @@ func StartCluster(opts ClusterOptions) (*Cluster, error) {
 			return fail(fmt.Errorf("%s: CLUSTER MYID: %w", n.Addr, err))
 		}
 	}
+	if o.Primaries < 3 {
+		if err := c.formSmall(ctx); err != nil {
+			return fail(err)
+		}
+		if err := c.waitHealthy(ctx, "after assigning the slots"); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
 	// --cluster create makes the first Primaries addresses primaries and
 	// spreads the rest over them as replicas. It needs every node empty
 	// (no keys, no known nodes), which fresh nodes are.
@@ -254,6 +266,26 @@ func StartCluster(opts ClusterOptions) (*Cluster, error) {
 		return nil, err // with the logs' tails already
 	}
 	return c, nil
+}
+
+// formSmall builds a cluster of 1 or 2 primaries without replicas, which
+// redis-cli --cluster create refuses: each node takes an equal range of
+// slots and the others meet the first.
+func (c *Cluster) formSmall(ctx context.Context) error {
+	p := len(c.nodes)
+	for i, n := range c.nodes {
+		lo, hi := i*Slots/p, (i+1)*Slots/p-1
+		if err := n.admin.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
+			return fmt.Errorf("%s: CLUSTER ADDSLOTSRANGE %d %d: %w", n.Addr, lo, hi, err)
+		}
+		if i > 0 {
+			first := c.nodes[0]
+			if err := n.admin.Do(ctx, "CLUSTER", "MEET", "127.0.0.1", first.Port, first.BusPort).Err(); err != nil {
+				return fmt.Errorf("%s: CLUSTER MEET %s: %w", n.Addr, first.Addr, err)
+			}
+		}
+	}
+	return nil
 }
 
 // startFresh starts a new node, on fresh ports if its own are taken.

@@ -520,3 +520,30 @@ func TestClusterStartFailureSaysWhy(t *testing.T) {
 	}
 	t.Logf("the error:\n%v", err)
 }
+
+// A cluster of fewer than 3 primaries is built without redis-cli (which
+// refuses it), and only without replicas.
+func TestSmallCluster(t *testing.T) {
+	if _, err := StartCluster(ClusterOptions{Primaries: 2}); err == nil {
+		t.Fatal("2 primaries with replicas: want an error")
+	}
+	for _, p := range []int{1, 2} {
+		t.Run(strconv.Itoa(p), func(t *testing.T) {
+			c := NewCluster(t, ClusterOptions{Primaries: p, Replicas: -1})
+			ps, err := c.Primaries()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ps) != p || len(c.Nodes()) != p {
+				t.Fatalf("%d primaries of %d nodes, want %d", len(ps), len(c.Nodes()), p)
+			}
+			ctx := testCtx(t)
+			rdb := c.Client(t)
+			for _, k := range spreadKeys("small", 50) {
+				if err := rdb.Set(ctx, k, "v", 0).Err(); err != nil {
+					t.Fatalf("SET %s: %v", k, err)
+				}
+			}
+		})
+	}
+}

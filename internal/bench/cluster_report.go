@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// compareErrors are the failed steps of a comparison.
+func (c *CompareResult) errors() []string {
+	var out []string
+	for _, s := range c.Saturation {
+		if s.Error != "" {
+			out = append(out, fmt.Sprintf("saturation %s round %d: %s", s.Redis, s.Round, s.Error))
+		}
+	}
+	for _, a := range c.Append {
+		if a.Error != "" {
+			out = append(out, fmt.Sprintf("store appends %s round %d: %s", a.Redis, a.Round, a.Error))
+		}
+	}
+	for _, e := range c.Echo {
+		if e.Error != "" {
+			out = append(out, fmt.Sprintf("echo %s at %d round %d: %s", e.Target, e.Clients, e.Round, e.Error))
+		}
+	}
+	return out
+}
+
+// Verdict is the scaling target's verdict; Met is nil when not measured.
+func (c *CompareResult) Verdict() Verdict {
+	v := Verdict{Target: fmt.Sprintf("output messages/s >= %.1fx from 1 to 3 primaries", TargetClusterScaling)}
+	if !c.Scaling.Valid() {
+		v.Measured = "not measured (needs cluster:1 and a larger cluster)"
+		return v
+	}
+	met := float64(c.Scaling) >= TargetClusterScaling
+	v.Measured = fmt.Sprintf("%s (%s -> %s)", c.Scaling, c.ScalingFrom, c.ScalingTo)
+	v.Met = &met
+	return v
+}
+
+// sortedEcho orders echo rows by client count, then mode as run, then round.
+func (c *CompareResult) sortedEcho() []CompareEcho {
+	rank := map[string]int{}
+	for i, m := range c.Modes {
+		rank[m] = i
+	}
+	out := slices.Clone(c.Echo)
+	slices.SortStableFunc(out, func(a, b CompareEcho) int {
+		return cmp.Or(cmp.Compare(a.Clients, b.Clients), cmp.Compare(rank[a.Target], rank[b.Target]), cmp.Compare(a.Round, b.Round))
+	})
+	return out
+}
+
+// perEntry is CPU time per entry in microseconds: cores over entries/s.
+func perEntry(cores, entriesPerSec float64) string {
+	if entriesPerSec <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f µs", cores/entriesPerSec*1e6)
+}
+
+// cores formats per-process CPU, e.g. "0.41+0.38+0.40".
+func cores(v []float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(parts, "+")
+}
+
+func (r *Results) writeCompareTable(w io.Writer) error {
+	c := r.Compare
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
+	p("\nSATURATION (sessions flooding at once)\tredis\tround\tsessions\tentries/s\tlines/s\tMB/s\txadd/s\tredis cmds/s\tlost\tcpu trellis\tcpu redis\tcpu other\t\n")
+	for _, s := range c.Saturation {
+		p("\t%s\t%d\t%d\t%.0f\t%.0f\t%.1f\t%.0f\t%.0f\t%d\t%.2f\t%s\t%.2f\t\n", s.Redis, s.Round, s.Sessions, s.EntriesPerSec, s.LinesPerSec, s.MBps,
+			s.XAddPerSec, s.CommandsPerSec, s.Lost, s.CPU.Trellis, cores(s.CPU.Redis), s.CPU.Other)
+	}
+	p("\nTHROUGHPUT (mean of rounds)\tredis\truns\tentries/s\tMB/s\txadd/s\tcpu trellis\tcpu redis\tcpu other\ttrellis cpu/entry\tredis cpu/entry\t\n")
+	for _, t := range c.Throughput {
+		p("\t%s\t%d\t%.0f\t%.1f\t%.0f\t%.2f\t%s\t%.2f\t%s\t%s\t\n", t.Redis, t.Runs, t.EntriesPerSec, t.MBps, t.XAddPerSec, t.CPU.Trellis, cores(t.CPU.Redis), t.CPU.Other,
+			perEntry(t.CPU.Trellis, t.EntriesPerSec), perEntry(t.CPU.RedisTotal, t.EntriesPerSec))
+	}
+	if len(c.Append) > 0 {
+		p("\nSTORE APPENDS ALONE\tredis\tround\twriters x batch\tentries/s\tredis cmds/s\tcpu trellis\tcpu redis\tcpu other\t\n")
+		for _, a := range c.Append {
+			p("\t%s\t%d\t%d x %d\t%.0f\t%.0f\t%.2f\t%s\t%.2f\t\n", a.Redis, a.Round, a.Writers, a.Batch, a.EntriesPerSec, a.CommandsPerSec, a.CPU.Trellis, cores(a.CPU.Redis), a.CPU.Other)
+		}
+		p("\nSTORE APPENDS (mean)\tredis\truns\tentries/s\tcpu trellis\tcpu redis\tcpu other\ttrellis cpu/entry\tredis cpu/entry\t\n")
+		for _, t := range c.AppendThroughput {
+			p("\t%s\t%d\t%.0f\t%.2f\t%s\t%.2f\t%s\t%s\t\n", t.Redis, t.Runs, t.EntriesPerSec, t.CPU.Trellis, cores(t.CPU.Redis), t.CPU.Other,
+				perEntry(t.CPU.Trellis, t.EntriesPerSec), perEntry(t.CPU.RedisTotal, t.EntriesPerSec))
+		}
+	}
+	p("\nECHO (one line/s per client)\tredis\tclients\tround\tp50\tp90\tp99\tp99.9\tlost\t\n")
+	for _, e := range c.sortedEcho() {
+		p("\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t\n", e.Target, e.Clients, e.Round, ms(e.Latency.P50), ms(e.Latency.P90), ms(e.Latency.P99), ms(e.Latency.P999), e.Lost)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	v := c.Verdict()
+	fmt.Fprintf(w, "  %-5s %s: %s\n", verdictWord(v.Met), v.Target, v.Measured)
+	if c.AppendScaling.Valid() {
+		fmt.Fprintf(w, "  store appends alone, 1 -> most primaries: %s\n", c.AppendScaling)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+	for _, e := range c.errors() {
+		fmt.Fprintf(w, "  error: %s\n", e)
+	}
+	return nil
+}
+
+func (r *Results) writeCompareMarkdown(w io.Writer) {
+	c := r.Compare
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	v := c.Verdict()
+	p("| target | measured | verdict |\n|---|---|---|\n| %s | %s | %s |\n\n", v.Target, v.Measured, verdictWord(v.Met))
+
+	if len(c.Saturation) > 0 {
+		s0 := c.Saturation[0]
+		p("### Output messages per second at saturation\n\n")
+		p("%d sessions, each asking the game for %d lines of %d B at once; rounds: %d, the stacks taking turns in the order %s. ",
+			s0.Sessions, s0.Lines, s0.LineBytes, c.Rounds, strings.Join(c.Modes, ", "))
+		flush := "the worker's default FLUSH_BYTES (16 KiB)"
+		if c.FlushBytes > 0 {
+			flush = fmt.Sprintf("FLUSH_BYTES %d", c.FlushBytes)
+		}
+		p("An entry is one output stream entry (XADD) delivered to a client, at most %s; CPU is in cores (1.00 = one CPU busy the whole time).\n\n", flush)
+		p("| redis | runs | entries/s | MB/s | XADD/s (Redis) | CPU trellis process | CPU redis-server(s) | CPU other | trellis CPU per entry | Redis CPU per entry |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, t := range c.Throughput {
+			p("| %s | %d | %.0f | %.1f | %.0f | %.2f | %s | %.2f | %s | %s |\n", t.Redis, t.Runs, t.EntriesPerSec, t.MBps, t.XAddPerSec, t.CPU.Trellis, cores(t.CPU.Redis), t.CPU.Other,
+				perEntry(t.CPU.Trellis, t.EntriesPerSec), perEntry(t.CPU.RedisTotal, t.EntriesPerSec))
+		}
+		p("\nEach run:\n\n| redis | round | entries/s | lines/s | MB/s | XADD/s | Redis commands/s | lost | gaps | elapsed | CPU trellis | CPU redis | CPU other |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, s := range c.Saturation {
+			p("| %s | %d | %.0f | %.0f | %.1f | %.0f | %.0f | %d | %d | %s | %.2f | %s | %.2f |\n", s.Redis, s.Round, s.EntriesPerSec, s.LinesPerSec, s.MBps,
+				s.XAddPerSec, s.CommandsPerSec, s.Lost, s.Gaps, s.Elapsed.Round(time.Millisecond), s.CPU.Trellis, cores(s.CPU.Redis), s.CPU.Other)
+		}
+	}
+	if len(c.Append) > 0 {
+		a0 := c.Append[0]
+		p("\n### Store appends alone at saturation\n\n%d writers, each appending one 80-byte entry to each of its %d leased sessions per pipelined call (the worker flusher's round trip), for %s per run; no edge, game or clients. 1 -> most primaries: %s.\n\n",
+			a0.Writers, a0.Batch, a0.Elapsed.Round(100*time.Millisecond), c.AppendScaling)
+		p("| redis | runs | entries/s | CPU trellis process | CPU redis-server(s) | CPU other | trellis CPU per entry | Redis CPU per entry |\n|---|---|---|---|---|---|---|---|\n")
+		for _, t := range c.AppendThroughput {
+			p("| %s | %d | %.0f | %.2f | %s | %.2f | %s | %s |\n", t.Redis, t.Runs, t.EntriesPerSec, t.CPU.Trellis, cores(t.CPU.Redis), t.CPU.Other,
+				perEntry(t.CPU.Trellis, t.EntriesPerSec), perEntry(t.CPU.RedisTotal, t.EntriesPerSec))
+		}
+		p("\nEach run:\n\n| redis | round | entries/s | Redis commands/s | CPU trellis | CPU redis | CPU other |\n|---|---|---|---|---|---|---|\n")
+		for _, a := range c.Append {
+			p("| %s | %d | %.0f | %.0f | %.2f | %s | %.2f |\n", a.Redis, a.Round, a.EntriesPerSec, a.CommandsPerSec, a.CPU.Trellis, cores(a.CPU.Redis), a.CPU.Other)
+		}
+	}
+	if len(c.Echo) > 0 {
+		p("\n### Echo latency: one line per second per client, round trip\n\n| redis | clients | round | p50 | p90 | p99 | p99.9 | max | samples | lost |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, e := range c.sortedEcho() {
+			p("| %s | %d | %d | %s | %s | %s | %s | %s | %d | %d |\n", e.Target, e.Clients, e.Round, ms(e.Latency.P50), ms(e.Latency.P90), ms(e.Latency.P99),
+				ms(e.Latency.P999), ms(e.Latency.Max), e.Latency.N, e.Lost)
+		}
+	}
+	errs := c.errors()
+	if len(errs) > 0 || len(r.Notes) > 0 {
+		p("\n### Notes\n\n")
+		for _, n := range r.Notes {
+			p("- %s\n", n)
+		}
+		for _, e := range errs {
+			p("- error: %s\n", e)
+		}
+	}
+}
