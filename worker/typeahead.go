@@ -102,13 +102,16 @@ func (t *typeAhead) text(s string, now time.Time) []inputRecord {
 		t.tail, s = "", s[i+1:]
 		if l := strings.TrimSpace(done); l != "" {
 			t.lastLine = clip(l)
-			if t.looksSecret(done) {
+			// The prompt pattern only matters to lines held: a flood
+			// with nothing typed ahead must not pay a regexp per line
+			// (it was 40% of a flood's CPU).
+			if len(t.held) > 0 && t.looksSecret(done) {
 				out = append(out, t.redactHeld()...)
 			}
 		}
 	}
 	t.tail = clip(t.tail + s)
-	if t.looksSecret(t.tail) {
+	if len(t.held) > 0 && t.looksSecret(t.tail) {
 		t.markSecretSeen()
 	}
 	return out

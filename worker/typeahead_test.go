@@ -3,6 +3,7 @@ package worker
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -390,5 +391,22 @@ func TestOutboxGiveBackAfterCloseCountsAndWakes(t *testing.T) {
 	}
 	if got := b.discardedBytes(); got < 1000 {
 		t.Fatalf("discarded %d, want the 1000 bytes in flight", got)
+	}
+}
+
+// A flood with nothing typed ahead: the type-ahead check must cost little
+// per line (the prompt pattern only matters to lines held).
+func BenchmarkTypeAheadFlood(b *testing.B) {
+	ta := newJudge()
+	var block strings.Builder
+	for i := range 64 {
+		fmt.Fprintf(&block, "\x1b[1;32mflood line %05d of the demo game, a hundred bytes or so of room text here\x1b[0m\n", i)
+	}
+	text := block.String()
+	now := time.Now()
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	for b.Loop() {
+		ta.text(text, now)
 	}
 }
