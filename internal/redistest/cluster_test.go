@@ -513,7 +513,12 @@ func TestClusterStartFailureSaysWhy(t *testing.T) {
 	if !regexp.MustCompile(`not healthy [0-9.]+m?s after redis-cli --cluster create`).MatchString(err.Error()) {
 		t.Errorf("error does not say how long after redis-cli --cluster create it gave up:\n%v", err)
 	}
-	for _, want := range []string{"cluster_state:fail", "end of its log", "Ready to accept connections"} {
+	// What the last check saw: the state, or (on a loaded machine) that
+	// the node did not answer CLUSTER INFO in time.
+	if !strings.Contains(err.Error(), "cluster_state:fail") && !strings.Contains(err.Error(), "CLUSTER INFO") {
+		t.Errorf("error does not say what the last check saw:\n%v", err)
+	}
+	for _, want := range []string{"end of its log", "Ready to accept connections"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q:\n%v", want, err)
 		}
