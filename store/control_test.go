@@ -560,11 +560,9 @@ func TestControlShards(t *testing.T) {
 	if err := s.EnsureControlGroup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var want []string
 	for i := range 20 {
 		user := fmt.Sprint("s", i)
 		publishAll(t, ctx, s, attach(user, "g"), Command{Type: CmdDetach, User: user, Game: "g", Viewer: "v-" + user})
-		want = append(want, user)
 	}
 	used := map[int]bool{}
 	for shard := range shards {

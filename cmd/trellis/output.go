@@ -60,10 +60,7 @@ type (
 	sessionJSON     = ops.Session
 	leaseJSON       = ops.Lease
 	sessionShowJSON = ops.SessionShow
-	lagJSON         = ops.Lag
 	gameJSON        = ops.Game
-	eventJSON       = ops.Event
-	outputJSON      = ops.Output
 )
 
 var (
