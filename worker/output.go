@@ -424,6 +424,17 @@ func (b *outbox) refused(lost, stale int64) {
 	b.discarded += stale
 }
 
+// unread counts game bytes nobody read before the connection was cut (see
+// unreadBytes): lost like what close drops, so they join the gap.
+func (b *outbox) unread(n int64) {
+	if n <= 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.discarded += n
+}
+
 // discardedBytes is what close dropped and what was pushed after it.
 func (b *outbox) discardedBytes() int64 {
 	b.mu.Lock()

@@ -227,6 +227,12 @@ func (s *session) run(ctx context.Context) error {
 	s.mu.Unlock()
 	s.record(held)
 	s.writers.Wait()
+	// A connection cut because the lease went leaves what the game sent
+	// and nobody read in the kernel's queue: lost, so it joins the gap the
+	// player is shown (lines missing at the cut are never silent).
+	if s.endReason().leaseGone() {
+		s.out.unread(unreadBytes(conn))
+	}
 	conn.Close()
 	eng.Close()
 
