@@ -66,7 +66,8 @@ func startStack(t *testing.T, game bool) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := testLogger(t)
-	st := store.New(redistest.Client(t))
+	tgt := redistest.Isolated(t)
+	st := store.New(tgt.Client, store.WithNamespace(tgt.Namespace))
 	v, err := auth.NewVerifier(secret)
 	if err != nil {
 		t.Fatal(err)

@@ -36,8 +36,8 @@ func startStack(t *testing.T) *stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	rdb := redistest.Client(t)
-	st := store.New(rdb)
+	tgt := redistest.Isolated(t)
+	st := store.New(tgt.Client, store.WithNamespace(tgt.Namespace))
 
 	_, gameAddr, stopGame, err := demogame.Start(ctx, demogame.Config{Logger: logger}, "127.0.0.1:0")
 	if err != nil {
