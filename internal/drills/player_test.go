@@ -412,18 +412,41 @@ func (p *player) tryLogin(mark int, timeout time.Duration) error {
 	if err := waitText(mark, "What is your name?"); err != nil {
 		return err
 	}
-	m := p.mark()
-	if err := p.trySend(p.user, timeout); err != nil {
+	if err := p.answer(p.user, "Password:", timeout); err != nil {
 		return err
 	}
-	if err := waitText(m, "Password:"); err != nil {
-		return err
+	return p.answer(p.pass, "> ", timeout)
+}
+
+// answer types line and waits for want. A line the edge refused at once
+// (no_session or internal: "the line was not sent", as right after a
+// failover, before the new owner listens or while the cluster still says
+// CLUSTERDOWN) is typed again, as a player would, a few times.
+func (p *player) answer(line, want string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for try := 1; ; try++ {
+		m := p.mark()
+		if err := p.trySend(line, time.Until(deadline)); err != nil {
+			return err
+		}
+		refused := false
+		err := p.waitUntil(time.Until(deadline), fmt.Sprintf("text %q", want), func() bool {
+			for _, f := range p.frames[min(m, len(p.frames)):] {
+				if f.Type == "error" && (f.Code == "no_session" || f.Code == "internal") {
+					refused = true
+					return true
+				}
+			}
+			return strings.Contains(p.textSinceLocked(m), want)
+		})
+		if err != nil || !refused {
+			return err
+		}
+		if try == 5 || time.Now().After(deadline) {
+			return fmt.Errorf("%q refused %d times", line, try)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	m = p.mark()
-	if err := p.trySend(p.pass, timeout); err != nil {
-		return err
-	}
-	return waitText(m, "> ")
 }
 
 // lastStreamID is the newest stream id the player has seen.

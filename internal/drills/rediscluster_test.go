@@ -447,7 +447,10 @@ func clusterFailover(t *testing.T, user string, unreplicated time.Duration) {
 	})
 	floodDone := time.Now()
 	flooded := floodDone.Sub(killed)
-	echoErr := p.tryEcho("after-failover", 5*time.Second)
+	// The player types until the game answers, retyping a line the edge
+	// refused (told "not sent"); a line lost without a word would still
+	// fail this.
+	echoErr := p.answer("echo after-failover", "after-failover\n", 15*time.Second)
 
 	frames := p.framesSince(m)
 	r := analyseNumbered(frames, floodLine, clusterFloodLines)
