@@ -67,7 +67,8 @@ func nodeGone(ctx context.Context, err error) bool {
 	}
 	msg := err.Error()
 	return strings.HasPrefix(msg, "CLUSTERDOWN") || strings.HasPrefix(msg, "TRYAGAIN") ||
-		strings.HasPrefix(msg, "MASTERDOWN") || strings.Contains(msg, "connection pool timeout")
+		strings.HasPrefix(msg, "MASTERDOWN") || strings.HasPrefix(msg, "READONLY") ||
+		strings.Contains(msg, "connection pool timeout")
 }
 
 // ErrTopology is returned (wrapped) by CheckTopology when TRELLIS_REDIS_URL

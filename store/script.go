@@ -109,15 +109,16 @@ func isCommandError(cmds []*redis.Cmd) bool {
 }
 
 // clusterInFlux recognises the replies of a cluster that is moving a slot
-// or electing a primary: the command was not run, and will be once the
-// cluster settles. Like a network failure, they say nothing about the
+// or electing a primary (READONLY: the write reached a node that is a
+// replica now): the command was not run, and will be once the cluster
+// settles and the slot map is read again. Like a network failure, they say nothing about the
 // command, so the caller retries (the worker buffers its output, a lease
 // renewal is retried) instead of taking them for an answer: a TRYAGAIN
 // taken for an answer dropped output entries and stopped sessions as if
 // their lease were lost during a resharding (the reshard drill).
 func clusterInFlux(err error) bool {
 	msg := err.Error()
-	for _, p := range []string{"TRYAGAIN", "ASK ", "MOVED ", "CLUSTERDOWN", "MASTERDOWN", "LOADING"} {
+	for _, p := range []string{"TRYAGAIN", "ASK ", "MOVED ", "CLUSTERDOWN", "MASTERDOWN", "LOADING", "READONLY"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}

@@ -81,6 +81,7 @@ func TestClusterInFluxIsNotAnAnswer(t *testing.T) {
 		{"MOVED 3999 127.0.0.1:6381", false},
 		{"CLUSTERDOWN The cluster is down", false},
 		{"LOADING Redis is loading the dataset in memory", false},
+		{"READONLY You can't write against a read only replica.", false},
 	} {
 		cmd := redis.NewCmd(context.Background())
 		cmd.SetErr(fakeRedisError(tc.reply))
