@@ -31,6 +31,7 @@ const (
 var alertCoverage = map[string]string{
 	"trellis_worker_self_fences_total":          "sessions stopped because Redis was away longer than the lease TTL",
 	"trellis_worker_leases_lost_total":          "sessions stopped because their lease was gone",
+	"trellis_worker_leases_restored_total":      "Redis lost acknowledged writes (leases restored)",
 	"trellis_controller_dead_letters_total":     "control entries given up on",
 	"trellis_worker_output_lost_bytes_total":    "players saw a gap",
 	"trellis_worker_lease_renew_seconds_bucket": "renewals slow enough to lose leases",

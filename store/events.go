@@ -28,6 +28,7 @@ const (
 	EvSessionGMCPTrimmed = "trellis.session.gmcp_trimmed" // the game's GMCP state hit its bound; oldest packages forgotten (once per session)
 	EvSessionMSDPTrimmed = "trellis.session.msdp_trimmed" // the game's MSDP state hit its bound; oldest variables forgotten (once per session)
 	EvLeaseLost          = "trellis.lease.lost"           // a worker lost a lease it held
+	EvLeaseRestored      = "trellis.lease.restored"       // Redis had forgotten a live lease (lost writes); its holder restored it
 	EvWorkerStarted      = "trellis.worker.started"
 	EvWorkerDraining     = "trellis.worker.draining"
 	EvWorkerStopped      = "trellis.worker.stopped"

@@ -54,8 +54,13 @@ func (ks keyspace) tag(k SessionKey) string {
 	return ks.p + "{ug:" + escape(k.User) + ":" + escape(k.Game) + "}"
 }
 
-func (ks keyspace) lease(k SessionKey) string   { return ks.tag(k) + ":lease" }
-func (ks keyspace) fence(k SessionKey) string   { return ks.tag(k) + ":fence" }
+func (ks keyspace) lease(k SessionKey) string { return ks.tag(k) + ":lease" }
+func (ks keyspace) fence(k SessionKey) string { return ks.tag(k) + ":fence" }
+
+// released records the fence of the session's last lease release, so a
+// renewal in flight cannot bring a released lease back (lua/renew.lua).
+func (ks keyspace) released(k SessionKey) string { return ks.tag(k) + ":released" }
+
 func (ks keyspace) out(k SessionKey) string     { return ks.tag(k) + ":out" }
 func (ks keyspace) gmcp(k SessionKey) string    { return ks.tag(k) + ":gmcp" }
 func (ks keyspace) msdp(k SessionKey) string    { return ks.tag(k) + ":msdp" }

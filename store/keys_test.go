@@ -53,7 +53,7 @@ func TestKeysOfHostileUsersKeepTheirShape(t *testing.T) {
 				t.Errorf("tag of %q: %q has braces besides the outer ones", user, tag)
 			}
 			inner := hashTag(ks.lease(k))
-			for _, key := range append([]string{ks.fence(k), ks.OutputChannel(k)}, ks.transcript(k)...) {
+			for _, key := range append([]string{ks.fence(k), ks.released(k), ks.OutputChannel(k)}, ks.transcript(k)...) {
 				if hashTag(key) != inner {
 					t.Errorf("%q: key %q hashes on %q, lease on %q", user, key, hashTag(key), inner)
 				}

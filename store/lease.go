@@ -56,54 +56,91 @@ func (s *Store) AcquireLease(ctx context.Context, key SessionKey, owner, session
 	return held, ErrLeaseHeld
 }
 
-// RenewLease extends a lease the caller holds. It fails with ErrLeaseLost if
-// the lease expired or belongs to someone else now.
-func (s *Store) RenewLease(ctx context.Context, l Lease, ttl time.Duration) error {
-	n, err := renewScript.Run(ctx, s.rdb, []string{s.ks.lease(l.Key)},
-		l.Owner, l.Fence, ttl.Milliseconds(), s.now().UnixMilli(), 0).Int()
-	if err != nil {
-		return fmt.Errorf("renew lease %s: %w", l.Key, err)
-	}
-	if n != 1 {
-		return fmt.Errorf("renew lease %s fence %d: %w", l.Key, l.Fence, ErrLeaseLost)
-	}
-	return nil
+// releasedKeep is how long a release stays on record against renewals in
+// flight (lua/release.lua). A renewal round is bounded by a third of the
+// lease TTL, so this covers any TTL up to half an hour.
+const releasedKeep = 10 * time.Minute
+
+// renewKeys are the keys renew.lua takes before the ones it keeps alive.
+func (s *Store) renewKeys(k SessionKey) []string {
+	return []string{s.ks.lease(k), s.ks.fence(k), s.ks.released(k)}
 }
 
-// RenewLeases renews many leases in one pipelined round trip. It returns the
-// leases that were lost (each must stop its session), and an error when the
-// round trip itself failed, in which case nothing is known about any lease.
+// renewArgs are renew.lua's ARGV for l.
+func renewArgs(l Lease, ttl time.Duration, now int64, keep time.Duration) []any {
+	return []any{l.Owner, l.Fence, ttl.Milliseconds(), now, keep.Milliseconds(), l.Session, l.Acquired.UnixMilli()}
+}
+
+// RenewLease extends a lease the caller holds, restoring it if Redis had
+// forgotten it (restored; see RenewLeases for when that is safe). It
+// fails with ErrLeaseLost if the lease expired or belongs to someone else
+// now.
+func (s *Store) RenewLease(ctx context.Context, l Lease, ttl time.Duration) (restored bool, err error) {
+	n, err := renewScript.Run(ctx, s.rdb, s.renewKeys(l.Key), renewArgs(l, ttl, s.now().UnixMilli(), 0)...).Int()
+	if err != nil {
+		return false, fmt.Errorf("renew lease %s: %w", l.Key, err)
+	}
+	if n == 0 {
+		return false, fmt.Errorf("renew lease %s fence %d: %w", l.Key, l.Fence, ErrLeaseLost)
+	}
+	return n == 2, nil
+}
+
+// Renewal is what one round of RenewLeases learned.
+type Renewal struct {
+	// Lost are the leases that are not the caller's any more: each must
+	// stop its session.
+	Lost []Lease
+	// Restored are leases Redis had forgotten although nobody can have
+	// held them since (writes lost in a failover to a replica that had not
+	// received them, or a restore from an older snapshot). They are live
+	// again with the same fence; the count is worth an operator's look.
+	Restored []Lease
+}
+
+// RenewLeases renews many leases in one pipelined round trip. The error
+// means the round trip itself failed, in which case nothing is known about
+// any lease.
 //
 // Each renewal also keeps the session's transcript (the output stream and
-// its byte count), GMCP state and session record for keep beyond now (0: leaves their expiry alone). So a worker
-// that dies without cleaning up leaves nothing in Redis for longer than
-// keep after its last renewal: there is no key without an expiry to leak.
-func (s *Store) RenewLeases(ctx context.Context, leases []Lease, ttl, keep time.Duration) (lost []Lease, err error) {
+// its byte count), GMCP and MSDP state and session record for keep beyond
+// now (0: leaves their expiry alone). So a worker that dies without
+// cleaning up leaves nothing in Redis for longer than keep after its last
+// renewal: there is no key without an expiry to leak.
+//
+// The caller must only renew leases it still believes live (renewed less
+// than a TTL ago): that belief is what makes restoring a forgotten lease
+// safe, since no other holder can have been granted it meanwhile.
+func (s *Store) RenewLeases(ctx context.Context, leases []Lease, ttl, keep time.Duration) (Renewal, error) {
+	var r Renewal
 	if len(leases) == 0 {
-		return nil, nil
+		return r, nil
 	}
 	now := s.now().UnixMilli()
-	ms, keepMS := ttl.Milliseconds(), keep.Milliseconds()
 	cmds, err := s.evalBatch(ctx, renewScript, len(leases), func(i int) ([]string, []any) {
 		l := leases[i]
-		return append([]string{s.ks.lease(l.Key)}, s.ks.transcript(l.Key)...),
-			[]any{l.Owner, l.Fence, ms, now, keepMS}
+		return append(s.renewKeys(l.Key), s.ks.transcript(l.Key)...), renewArgs(l, ttl, now, keep)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("renew %d leases: %w", len(leases), err)
+		return r, fmt.Errorf("renew %d leases: %w", len(leases), err)
 	}
 	for i, c := range cmds {
-		if n, err := c.Int(); err != nil || n != 1 {
-			lost = append(lost, leases[i])
+		switch n, err := c.Int(); {
+		case err != nil || n == 0:
+			r.Lost = append(r.Lost, leases[i])
+		case n == 2:
+			r.Restored = append(r.Restored, leases[i])
 		}
 	}
-	return lost, nil
+	return r, nil
 }
 
 // ReleaseLease deletes the lease if, and only if, it is still the caller's.
 // Releasing a lease that was already lost is not an error.
 func (s *Store) ReleaseLease(ctx context.Context, l Lease) error {
-	if err := releaseScript.Run(ctx, s.rdb, []string{s.ks.lease(l.Key)}, l.Owner, l.Fence).Err(); err != nil {
+	err := releaseScript.Run(ctx, s.rdb, []string{s.ks.lease(l.Key), s.ks.released(l.Key)},
+		l.Owner, l.Fence, releasedKeep.Milliseconds()).Err()
+	if err != nil {
 		return fmt.Errorf("release lease %s: %w", l.Key, err)
 	}
 	return nil

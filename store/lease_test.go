@@ -164,7 +164,7 @@ func TestLeaseExpiryAndTakeover(t *testing.T) {
 	}
 
 	// The old holder learns it lost the lease, and cannot disturb the new one.
-	if err := s.RenewLease(ctx, a, time.Minute); !errors.Is(err, ErrLeaseLost) {
+	if _, err := s.RenewLease(ctx, a, time.Minute); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("renew after loss: err=%v, want ErrLeaseLost", err)
 	}
 	if err := s.ReleaseLease(ctx, a); err != nil {
@@ -178,13 +178,13 @@ func TestLeaseExpiryAndTakeover(t *testing.T) {
 	if err := s.ReleaseLease(ctx, Lease{Key: key, Owner: "B", Fence: a.Fence}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RenewLease(ctx, Lease{Key: key, Owner: "B", Fence: a.Fence}, time.Minute); !errors.Is(err, ErrLeaseLost) {
+	if _, err := s.RenewLease(ctx, Lease{Key: key, Owner: "B", Fence: a.Fence}, time.Minute); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("renew with right owner, old fence: err=%v, want ErrLeaseLost", err)
 	}
 	if _, ok, _ := s.GetLease(ctx, key); !ok {
 		t.Fatal("a release with a stale fence removed the live lease")
 	}
-	if err := s.RenewLease(ctx, b, time.Minute); err != nil {
+	if _, err := s.RenewLease(ctx, b, time.Minute); err != nil {
 		t.Errorf("renew by holder: %v", err)
 	}
 }
@@ -234,8 +234,8 @@ func TestRenewLeasesReportsExactlyTheLost(t *testing.T) {
 	s, rdb := newStore(t)
 	ctx := testContext(t)
 
-	if lost, err := s.RenewLeases(ctx, nil, time.Minute, 0); err != nil || lost != nil {
-		t.Fatalf("renew nothing: lost=%v err=%v", lost, err)
+	if r, err := s.RenewLeases(ctx, nil, time.Minute, 0); err != nil || r.Lost != nil {
+		t.Fatalf("renew nothing: %+v err=%v", r, err)
 	}
 	var leases []Lease
 	for i := range 6 {
@@ -258,12 +258,15 @@ func TestRenewLeasesReportsExactlyTheLost(t *testing.T) {
 	}
 	leases[4].Fence += 100
 
-	lost, err := s.RenewLeases(ctx, leases, time.Minute, 0)
+	r, err := s.RenewLeases(ctx, leases, time.Minute, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(r.Restored) != 0 {
+		t.Errorf("restored %v: a released lease must stay released", r.Restored)
+	}
 	var lostGames []string
-	for _, l := range lost {
+	for _, l := range r.Lost {
 		lostGames = append(lostGames, l.Key.Game)
 	}
 	if fmt.Sprint(lostGames) != "[g1 g3 g4]" {
@@ -278,6 +281,88 @@ func TestRenewLeasesReportsExactlyTheLost(t *testing.T) {
 	}
 	if l, _, _ := s.GetLease(ctx, leases[3].Key); l.Owner != "w2" {
 		t.Errorf("batch renew disturbed the new owner of g3: %+v", l)
+	}
+}
+
+// TestRenewRestoresAForgottenLease plays what a failover to a replica that
+// missed the last writes does to a lease: the lease (and perhaps the fence
+// counter) is gone although the holder renewed it in time. The renewal
+// brings it back with the same fence, unless someone may have held it since.
+func TestRenewRestoresAForgottenLease(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStore(t)
+	ctx := testContext(t)
+	acquire := func(game string) Lease {
+		t.Helper()
+		l, err := s.AcquireLease(ctx, SessionKey{User: "fay", Game: game}, "w1", "s-"+game, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	forget := func(l Lease, counter int64) {
+		t.Helper()
+		if err := rdb.Del(ctx, s.ks.lease(l.Key)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Set(ctx, s.ks.fence(l.Key), counter, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// expired: the renewals were lost, the acquisition was not.
+	expired := acquire("expired")
+	forget(expired, expired.Fence)
+	// unborn: the acquisition itself was lost (the counter went back).
+	unborn := acquire("unborn")
+	forget(unborn, 0)
+	// taken: forgotten, then granted to another worker (fence 1) before
+	// the old holder renewed; the new holder keeps it.
+	taken := acquire("taken")
+	forget(taken, 0)
+	if _, err := s.AcquireLease(ctx, taken.Key, "w2", "other", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// passed: forgotten, and the counter is past the caller's fence: a
+	// later holder existed, so the caller's tenure is over.
+	passed := acquire("passed")
+	forget(passed, passed.Fence+1)
+
+	r, err := s.RenewLeases(ctx, []Lease{expired, unborn, taken, passed}, time.Minute, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var restored, lost []string
+	for _, l := range r.Restored {
+		restored = append(restored, l.Key.Game)
+	}
+	for _, l := range r.Lost {
+		lost = append(lost, l.Key.Game)
+	}
+	if fmt.Sprint(restored) != "[expired unborn]" || fmt.Sprint(lost) != "[taken passed]" {
+		t.Fatalf("restored %v lost %v, want [expired unborn] and [taken passed]", restored, lost)
+	}
+	for _, l := range []Lease{expired, unborn} {
+		cur, ok, err := s.GetLease(ctx, l.Key)
+		if err != nil || !ok || cur.Owner != "w1" || cur.Fence != l.Fence || cur.Session != l.Session {
+			t.Errorf("%s after restore: %+v ok=%v err=%v, want w1's lease, fence %d", l.Key, cur, ok, err, l.Fence)
+		}
+		if n, err := rdb.Get(ctx, s.ks.fence(l.Key)).Int64(); err != nil || n != l.Fence {
+			t.Errorf("%s fence counter %d err=%v after restore, want %d: fences only go up", l.Key, n, err, l.Fence)
+		}
+		if ttl := rdb.PTTL(ctx, s.ks.lease(l.Key)).Val(); ttl <= 2*time.Second {
+			t.Errorf("%s restored with ttl %v, want about a minute", l.Key, ttl)
+		}
+	}
+	// A release on record wins over a renewal that was already in flight,
+	// and the next acquisition still gets a greater fence.
+	if err := s.ReleaseLease(ctx, unborn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RenewLease(ctx, unborn, time.Minute); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("renew of a released lease: %v, want ErrLeaseLost", err)
+	}
+	if l, err := s.AcquireLease(ctx, unborn.Key, "w2", "next", time.Minute); err != nil || l.Fence <= unborn.Fence {
+		t.Errorf("acquire after restored lease: fence %d err=%v, want more than %d", l.Fence, err, unborn.Fence)
 	}
 }
 
@@ -308,8 +393,8 @@ func BenchmarkRenewLeases100(b *testing.B) {
 		leases[i] = l
 	}
 	for b.Loop() {
-		if lost, err := s.RenewLeases(ctx, leases, time.Minute, 0); err != nil || len(lost) > 0 {
-			b.Fatalf("lost %d, err %v", len(lost), err)
+		if r, err := s.RenewLeases(ctx, leases, time.Minute, 0); err != nil || len(r.Lost) > 0 {
+			b.Fatalf("%+v, err %v", r, err)
 		}
 	}
 }
@@ -360,8 +445,8 @@ func TestRenewLeasesKeepsSessionKeys(t *testing.T) {
 	if err := s.PutSession(ctx, SessionInfo{Key: key, Worker: "w1", Session: "s1", Fence: l.Fence}); err != nil {
 		t.Fatal(err)
 	}
-	if lost, err := s.RenewLeases(ctx, []Lease{l}, time.Minute, 2*time.Hour); err != nil || len(lost) != 0 {
-		t.Fatalf("renew: lost %v, %v", lost, err)
+	if r, err := s.RenewLeases(ctx, []Lease{l}, time.Minute, 2*time.Hour); err != nil || len(r.Lost) != 0 {
+		t.Fatalf("renew: %+v, %v", r, err)
 	}
 	for _, k := range []string{s.ks.out(key), s.ks.gmcp(key), s.ks.msdp(key), s.ks.session(key)} {
 		if ttl := rdb.PTTL(ctx, k).Val(); ttl <= time.Hour || ttl > 2*time.Hour {

@@ -224,8 +224,8 @@ func TestOutputBoundKeysExpireWithTheStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	ttls(time.Hour, 2*time.Hour, "KeepTranscript(2h)")
-	if lost, err := s.RenewLeases(ctx, []Lease{l}, time.Minute, 5*time.Hour); err != nil || len(lost) != 0 {
-		t.Fatalf("renew: %v, %v", lost, err)
+	if r, err := s.RenewLeases(ctx, []Lease{l}, time.Minute, 5*time.Hour); err != nil || len(r.Lost) != 0 {
+		t.Fatalf("renew: %v, %v", r, err)
 	}
 	ttls(4*time.Hour, 5*time.Hour, "RenewLeases(keep 5h)")
 	if err := s.ExpireTranscript(ctx, key, 30*time.Minute); err != nil {

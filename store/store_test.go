@@ -211,8 +211,8 @@ func TestRedisStoppedAndBack(t *testing.T) {
 
 	// Redis restarted with an empty script cache: the batch path (EVALSHA
 	// in a pipeline) must load the script and retry.
-	if lost, err := s.RenewLeases(ctx, []Lease{lease}, time.Hour, 0); err != nil || len(lost) != 0 {
-		t.Fatalf("RenewLeases after restart: lost %v, err %v", lost, err)
+	if r, err := s.RenewLeases(ctx, []Lease{lease}, time.Hour, 0); err != nil || len(r.Lost) != 0 {
+		t.Fatalf("RenewLeases after restart: %+v, err %v", r, err)
 	}
 	// AOF kept the data.
 	if l, ok, err := s.GetLease(ctx, key); err != nil || !ok || l.Fence != lease.Fence {
@@ -237,7 +237,7 @@ func TestRedisStoppedAndBack(t *testing.T) {
 	if _, err := s.AcquireLease(ctx, SessionKey{User: "fresh", Game: "g"}, "w", "s", time.Minute); err != nil {
 		t.Errorf("AcquireLease after SCRIPT FLUSH: %v", err)
 	}
-	if err := s.RenewLease(ctx, lease, time.Hour); err != nil {
+	if _, err := s.RenewLease(ctx, lease, time.Hour); err != nil {
 		t.Errorf("RenewLease after SCRIPT FLUSH: %v", err)
 	}
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {

@@ -31,15 +31,7 @@ func (w *Worker) renewLeases(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		sessions := w.snapshot()
-		leases := make([]store.Lease, 0, len(sessions))
-		live := sessions[:0]
-		for _, s := range sessions {
-			if !s.lost.Load() {
-				leases = append(leases, s.lease)
-				live = append(live, s)
-			}
-		}
+		leases, live := stillLive(w.snapshot())
 		start := time.Now()
 		// A renewal that hangs (Redis partitioned away rather than
 		// refusing) must fail in time to self-fence before the earliest
@@ -59,14 +51,18 @@ func (w *Worker) renewLeases(ctx context.Context) error {
 			w.log.Warn("lease renewal late", "leases", len(leases), "since_last", late, "ttl", ttl)
 			w.selfFence(live, start.Add(retry), why)
 			budget = retry
+			// Only leases the worker still believes live are renewed:
+			// that belief is what lets a renewal restore a lease Redis
+			// forgot (store.RenewLeases).
+			leases, live = stillLive(live)
 		}
 		rctx, cancel := context.WithTimeout(ctx, budget)
 		var (
-			lost []store.Lease
-			err  error
+			r   store.Renewal
+			err error
 		)
 		if len(leases) > 0 {
-			lost, err = w.st.RenewLeases(rctx, leases, ttl, w.cfg.TranscriptTTL)
+			r, err = w.st.RenewLeases(rctx, leases, ttl, w.cfg.TranscriptTTL)
 		} else {
 			// Nothing to renew: still learn whether Redis answers, so a
 			// fenced worker starts taking work again only once it does.
@@ -92,8 +88,11 @@ func (w *Worker) renewLeases(ctx context.Context) error {
 		}
 		w.renewedAt.Store(start.UnixNano())
 		w.fenced.Store(false)
-		gone := make(map[store.SessionKey]bool, len(lost))
-		for _, l := range lost {
+		for _, l := range r.Restored {
+			w.leaseRestored(l)
+		}
+		gone := make(map[store.SessionKey]bool, len(r.Lost))
+		for _, l := range r.Lost {
 			gone[l.Key] = true
 		}
 		until := start.Add(ttl).UnixNano()
@@ -106,6 +105,29 @@ func (w *Worker) renewLeases(ctx context.Context) error {
 		}
 		t.Reset(interval)
 	}
+}
+
+// leaseRestored counts and reports a lease Redis had forgotten and a
+// renewal restored: the visible trace of writes lost in a failover.
+func (w *Worker) leaseRestored(l store.Lease) {
+	w.m.restored.Inc()
+	w.log.Warn("lease restored: Redis had lost it (a failover to a replica that missed writes, or a restore from an older snapshot)",
+		"key", l.Key.String(), "fence", l.Fence)
+	w.event(store.EvLeaseRestored, l.Key, "", map[string]any{"fence": l.Fence})
+}
+
+// stillLive returns the leases of the sessions that have not lost theirs,
+// and those sessions (reusing sessions' array).
+func stillLive(sessions []*session) ([]store.Lease, []*session) {
+	leases := make([]store.Lease, 0, len(sessions))
+	live := sessions[:0]
+	for _, s := range sessions {
+		if !s.lost.Load() {
+			leases = append(leases, s.lease)
+			live = append(live, s)
+		}
+	}
+	return leases, live
 }
 
 // subscribeInput subscribes the worker's input channel and waits (briefly)

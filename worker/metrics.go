@@ -21,6 +21,7 @@ type metrics struct {
 	ended        listedCounter // by state: endedStates
 	renewSeconds prometheus.Histogram
 	leasesLost   prometheus.Counter
+	restored     prometheus.Counter
 	selfFences   prometheus.Counter
 	batchEntries prometheus.Histogram
 	outputBytes  prometheus.Counter
@@ -90,6 +91,10 @@ func newMetrics(sessions func() float64) *metrics {
 		leasesLost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "trellis_worker_leases_lost_total", Help: "Leases found lost at renewal (their sessions were stopped).",
 		}),
+		restored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trellis_worker_leases_restored_total",
+			Help: "Live leases Redis had forgotten (writes lost in a failover or a restore) that a renewal restored with the same fence.",
+		}),
 		selfFences: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "trellis_worker_self_fences_total", Help: "Sessions stopped because lease renewal failed for longer than the TTL.",
 		}),
@@ -113,7 +118,7 @@ func newMetrics(sessions func() float64) *metrics {
 			Name: "trellis_worker_msdp_dropped_total", Help: "MSDP blocks from games cut short (the rest of the block dropped), by reason.",
 		}, []string{"reason"}), msdpDropReasons),
 	}
-	m.reg.MustRegister(m.starts, m.restarts, m.failovers, m.ended, m.renewSeconds, m.leasesLost,
+	m.reg.MustRegister(m.starts, m.restarts, m.failovers, m.ended, m.renewSeconds, m.leasesLost, m.restored,
 		m.selfFences, m.batchEntries, m.outputBytes, m.lostBytes, m.redisErrors, m.inputDropped, m.msdpDropped,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "trellis_worker_sessions", Help: "Sessions running on this worker.",

@@ -372,6 +372,26 @@ func (b *outbox) giveBack(taken []store.Output, limit int) (queue bool, dropped 
 	return queue, dropped
 }
 
+// retry returns entries Redis refused for a fence it had forgotten, now
+// that the lease is restored (see flusher.restoreLease): like giveBack, but
+// the rest of the write was applied, so its gap entries are settled.
+func (b *outbox) retry(refused []store.Output, limit int) (queue bool, dropped int) {
+	b.mu.Lock()
+	back := make(map[uint64]bool)
+	for i := range refused {
+		if refused[i].Kind == store.OutGap {
+			back[refused[i].Seq] = true
+		}
+	}
+	for _, seq := range b.inflightGaps {
+		if !back[seq] {
+			delete(b.gapBytes, seq)
+		}
+	}
+	b.mu.Unlock()
+	return b.giveBack(refused, limit)
+}
+
 // written ends a write; it wakes flush waiters once nothing is pending.
 func (b *outbox) written() {
 	b.mu.Lock()
@@ -638,13 +658,15 @@ func (f *flusher) flush(ctx context.Context) error {
 		}
 		f.w.m.batchEntries.Observe(float64(len(batch)))
 		for _, t := range takes {
-			stale := false
-			var refused, staleBytes int64
+			var (
+				refused, staleBytes int64
+				staleOuts           []store.Output
+			)
 			for i := t.from; i < t.from+t.n; i++ {
 				f.w.m.outputBytes.Add(float64(len(outs[i].Text)))
 				if e := res[i].Err; e != nil {
 					if errors.Is(e, store.ErrStaleFence) {
-						stale = true
+						staleOuts = append(staleOuts, outs[i])
 						staleBytes += int64(entrySize(&outs[i]))
 					} else {
 						refused += int64(entrySize(&outs[i]))
@@ -653,17 +675,52 @@ func (f *flusher) flush(ctx context.Context) error {
 					}
 				}
 			}
+			if len(staleOuts) > 0 && f.restoreLease(ctx, t.s) {
+				// Redis had forgotten the lease, not given it away: the
+				// refused entries (the end of this session's share: every
+				// write after the loss was refused) are written again.
+				t.s.out.refused(refused, 0)
+				queue, dropped := t.s.out.retry(staleOuts, f.w.cfg.SessionBuffer)
+				f.w.m.lostBytes.Add(float64(dropped))
+				if queue {
+					f.mu.Lock()
+					f.dirty = append(f.dirty, t.s)
+					f.mu.Unlock()
+				}
+				continue
+			}
 			// Entries Redis refused are lost: a refusal under the live
 			// fence (out of memory, say) is reported by the next gap entry;
 			// entries refused for a stale fence count toward the gap the
 			// session leaves when it ends (it can write nothing else).
 			t.s.out.refused(refused, staleBytes)
 			t.s.out.written()
-			if stale {
+			if len(staleOuts) > 0 {
 				f.w.loseLease(t.s, endLeaseLost, "output write refused: stale fence")
 			}
 		}
 	}
+}
+
+// restoreLease is asked when Redis refused s's output for a stale fence:
+// if the lease is merely forgotten (Redis lost writes in a failover) and
+// the worker still believes it live, a renewal restores it with the same
+// fence and the output can be written again. A lease another worker holds
+// is not touched.
+func (f *flusher) restoreLease(ctx context.Context, s *session) bool {
+	if s.lost.Load() || time.Now().UnixNano() >= s.validUntil.Load() {
+		return false
+	}
+	rctx, cancel := context.WithTimeout(ctx, f.w.cfg.LeaseTTL/3)
+	defer cancel()
+	restored, err := f.w.st.RenewLease(rctx, s.lease, f.w.cfg.LeaseTTL)
+	if err != nil {
+		return false
+	}
+	if restored {
+		f.w.leaseRestored(s.lease)
+	}
+	return true
 }
 
 // flushSession waits until s's outbox is written, or ctx is done.

@@ -488,3 +488,39 @@ func TestRunTwiceAndBadAdminAddress(t *testing.T) {
 		t.Fatal("second Run succeeded")
 	}
 }
+
+// TestForgottenLeaseIsRestored plays a failover that lost the lease's
+// writes (the promoted replica never saw the acquisition): the lease and
+// its fence counter vanish while the worker holds the session. The next
+// renewal restores them with the same fence, and the session plays on.
+func TestForgottenLeaseIsRestored(t *testing.T) {
+	e := newEnv(t, demogame.Config{})
+	w := e.startWorker(testConfig())
+	u := e.user("ria")
+	e.attach(u, "v1", "", "")
+	e.waitState(u, store.StateConnected)
+	l, _ := e.lease(u)
+	tag := e.ns + ":{ug:" + u + ":demo}"
+	if err := e.rdb.Del(e.ctx, tag+":lease").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.Set(e.ctx, tag+":fence", 0, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "lease back", func() bool {
+		cur, ok := e.lease(u)
+		return ok && cur.Fence == l.Fence && cur.Owner == l.Owner && cur.Session == l.Session
+	})
+	if n := countEvents(e.events(u), store.EvLeaseRestored); n != 1 {
+		t.Errorf("%d lease restored events, want 1", n)
+	}
+	if n := countEvents(e.events(u), store.EvLeaseLost); n != 0 {
+		t.Errorf("%d lease lost events, want 0", n)
+	}
+	if w.Sessions() != 1 || e.game.Conns() != 1 {
+		t.Fatalf("after the restore: %d sessions, %d game connections, want 1 and 1", w.Sessions(), e.game.Conns())
+	}
+	e.waitText(u, "What is your name?")
+	e.input(u, "Ria")
+	e.waitText(u, "Password:")
+}
