@@ -857,6 +857,7 @@ func (w *writer) attach(job *attachJob) error {
 	if reset {
 		w.lastID = ""
 	}
+	w.placeAt(page.At)
 	if err := w.sendAll(page.Entries); err != nil {
 		return err
 	}
@@ -887,6 +888,7 @@ func (w *writer) readFrom(cause string) error {
 				return err
 			}
 		}
+		w.placeAt(page.At)
 		if err := w.sendAll(page.Entries); err != nil {
 			return err
 		}
@@ -965,9 +967,25 @@ func (w *writer) relay(o store.Output) error {
 }
 
 func (w *writer) send(o store.Output, withID bool) error {
+	if withID {
+		if n := w.missing(o); n > 0 {
+			// The stream does not have them either: Redis lost entries it
+			// had acknowledged (a failover to a replica that was behind),
+			// or refused them (the worker reports those with a gap entry
+			// later, after what followed). Either way the player is told
+			// here, where the hole is, not after it or never.
+			w.c.logger().Info("output entries missing from the stream", "fence", o.Fence, "before_seq", o.Seq, "missing", n)
+			if err := w.write(encodeGap("", fmt.Sprintf("%d pieces of output were lost by the server", n))); err != nil {
+				return err
+			}
+		}
+	}
 	b, err := encodeOutput(o, withID)
 	if err != nil {
 		w.c.logger().Warn("skipping output entry", "err", err)
+		if withID && o.Seq > 0 {
+			w.fence, w.seq = o.Fence, o.Seq // skipped, not missing
+		}
 		return nil
 	}
 	if err := w.write(b); err != nil {
@@ -981,6 +999,30 @@ func (w *writer) send(o store.Output, withID bool) error {
 		return w.inputSeen(o)
 	}
 	return nil
+}
+
+// placeAt takes the numbers of the entry the writer resumes after, when it
+// has none yet (a resume: that entry went out on an earlier connection), so
+// a hole right after it shows.
+func (w *writer) placeAt(at *store.Output) {
+	if at != nil && w.fence == 0 && at.Seq > 0 {
+		w.fence, w.seq = at.Fence, at.Seq
+	}
+}
+
+// missing counts the numbered entries of o's fence that should have come
+// before o and did not: after relay's re-read of the stream, or in a
+// backlog read, a hole in the numbers is output nobody can send any more.
+func (w *writer) missing(o store.Output) uint64 {
+	switch {
+	case o.Seq == 0 || w.fence == 0:
+		return 0
+	case o.Fence == w.fence && w.seq > 0 && o.Seq > w.seq+1:
+		return o.Seq - w.seq - 1
+	case o.Fence > w.fence && o.Seq > 1:
+		return o.Seq - 1
+	}
+	return 0
 }
 
 // inputSeen settles the outstanding lines an entry tells about. The

@@ -209,6 +209,48 @@ func TestSeqHoleIsFilledFromStream(t *testing.T) {
 	}
 }
 
+// A hole the stream cannot fill either (entries Redis acknowledged and then
+// lost in a failover to a replica that was behind) is reported where it
+// is: a gap frame right before the entry after it, live and on resume.
+func TestSeqHoleTheStreamLacksIsAGap(t *testing.T) {
+	e := newEnv(t, nil)
+	user := newUser()
+	key := store.SessionKey{User: user, Game: "demo"}
+	w := e.worker("w1", key)
+	c := e.hello(user, "demo", "")
+	first := w.text("one\n")
+	if f := c.next(); f.ID != first {
+		t.Fatalf("frame %+v", f)
+	}
+	w.seq += 2 // seq 2 and 3 were acknowledged, then lost with the primary
+	fourth := w.text("four\n")
+	if f := c.next(); f.Type != "gap" || f.ID != "" || !strings.Contains(f.Message, "2 pieces of output were lost") {
+		t.Fatalf("frame %+v, want a gap for the 2 lost entries before %s", f, fourth)
+	}
+	if f := c.next(); f.ID != fourth {
+		t.Fatalf("frame %+v, want %s", f, fourth)
+	}
+	// A reload resuming before the hole is told at the same place.
+	r := e.hello(user, "demo", first)
+	if f := r.next(); f.Type != "gap" || !strings.Contains(f.Message, "2 pieces") {
+		t.Fatalf("resume: frame %+v, want the gap first", f)
+	}
+	if f := r.next(); f.ID != fourth {
+		t.Fatalf("resume: frame %+v, want %s", f, fourth)
+	}
+	// A new owner whose first entry is missing: one piece lost.
+	w.release()
+	w2 := e.worker("w2", key)
+	w2.seq = 1
+	next := w2.text("new owner\n")
+	if f := c.next(); f.Type != "gap" || !strings.Contains(f.Message, "1 pieces") {
+		t.Fatalf("frame %+v, want a gap for the new fence's first entry", f)
+	}
+	if f := c.next(); f.ID != next {
+		t.Fatalf("frame %+v, want %s", f, next)
+	}
+}
+
 // A new owner numbers its entries from 1 again: if the first entries of a
 // new fence are lost on the live path, the edge notices the hole all the
 // same and fills it from the stream.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -120,6 +121,17 @@ func TestReadBacklogPositions(t *testing.T) {
 			t.Errorf("%s (%q): entries %v gap=%v reset=%v; want %v gap=%v reset=%v",
 				c.name, c.after, pageIDs(p), p.Gap, p.Reset, c.want, c.gap, c.reset)
 		}
+		// The entry at the position comes back as At exactly when the
+		// stream still holds it.
+		kept := slices.Contains(f.kept, c.after)
+		if (p.At != nil) != kept || (p.At != nil && p.At.ID != c.after) {
+			t.Errorf("%s (%q): At %+v, want the entry there: %v", c.name, c.after, p.At, kept)
+		}
+	}
+	// count bounds the page after a kept position too (the read starts at
+	// the position itself to return At).
+	if p, err := f.s.ReadBacklog(ctx, f.key, f.kept[0], 1); err != nil || fmt.Sprint(pageIDs(p)) != fmt.Sprint(f.kept[1:2]) || p.At == nil {
+		t.Errorf("count 1 after %q: %v At=%v, %v; want %v", f.kept[0], pageIDs(p), p.At, err, f.kept[1:2])
 	}
 	// count bounds the page in every case.
 	for _, after := range []string{"", f.ids[0], "nonsense", maxStreamID} {

@@ -270,6 +270,10 @@ type OutputPage struct {
 	Entries []Output
 	Gap     bool // entries between after and the first entry returned are no longer kept
 	Reset   bool // after is not a position of this stream (not a valid id, or newer than its newest entry): Entries start at the oldest kept entry and the reader must forget after
+	// At is the entry at after itself when the stream still holds it: the
+	// last entry the reader had, whose fence and number let it see a hole
+	// in the numbers of the entries that follow (writes Redis lost).
+	At *Output
 }
 
 // ReadBacklog returns up to count entries after the position after
@@ -309,9 +313,8 @@ func (s *Store) ReadBacklog(ctx context.Context, key SessionKey, after string, c
 	if resumed {
 		oldest = pipe.XRangeN(ctx, out, "-", "+", 1)
 		newest = pipe.XRevRangeN(ctx, out, "+", "-", 1)
-		if start, ok := pos.next(); ok {
-			rng = pipe.XRangeN(ctx, out, start.String(), "+", count)
-		}
+		// From after itself: the entry there, if kept, is page.At.
+		rng = pipe.XRangeN(ctx, out, pos.String(), "+", count+1)
 	} else {
 		rng = pipe.XRangeN(ctx, out, "-", "+", count)
 	}
@@ -344,6 +347,13 @@ func (s *Store) ReadBacklog(ctx context.Context, key SessionKey, after string, c
 			}
 		default:
 			page.Gap = pos.compare(mustParseID(first[0].ID)) < 0
+			if len(msgs) > 0 && msgs[0].ID == pos.String() {
+				if o, err := decodeOutput(msgs[0]); err == nil {
+					page.At = &o
+				}
+				msgs = msgs[1:]
+			}
+			msgs = msgs[:min(len(msgs), int(count))]
 		}
 	}
 	page.Entries = make([]Output, 0, len(msgs))
