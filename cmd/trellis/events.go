@@ -13,7 +13,7 @@ var eventTypes = []string{
 	store.EvSessionStarting, store.EvSessionStarted, store.EvSessionReattached, store.EvSessionDetached,
 	store.EvSessionIdle, store.EvSessionRestarting, store.EvSessionEnded, store.EvSessionFailed,
 	store.EvSessionFailover, store.EvSessionGMCPTrimmed, store.EvSessionMSDPTrimmed,
-	store.EvLeaseLost,
+	store.EvLeaseLost, store.EvLeaseRestored,
 	store.EvWorkerStarted, store.EvWorkerDraining, store.EvWorkerStopped, store.EvWorkerSelfFenced,
 	store.EvControlDeadLetter,
 	store.EvEdgeStarted, store.EvEdgeStopped,
