@@ -25,7 +25,7 @@ test-go:
 
 # The suites that talk to Redis, run again on a local 3+3 cluster (each test
 # in a namespace of its own; see internal/redistest.ModeEnv).
-CLUSTER_PKGS := ./store/ ./controller/ ./edge/ ./worker/ ./internal/console/ ./internal/e2e/
+CLUSTER_PKGS := ./store/ ./controller/ ./edge/ ./worker/ ./internal/console/ ./internal/e2e/ ./cmd/trellis/
 test-cluster:
 	TRELLIS_TEST_REDIS=cluster $(GO) test -race -timeout 20m $(CLUSTER_PKGS)
 

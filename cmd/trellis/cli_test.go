@@ -229,9 +229,7 @@ func TestGamesListJSONImportsBack(t *testing.T) {
 // Exit codes: 0 success (and --help), 1 failure, 2 a usage error, with the
 // usage on stderr and nothing on stdout.
 func TestExitCodes(t *testing.T) {
-	srv := redistest.Shared(t)
-	good := srv.URL(srv.NewDB(t))
-	other := srv.URL(srv.NewDB(t))
+	good, other := redistest.Isolated(t), redistest.Isolated(t)
 	t.Setenv("TRELLIS_AUTH_SECRET", strings.Repeat("k", 32))
 	// What dev would set for itself, so that a dev run leaves the
 	// environment as it was.
@@ -266,7 +264,8 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 	t.Run("reachable redis", func(t *testing.T) {
-		t.Setenv("TRELLIS_REDIS_URL", good)
+		t.Setenv("TRELLIS_REDIS_URL", good.URL)
+		t.Setenv("TRELLIS_REDIS_NAMESPACE", good.Namespace)
 		check(t, []c{
 			{args: []string{}, code: 2},
 			{args: []string{"help"}, code: 0},
@@ -310,8 +309,9 @@ func TestExitCodes(t *testing.T) {
 			{args: []string{"replay", "events"}, code: 0},
 			{args: []string{"replay", "events", "extra"}, code: 2},
 			{args: []string{"replay", "events", "-since", "-2h"}, code: 2},
-			{args: []string{"replay", "redrive", "-from", "-", "-target-url", other}, code: 1, msg: "no control entries"},
-			{args: []string{"replay", "redrive", "-from", "-", "-target-url", other, "extra"}, code: 2},
+			{args: []string{"replay", "redrive", "-from", "-", "-target-url", other.URL, "-target-namespace", other.Namespace}, code: 1, msg: "no control entries"},
+			{args: []string{"replay", "redrive", "-from", "-", "-target-url", other.URL, "-target-namespace", other.Namespace, "extra"}, code: 2},
+			{args: []string{"replay", "redrive", "-from", "-", "-target-url", other.URL, "-target-namespace", "a:b"}, code: 2, msg: "-target-namespace"},
 			{args: []string{"token"}, code: 2},
 			{args: []string{"token", "--help"}, code: 0},
 			{args: []string{"token", "-user", "a", "extra"}, code: 2},
@@ -383,10 +383,9 @@ func TestRedriveFromZeroWithoutProgressFrames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv := redistest.Shared(t)
 	for _, from := range []string{"-", "0"} {
-		target := srv.URL(srv.NewDB(t))
-		code, _, errs := captureAll(t, "replay", "redrive", "-from", from, "-target-url", target, "-rate", "1000")
+		target := redistest.Isolated(t)
+		code, _, errs := captureAll(t, append([]string{"replay", "redrive", "-from", from, "-rate", "1000"}, redriveTo(target)...)...)
 		if code != 0 {
 			t.Errorf("redrive -from %s: exit %d: %s", from, code, errs)
 			continue
@@ -479,7 +478,7 @@ func TestOpsLagPerShard(t *testing.T) {
 		t.Errorf("ops lag does not sum the shards:\n%s", out)
 	}
 	for shard := range 4 {
-		if !strings.Contains(out, store.ControlStreamName(store.DefaultNamespace, shard)) {
+		if !strings.Contains(out, store.ControlStreamName(os.Getenv("TRELLIS_REDIS_NAMESPACE"), shard)) {
 			t.Errorf("ops lag does not show shard %d:\n%s", shard, out)
 		}
 	}

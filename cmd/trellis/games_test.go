@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trellis-mud/trellis/internal/redistest"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -47,10 +47,7 @@ func captureAll(t *testing.T, args ...string) (code int, stdout, stderr string) 
 // store on it.
 func gamesTestStore(t *testing.T) *store.Store {
 	t.Helper()
-	srv := redistest.Shared(t)
-	url := srv.URL(srv.NewDB(t))
-	t.Setenv("TRELLIS_REDIS_URL", url)
-	return openTestStore(t, url)
+	return openTestStore(t, useRedis(t))
 }
 
 // runSession records a session the way a worker does: a lease, then the
@@ -230,7 +227,13 @@ func TestGamesAddressChangeStopsTheGamesSessions(t *testing.T) {
 func TestGamesRefuseTrellisRedisAndWarnAboutRefusedRanges(t *testing.T) {
 	st := gamesTestStore(t)
 	ctx := context.Background()
-	_, port, err := net.SplitHostPort(redistest.Shared(t).Addr)
+	// The first address of the URL: a redis:// URL, or the cluster's
+	// comma-separated list.
+	addr, _, _ := strings.Cut(os.Getenv("TRELLIS_REDIS_URL"), ",")
+	if u, err := url.Parse(addr); err == nil && u.Host != "" {
+		addr = u.Host
+	}
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,8 +113,7 @@ func TestTokenVerifies(t *testing.T) {
 }
 
 func TestGamesCommandsAgainstRedis(t *testing.T) {
-	srv := redistest.Shared(t)
-	t.Setenv("TRELLIS_REDIS_URL", srv.URL(srv.NewDB(t)))
+	tgt := useRedis(t)
 	if code, out := run(t, "games", "add", "-id", "mud", "-name", "A MUD", "-host", "127.0.0.1", "-port", "4000"); code != 0 {
 		t.Fatalf("add: exit %d: %s", code, out)
 	}
@@ -134,11 +133,7 @@ func TestGamesCommandsAgainstRedis(t *testing.T) {
 	if code, _ := run(t, "games", "import", bad); code != 1 {
 		t.Errorf("bad import: exit %d, want 1", code)
 	}
-	st, err := store.Open(store.Config{URL: os.Getenv("TRELLIS_REDIS_URL"), DialTimeout: time.Second, ReadTimeout: time.Second, OutputMaxLen: 100, EventsMaxAge: time.Hour, ControlMaxLen: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openTestStore(t, tgt)
 	games, err := st.ListGames(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -200,9 +195,9 @@ func capture(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, <-done, stderr
 }
 
-func openTestStore(t *testing.T, url string) *store.Store {
+func openTestStore(t *testing.T, tgt redistest.Target) *store.Store {
 	t.Helper()
-	st, err := store.Open(store.Config{URL: url, DialTimeout: time.Second, ReadTimeout: time.Second,
+	st, err := store.Open(store.Config{URL: tgt.URL, Namespace: tgt.Namespace, DialTimeout: time.Second, ReadTimeout: time.Second,
 		OutputMaxLen: 1000, EventsMaxAge: time.Hour, ControlMaxLen: 1000})
 	if err != nil {
 		t.Fatal(err)
@@ -211,13 +206,27 @@ func openTestStore(t *testing.T, url string) *store.Store {
 	return st
 }
 
+// useRedis points the commands at a fresh share of the test Redis (a
+// database of the single node, or a namespace of the cluster with
+// TRELLIS_TEST_REDIS=cluster) and returns it.
+func useRedis(t *testing.T) redistest.Target {
+	t.Helper()
+	tgt := redistest.Isolated(t)
+	t.Setenv("TRELLIS_REDIS_URL", tgt.URL)
+	t.Setenv("TRELLIS_REDIS_NAMESPACE", tgt.Namespace)
+	return tgt
+}
+
+// redriveTo is the redrive flags that publish into tgt.
+func redriveTo(tgt redistest.Target) []string {
+	return []string{"-target-url", tgt.URL, "-target-namespace", tgt.Namespace}
+}
+
 // The ops tools against a real Redis holding one session's transcript,
 // events, a lease, a session record and control entries.
 func TestOpsToolsAgainstRedis(t *testing.T) {
-	srv := redistest.Shared(t)
-	url := srv.URL(srv.NewDB(t))
-	t.Setenv("TRELLIS_REDIS_URL", url)
-	st := openTestStore(t, url)
+	src := useRedis(t)
+	st := openTestStore(t, src)
 	ctx := context.Background()
 	key := store.SessionKey{User: "ann", Game: "demo"}
 	l, err := st.AcquireLease(ctx, key, "w1-abcd", "s1", time.Minute)
@@ -297,12 +306,15 @@ func TestOpsToolsAgainstRedis(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"length": 1`) {
 		t.Fatalf("ops lag: exit %d: %s", code, out)
 	}
-	// Redrive into another database, never into the source.
-	target := srv.URL(srv.NewDB(t))
-	if code, _, _ := capture(t, "replay", "redrive", "-from", "-", "-target-url", url); code != 1 {
+	// Redrive into another database (or namespace), never into the source.
+	target := redistest.Isolated(t)
+	if code, _, _ := capture(t, "replay", "redrive", "-from", "-", "-target-url", src.URL); code != 1 {
 		t.Errorf("redrive into the source: exit %d, want 1", code)
 	}
-	code, _, errs = capture(t, "replay", "redrive", "-from", "0-0", "-target-url", target, "-rate", "1000")
+	if code, _, _ := capture(t, append([]string{"replay", "redrive", "-from", "-"}, redriveTo(src)...)...); code != 1 {
+		t.Errorf("redrive into the source, namespace named: exit %d, want 1", code)
+	}
+	code, _, errs = capture(t, append([]string{"replay", "redrive", "-from", "0-0", "-rate", "1000"}, redriveTo(target)...)...)
 	if code != 0 {
 		t.Fatalf("redrive: exit %d: %s", code, errs)
 	}

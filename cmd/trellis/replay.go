@@ -372,10 +372,11 @@ func correlation(c string) string {
 }
 
 func replayRedrive(ctx context.Context, args []string) error {
-	fs := newFlags("replay redrive", "replay redrive -from ID -to ID -target-url redis://... [-rate N]", redisSection(&store.Config{}))
+	fs := newFlags("replay redrive", "replay redrive -from ID -to ID -target-url redis://... [-target-namespace NS] [-rate N]", redisSection(&store.Config{}))
 	from := fs.String("from", "", "first control entry: a stream id (inclusive), a duration ago (2h), an RFC 3339 time, or 0 or - (the stream's start)")
 	to := fs.String("to", "+", "last control entry id (inclusive), or a duration/time")
 	target := fs.String("target-url", "", "redis:// URL of the Redis to publish into (never the source)")
+	targetNS := fs.String("target-namespace", "", "namespace to publish into (default: the source's, TRELLIS_REDIS_NAMESPACE); with it the target may be the source Redis, as on one managed cluster")
 	perSec := fs.Float64("rate", 100, "entries per second at most")
 	dry := fs.Bool("dry-run", false, "print what would be published, publish nothing")
 	if err := parseFlags(fs, args); err != nil {
@@ -405,11 +406,18 @@ func replayRedrive(ctx context.Context, args []string) error {
 	if !*dry {
 		var srcCfg store.Config
 		_ = loadEnv(redisSection(&srcCfg))
-		if strings.TrimRight(*target, "/") == strings.TrimRight(srcCfg.URL, "/") {
-			return errors.New("the target is the source Redis: redrive into another Redis (e.g. staging)")
+		ns := srcCfg.Namespace
+		if *targetNS != "" {
+			if err := store.ValidNamespace(*targetNS); err != nil {
+				return usageErrorf("-target-namespace %q: %v", *targetNS, err)
+			}
+			ns = *targetNS
+		}
+		if strings.TrimRight(*target, "/") == strings.TrimRight(srcCfg.URL, "/") && ns == srcCfg.Namespace {
+			return errors.New("the target is the source Redis and namespace: redrive into another Redis (e.g. staging) or another -target-namespace")
 		}
 		cfg := srcCfg
-		cfg.URL, cfg.Password = *target, ""
+		cfg.URL, cfg.Password, cfg.Namespace = *target, "", ns
 		if dst, err = store.Open(cfg); err != nil {
 			return fmt.Errorf("target: %w", err)
 		}
