@@ -497,10 +497,12 @@ func clusterFailover(t *testing.T, user string, unreplicated time.Duration) {
 	}
 	dumpIfMissed(t, c,
 		clusterTarget(t, r.replayed == 0, "no flood line twice, even announced: %d lines came again after a reset gap frame (the edge lost the resume point and replayed the kept output)", r.replayed),
-		// Missed once in about eight runs: 617 lines the worker could not
-		// store were reported by a gap frame, but only after lines that
-		// followed them (the gap entry lands when the write is retried).
-		clusterFinding(t, r.silent == 0, "flood lines missing without a gap frame before the next line seen: %d, in stretches %v", r.silent, r.uncovered[:min(5, len(r.uncovered))]),
+		// Missed once in about eight runs before the edge reported holes
+		// in the output numbers where they are: 617 lines the worker could
+		// not store were reported by a gap frame, but only after lines
+		// that followed them (the gap entry lands when the write is
+		// retried).
+		clusterTarget(t, r.silent == 0, "flood lines missing without a gap frame before the next line seen: %d, in stretches %v", r.silent, r.uncovered[:min(5, len(r.uncovered))]),
 		clusterTarget(t, floodErr == nil && echoErr == nil, "the session plays on after the failover (flood end: %v; echo: %v)", errLine(floodErr), errLine(echoErr)),
 		clusterTarget(t, accepted == 1, "the session kept its game connection (game connections %d)", accepted),
 		// Missed once with the replica paused, before renewals restored a
