@@ -43,11 +43,12 @@ bench: build bench-go
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./worker/telnet/ ./worker/supervisor/ ./store/ ./internal/ansi/ ./internal/bench/
 
-## fuzz: the telnet decoder's fuzz targets (whole input, MCCP2 in bounded slices, MSDP), two minutes each
+## fuzz: the telnet decoder's fuzz targets (whole input, MCCP2 in bounded slices, MSDP) and the MXP decoder's, two minutes each
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime 2m ./worker/telnet/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSlice$$' -fuzztime 2m ./worker/telnet/
 	$(GO) test -run '^$$' -fuzz '^FuzzMSDP$$' -fuzztime 2m ./worker/telnet/
+	$(GO) test -run '^$$' -fuzz '^FuzzMXP$$' -fuzztime 2m ./worker/mxp/
 
 ## lint: gofmt, go vet and staticcheck
 lint:

@@ -42,6 +42,11 @@ type Game struct {
 	// KeepControls sends C0 control characters typed in the browser to the
 	// game; by default every one but TAB is dropped from input.
 	KeepControls bool `json:"keep_controls,omitempty" yaml:"keep_controls,omitempty"`
+
+	// MXP opts in to MXP (telnet option 91): the worker agrees to it when
+	// the game offers it and turns the game's MXP safe subset into links
+	// and colours (package worker/mxp). Off, MXP is refused.
+	MXP bool `json:"mxp,omitempty" yaml:"mxp,omitempty"`
 }
 
 // DefaultPasswordPrompt recognises the prompts games print before a

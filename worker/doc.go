@@ -42,6 +42,11 @@
 // so Redis refuses a repeated write; entries dropped during an outage leave
 // holes in the numbering, and edges re-read the stream on a hole.
 //
+// Text goes through package worker/mxp on its way (mxp.go): for a game
+// whose registry entry opted in to MXP it becomes the inline encoding
+// (SGR, OSC 8, the private OSC 7701 command links); for every game, a
+// command link the game forged itself is stripped.
+//
 // Player input is written to the transcript as an input entry, redacted
 // while the game echoes (a password prompt): the text of such a line reaches
 // the game and nothing else — no stream, no log. Input is never logged at

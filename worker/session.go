@@ -77,6 +77,9 @@ type session struct {
 	msdpState *gmcpState // the same bound, over MSDP variables
 	// msdpDropLogged: an MSDP block cut short was logged (once a session).
 	msdpDropLogged bool
+	// mxp decodes MXP (or strips forged command links) from the text of
+	// the current game connection; see mxp.go.
+	mxp mxpFilter
 	// notReading is set when the game's write queue overflowed, so the
 	// interrupted read reports why.
 	notReading bool
@@ -187,6 +190,7 @@ func (s *session) run(ctx context.Context) error {
 		SliceBytes:    s.w.cfg.FlushBytes,
 		MaxSubneg:     s.w.cfg.MaxSubneg,
 		KeepControls:  game.KeepControls,
+		MXP:           game.MXP,
 	}
 	if game.MNES && s.ip != "" {
 		opts.Env = map[string]string{"IPADDRESS": s.ip}
@@ -315,6 +319,7 @@ func (s *session) read(ctx context.Context, conn net.Conn, eng *telnet.Engine) e
 		evs     []telnet.Event
 		replies []byte
 	)
+	s.mxp.reset(&s.w.cfg)
 	lim := s.outputLimiter()
 	for {
 		n, err := conn.Read(buf)
@@ -439,9 +444,13 @@ func (s *session) handle(evs []telnet.Event) {
 		ev := &evs[i]
 		switch ev.Kind {
 		case telnet.EventText:
-			s.emit(store.Output{Kind: store.OutText, Text: ev.Text})
+			text := s.mxpText(ev.Text)
+			if text == "" {
+				continue // all markup still held, or stripped
+			}
+			s.emit(store.Output{Kind: store.OutText, Text: text})
 			s.mu.Lock()
-			recs := s.typeAhead.text(ev.Text, now)
+			recs := s.typeAhead.text(text, now)
 			s.mu.Unlock()
 			s.record(recs)
 			s.judgeHeld(now)
@@ -488,6 +497,8 @@ func (s *session) handle(evs []telnet.Event) {
 			}
 		case telnet.EventMSSP:
 			s.w.saveMSSP(s.key.Game, ev.MSSP)
+		case telnet.EventMXP:
+			s.mxpEvent(ev)
 		}
 	}
 	s.judgeHeld(now)

@@ -27,7 +27,7 @@ func runGames(ctx context.Context, args []string) error {
 		}
 		fs.SetOutput(os.Stdout)
 		fs.Usage()
-		fmt.Println("\nadd and update take: -id -name -description -host -port -tls -tls-insecure -charset -mnes")
+		fmt.Println("\nadd and update take: -id -name -description -host -port -tls -tls-insecure -charset -mnes -mxp")
 		return nil
 	}
 	sub, rest := args[0], args[1:]
@@ -48,6 +48,7 @@ func runGames(ctx context.Context, args []string) error {
 		fs.BoolVar(&g.TLSInsecure, "tls-insecure", false, "skip TLS certificate verification")
 		fs.StringVar(&g.Charset, "charset", "", "legacy charset if the game is not UTF-8 (latin1, cp437, ...)")
 		fs.BoolVar(&g.MNES, "mnes", false, "send the player's IP to the game (MNES / NEW-ENVIRON)")
+		fs.BoolVar(&g.MXP, "mxp", false, "accept MXP from the game (links, colours; a safe subset)")
 	}
 	pos, err := parseWithArgs(fs, rest)
 	if err != nil {
@@ -116,6 +117,7 @@ func runGames(ctx context.Context, args []string) error {
 		t.row("tls", yesNo(g.TLS)+insecure(g))
 		t.row("charset", orDash(g.Charset))
 		t.row("mnes", yesNo(g.MNES))
+		t.row("mxp", yesNo(g.MXP))
 		for _, k := range slices.Sorted(maps.Keys(mssp)) {
 			t.row("mssp "+k, strings.Join(mssp[k], ", "))
 		}

@@ -18,6 +18,7 @@ func (s *session) look() {
 	s.text("Green vines climb a white \x1b[33mtrellis\x1b[0m that arches over a gravel path. " +
 		"A \x1b[35mpainted sign\x1b[0m swings from the top; a \x1b[31mtraining dummy\x1b[0m " +
 		"stands patiently by the fence.\r\n")
+	s.mxpLook()
 	var here []string
 	for _, w := range s.srv.world.who() {
 		if w.name != s.name {

@@ -20,6 +20,10 @@ type Config struct {
 	NoEcho, NoSGA, NoTTYPE, NoNAWS, NoCharset, NoEOR, NoGMCP, NoMSDP, NoMSSP, NoMCCP2 bool
 	// NoNewEnviron stops the DO NEW-ENVIRON offer (MNES: the player's IP).
 	NoNewEnviron bool
+	// MXP offers MXP (WILL MXP), which real servers offer but is off here
+	// by default so the other tests meet the same negotiation as before;
+	// see mxp.go.
+	MXP bool
 
 	// Bench turns the game into an echo server for measurements: no
 	// negotiation, no login, every received line is sent straight back
@@ -50,13 +54,14 @@ func Defaults() Config {
 }
 
 // RegisterFlags binds the fields of c to command-line flags on fs:
-// -name, -bench, -negotiation-wait, and -no-echo ... -no-new-environ.
+// -name, -bench, -negotiation-wait, -mxp, and -no-echo ... -no-new-environ.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	def := Defaults()
 	fs.StringVar(&c.Name, "name", def.Name, "MUD name shown in the banner and MSSP")
 	fs.BoolVar(&c.Bench, "bench", false, "echo server for benchmarks: no negotiation, no login, every line echoed")
 	fs.DurationVar(&c.NegotiationWait, "negotiation-wait", def.NegotiationWait, "how long to wait for option answers before the banner")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", def.WriteTimeout, "disconnect a client that does not read for this long")
+	fs.BoolVar(&c.MXP, "mxp", false, "offer MXP: look shows an exit link and a coloured word")
 	for _, f := range []struct {
 		p    *bool
 		name string
@@ -108,6 +113,8 @@ func (c *Config) offersUs(opt byte) bool {
 		return !c.NoMSSP
 	case optMCCP2:
 		return !c.NoMCCP2
+	case optMXP:
+		return c.MXP
 	}
 	return false
 }

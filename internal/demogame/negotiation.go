@@ -50,6 +50,8 @@ func (s *session) usEnabled(opt byte) {
 		if s.player != nil {
 			s.sendVitals()
 		}
+	case optMXP:
+		s.mxpStart()
 	}
 }
 

@@ -140,7 +140,7 @@ func (s *session) flush() error {
 // sendOffers opens negotiation. ECHO is not offered here: it is only used
 // around the password prompt.
 func (s *session) sendOffers() {
-	for _, opt := range []byte{optSGA, optEOR, optGMCP, optMSDP, optMSSP, optMCCP2} {
+	for _, opt := range []byte{optSGA, optEOR, optGMCP, optMSDP, optMSSP, optMCCP2, optMXP} {
 		if s.cfg.offersUs(opt) {
 			s.buf = append(s.buf, s.opts.askUs(opt, true)...)
 		}
@@ -188,7 +188,7 @@ func (s *session) awaitAnswers(readBuf []byte) error {
 // the window size, the charset, the environment) not yet received.
 func (s *session) negotiating() bool {
 	o := &s.opts
-	for _, opt := range []byte{optSGA, optEOR, optGMCP, optMSDP, optMSSP, optMCCP2} {
+	for _, opt := range []byte{optSGA, optEOR, optGMCP, optMSDP, optMSSP, optMCCP2, optMXP} {
 		if o.us[opt] == optWantYes {
 			return true
 		}

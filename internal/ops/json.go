@@ -142,20 +142,21 @@ type Game struct {
 	MNES           bool   `json:"mnes"`
 	PasswordPrompt string `json:"password_prompt"`
 	KeepControls   bool   `json:"keep_controls"`
+	MXP            bool   `json:"mxp"`
 }
 
 // FromGame is the view of a registry entry.
 func FromGame(g store.Game) Game {
 	return Game{ID: g.ID, Name: g.Name, Description: g.Description, Host: g.Host, Port: g.Port,
 		TLS: g.TLS, TLSInsecure: g.TLSInsecure, Charset: g.Charset, MNES: g.MNES,
-		PasswordPrompt: g.PasswordPrompt, KeepControls: g.KeepControls}
+		PasswordPrompt: g.PasswordPrompt, KeepControls: g.KeepControls, MXP: g.MXP}
 }
 
 // Store is the registry entry the view describes.
 func (g Game) Store() store.Game {
 	return store.Game{ID: g.ID, Name: g.Name, Description: g.Description, Host: g.Host, Port: g.Port,
 		TLS: g.TLS, TLSInsecure: g.TLSInsecure, Charset: g.Charset, MNES: g.MNES,
-		PasswordPrompt: g.PasswordPrompt, KeepControls: g.KeepControls}
+		PasswordPrompt: g.PasswordPrompt, KeepControls: g.KeepControls, MXP: g.MXP}
 }
 
 // Event is one lifecycle event.

@@ -42,7 +42,7 @@ const (
 	OptMCCP1      byte = 85  // refused: its start sequence is malformed
 	OptMCCP2      byte = 86  // MUD client compression v2
 	OptMSP        byte = 90  // refused
-	OptMXP        byte = 91  // refused
+	OptMXP        byte = 91  // MUD extension protocol, only when Options.MXP
 	OptATCP       byte = 200 // refused
 	OptGMCP       byte = 201 // generic MUD communication protocol
 )

@@ -100,10 +100,12 @@
 //     EOR, CHARSET, MSSP, GMCP, MSDP (unless Options.NoMSDP), MCCP2
 //     (unless Options.NoCompression);
 //   - our side (DO answered WILL): SGA, TTYPE, NAWS, CHARSET, and
-//     NEW-ENVIRON only when Options.MNES says the game opted in.
+//     NEW-ENVIRON only when Options.MNES says the game opted in;
+//   - MXP on either side, only when Options.MXP says the game opted in
+//     (EventMXP reports it; the markup is package worker/mxp's job).
 //
 // Everything else is refused (WILL answered DONT, DO answered WONT),
-// including MXP, MSP, ATCP, LINEMODE and MCCP v1. Subnegotiations for
+// including MXP by default, MSP, ATCP, LINEMODE and MCCP v1. Subnegotiations for
 // options that are not agreed are ignored.
 //
 // TTYPE answers the MTTS cycle: client name, terminal type, "MTTS n", the

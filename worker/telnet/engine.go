@@ -37,9 +37,12 @@ const (
 	// bound and was dropped. Reason says why; Var names the variable that
 	// was being read, or is empty. The variables before it were delivered.
 	EventMSDPDropped
+	// EventMXP: MXP (option 91) was agreed (MXP true) or ended (false).
+	// Text after it in the same slice is MXP text; see package worker/mxp.
+	EventMXP
 )
 
-var eventKindNames = [...]string{"text", "prompt", "echo", "gmcp", "mssp", "msdp", "msdp-dropped"}
+var eventKindNames = [...]string{"text", "prompt", "echo", "gmcp", "mssp", "msdp", "msdp-dropped", "mxp"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventKindNames) {
@@ -64,6 +67,8 @@ type Event struct {
 	Var string
 	// Reason says why EventMSDPDropped dropped what it did.
 	Reason string
+	// MXP is the new state of EventMXP.
+	MXP bool
 }
 
 // ErrCompression is wrapped by the error DecodeSlice and Decode return when

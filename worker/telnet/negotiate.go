@@ -157,6 +157,8 @@ func (e *Engine) acceptHim(opt byte) bool {
 		return !e.mccpRefused
 	case OptMSDP:
 		return !e.opts.NoMSDP
+	case OptMXP:
+		return e.opts.MXP
 	}
 	return false
 }
@@ -168,6 +170,8 @@ func (e *Engine) acceptUs(opt byte) bool {
 		return true
 	case OptNewEnviron:
 		return e.opts.MNES
+	case OptMXP:
+		return e.opts.MXP
 	}
 	return false
 }
@@ -175,6 +179,8 @@ func (e *Engine) acceptUs(opt byte) bool {
 // himToggled runs the side effects of a game option turning on or off.
 func (e *Engine) himToggled(opt byte, on bool) {
 	switch opt {
+	case OptMXP:
+		e.mxpToggled(on, e.us[OptMXP].enabled())
 	case OptEcho:
 		e.emit(Event{Kind: EventEcho, Echo: on})
 	case OptGMCP:
@@ -188,6 +194,8 @@ func (e *Engine) himToggled(opt byte, on bool) {
 // usToggled runs the side effects of one of our options turning on or off.
 func (e *Engine) usToggled(opt byte, on bool) {
 	switch opt {
+	case OptMXP:
+		e.mxpToggled(on, e.him[OptMXP].enabled())
 	case OptNAWS:
 		if on {
 			e.replies = appendNAWS(e.replies, e.width, e.height)
@@ -196,3 +204,15 @@ func (e *Engine) usToggled(opt byte, on bool) {
 		e.ttypeStep = 0 // a fresh agreement restarts the MTTS cycle
 	}
 }
+
+// mxpToggled reports MXP turning on or off. Servers agree to it either way
+// round (WILL MXP from the game, or DO MXP), so MXP is on while either side
+// is; other is the state of the side that did not move.
+func (e *Engine) mxpToggled(on, other bool) {
+	if !other {
+		e.emit(Event{Kind: EventMXP, MXP: on})
+	}
+}
+
+// MXP reports whether MXP is agreed on either side.
+func (e *Engine) MXP() bool { return e.him[OptMXP].enabled() || e.us[OptMXP].enabled() }

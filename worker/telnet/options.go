@@ -62,6 +62,11 @@ type Options struct {
 	// otherwise drops. It is a per-game override for games that want them
 	// (an ESC-driven editor, say); NUL is dropped even then.
 	KeepControls bool
+	// MXP accepts MXP (option 91) when the game offers it (WILL or DO
+	// MXP), for a game whose registry entry opted in; otherwise it is
+	// refused. The engine only negotiates it and reports EventMXP; the
+	// markup is decoded by package worker/mxp.
+	MXP bool
 }
 
 // DefaultGMCPSupports is the Core.Supports.Set list used when
