@@ -17,10 +17,19 @@
 //
 // # How a connection works
 //
-// Each browser connection is a client with two goroutines (client.go): the
-// reader handles hello, input, gmcp, msdp and resize; the writer is the only one
-// that writes to the socket. Live output reaches clients through the hub
-// (hub.go), which holds the sessions and their viewers; the store's
+// Each browser connection is a client (client.go) with two goroutines: the
+// socket's reader (ws.go) hands each message to the client, which answers
+// hello, input, gmcp, msdp and resize; the writer (writer.go) is the only
+// one that writes, through a transport (transport.go: a frame, several
+// frames in one write(2), a close carrying a Disconnect, a ping). The
+// WebSocket is one transport; tests drive the protocol through one in
+// memory. A Disconnect (close code and reason) is an error: what decides
+// that a connection ends returns one. Input goes through the session
+// (route.go); the per-user session limit is the server's (limits.go). The
+// names and numbers of the protocol are package internal/wire's, shared with
+// the web client, the drills and the bench.
+//
+// Live output reaches clients through the hub (hub.go), which holds the sessions and their viewers; the store's
 // Subscriber owns the pub/sub connection(s) and calls the hub back with
 // each message: the first viewer of a session subscribes its channel, the
 // last one unsubscribes it (never under the fan-out lock), and each

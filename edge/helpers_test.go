@@ -21,6 +21,7 @@ import (
 
 	"github.com/trellis-mud/trellis/edge/auth"
 	"github.com/trellis-mud/trellis/internal/redistest"
+	"github.com/trellis-mud/trellis/internal/wire"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -35,7 +36,7 @@ var userSeq atomic.Int64
 func newUser() string { return fmt.Sprintf("user%d", userSeq.Add(1)) }
 
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	rdb redis.UniversalClient
 	st  *store.Store
 	srv *Server
@@ -58,14 +59,14 @@ func (c *testClock) advance(d time.Duration) { c.ahead.Add(int64(d)) }
 
 // newEnv starts an edge on a loopback port against a fresh Redis database
 // with the games "demo" and "other" registered.
-func newEnv(t *testing.T, mutate func(*Config)) *env {
+func newEnv(t testing.TB, mutate func(*Config)) *env {
 	tgt := redistest.Isolated(t)
 	return newEnvOn(t, tgt.Client, mutate, store.WithNamespace(tgt.Namespace))
 }
 
 // newEnvOn is newEnv on a given client (a proxy, a server of the test's
 // own): always a single node, so the default namespace.
-func newEnvOn(t *testing.T, rdb redis.UniversalClient, mutate func(*Config), opts ...store.Option) *env {
+func newEnvOn(t testing.TB, rdb redis.UniversalClient, mutate func(*Config), opts ...store.Option) *env {
 	t.Helper()
 	st := store.New(rdb, opts...)
 	ctx := context.Background()
@@ -122,7 +123,7 @@ func (e *env) stop() {
 	}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -140,7 +141,7 @@ func (e *env) token(user string) string {
 
 // wsClient is a browser stand-in.
 type wsClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn *websocket.Conn
 }
 
@@ -198,25 +199,7 @@ func (c *wsClient) sendRaw(mt int, b []byte) {
 }
 
 // frame is any edge frame, decoded loosely.
-type frame struct {
-	Type     string          `json:"type"`
-	ID       string          `json:"id"`
-	Text     string          `json:"text"`
-	Prompt   bool            `json:"prompt"`
-	Redacted bool            `json:"redacted"`
-	Package  string          `json:"package"`
-	Data     json.RawMessage `json:"data"`
-	Server   bool            `json:"server"`
-	State    string          `json:"state"`
-	Message  string          `json:"message"`
-	Code     string          `json:"code"`
-	User     string          `json:"user"`
-	Game     string          `json:"game"`
-	Resumed  bool            `json:"resumed"`
-	Reset    bool            `json:"reset"`
-	Var      string          `json:"var"`
-	Val      json.RawMessage `json:"val"`
-}
+type frame = wire.Frame
 
 func (c *wsClient) read(timeout time.Duration) (frame, error) {
 	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
@@ -283,7 +266,7 @@ func (c *wsClient) expectClose(code int) {
 // entries with its fence and sequence numbers, and receives input on its
 // channel. It talks to the same real Redis.
 type fakeWorker struct {
-	t      *testing.T
+	t      testing.TB
 	st     *store.Store
 	key    store.SessionKey
 	lease  store.Lease
@@ -351,7 +334,7 @@ func (w *fakeWorker) release() {
 }
 
 // waitFor polls cond every 10ms for up to 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for range 1000 {
 		if cond() {

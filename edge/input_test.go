@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trellis-mud/trellis/internal/wire"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -106,7 +107,7 @@ func TestInputLostWhenOwnerStops(t *testing.T) {
 	w2.write(store.Output{Kind: store.OutStatus, State: store.StateReconnected})
 
 	f := c.until("an error", func(f frame) bool { return f.Type == "error" })
-	if f.Code != ErrInputLost || !strings.HasPrefix(f.Message, "2 lines you typed did not reach the game") {
+	if f.Code != wire.ErrInputLost || !strings.HasPrefix(f.Message, "2 lines you typed did not reach the game") {
 		t.Fatalf("error %+v, want input_lost for 2 lines", f)
 	}
 	if strings.Contains(f.Message, "hunter2") || strings.Contains(f.Message, "say hi") {
@@ -142,7 +143,7 @@ func TestInputLostWhenLeaseVanishes(t *testing.T) {
 	c.send(input("north"))
 	w1.nextInput()
 	w1.pause()
-	f := c.expectError(ErrInputLost)
+	f := c.expectError(wire.ErrInputLost)
 	if !strings.HasPrefix(f.Message, "1 line you typed did not reach the game") || strings.Contains(f.Message, "north") {
 		t.Fatalf("error %+v, want input_lost for 1 line, not quoting it", f)
 	}
@@ -163,7 +164,7 @@ func TestInputLostAfterGameEnded(t *testing.T) {
 	c.send(input("look"))
 	w1.nextInput()
 	e.srv.checkLeases(context.Background())
-	f := c.expectError(ErrInputLost)
+	f := c.expectError(wire.ErrInputLost)
 	if f.Message != "1 line you typed did not reach the game: the game connection had ended." {
 		t.Fatalf("error %+v", f)
 	}
@@ -206,7 +207,7 @@ func TestInputUnconfirmedTimesOut(t *testing.T) {
 	e.quiet(c)
 
 	e.clock.advance(inputAckTimeout + time.Second)
-	f := c.expectError(ErrInputLost)
+	f := c.expectError(wire.ErrInputLost)
 	if !strings.HasPrefix(f.Message, "1 line you typed may not have reached the game") || strings.Contains(f.Message, "open door") {
 		t.Fatalf("error %+v, want a timeout input_lost for 1 line", f)
 	}
@@ -224,7 +225,7 @@ func TestInputNotSentIsNotTracked(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.hello(newUser(), "demo", "")
 	c.send(input("look"))
-	c.expectError(ErrNoSession)
+	c.expectError(wire.ErrNoSession)
 	e.clock.advance(time.Minute)
 	e.quiet(c)
 }

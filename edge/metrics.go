@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	shared "github.com/trellis-mud/trellis/internal/metrics"
+	"github.com/trellis-mud/trellis/internal/wire"
 )
 
 // metrics are the edge's Prometheus series, on a registry of its own so
@@ -37,18 +38,11 @@ type metrics struct {
 // and a value the code counts that is not listed here fails the tests
 // (see listedCounter).
 var (
-	// errorCodes: the error frames' codes (protocol.go).
-	errorCodes = []string{
-		ErrBadRequest, ErrUnknownGame, ErrUnauthorized, ErrTooManySessions, ErrRateLimited,
-		ErrLineTooLong, ErrNoSession, ErrInputLost, ErrInternal,
-	}
-	// closeCodes: the close codes the edge ends a WebSocket with
-	// (protocol.go), as the decimal strings the label carries.
-	closeCodes = []string{
-		strconv.Itoa(CloseGoingAway), strconv.Itoa(CloseInternal), strconv.Itoa(CloseMessageTooBig),
-		strconv.Itoa(CloseProtocol), strconv.Itoa(CloseUnauthorized), strconv.Itoa(CloseUnknownGame),
-		strconv.Itoa(CloseTooSlow), strconv.Itoa(CloseTooManySession),
-	}
+	// errorCodes: the error frames' codes (package wire).
+	errorCodes = wire.ErrorCodes
+	// closeCodes: the close codes the edge ends a WebSocket with, as the
+	// decimal strings the label carries.
+	closeCodes = closeLabels(wire.CloseCodes)
 	// resyncCauses: why a stream was re-read. "reconnect" is counted once
 	// per pub/sub reconnection by the hub and once per viewer that re-read;
 	// "input_check" is the re-read after a lease went, before reporting
@@ -103,4 +97,12 @@ type listedCounter = shared.Listed
 
 func listed(vec *prometheus.CounterVec, values ...[]string) listedCounter {
 	return shared.NewListed(vec, values...)
+}
+
+func closeLabels(codes []int) []string {
+	out := make([]string, len(codes))
+	for i, c := range codes {
+		out[i] = strconv.Itoa(c)
+	}
+	return out
 }

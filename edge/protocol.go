@@ -5,38 +5,12 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/trellis-mud/trellis/internal/wire"
 	"github.com/trellis-mud/trellis/store"
 )
 
-// Close codes the edge ends a WebSocket with. The browser client does not
-// reconnect on its own after the 40xx codes except 4008.
-const (
-	CloseGoingAway      = 1001 // the edge shuts down: reconnect elsewhere
-	CloseInternal       = 1011 // the edge failed (Redis away): reconnect with backoff
-	CloseMessageTooBig  = 1009 // a frame over the hard limit (1 MiB)
-	CloseProtocol       = 4000 // no hello in time, hello twice, a message before hello
-	CloseUnauthorized   = 4001 // bad, expired or missing token
-	CloseUnknownGame    = 4004 // the game is not in the registry
-	CloseTooSlow        = 4008 // the browser did not keep up; its output stays in the stream
-	CloseTooManySession = 4029 // the user has too many sessions
-)
-
-// Error codes of error frames.
-const (
-	ErrBadRequest      = "bad_request"
-	ErrUnknownGame     = "unknown_game"
-	ErrUnauthorized    = "unauthorized"
-	ErrTooManySessions = "too_many_sessions"
-	ErrRateLimited     = "rate_limited"
-	ErrLineTooLong     = "line_too_long"
-	ErrNoSession       = "no_session"
-	// ErrInputLost says lines the edge relayed were never recorded by the
-	// game's session: the worker holding it stopped or handed it over, or
-	// did not confirm them in time. It counts the lines and never quotes
-	// them (one may be a password).
-	ErrInputLost = "input_lost"
-	ErrInternal  = "internal"
-)
+// The close codes, error codes and message types are package wire's
+// (internal/wire), shared with the web client, the drills and the bench.
 
 // hardMessageLimit is the size past which the edge stops reading a frame
 // and closes with 1009. Frames between Config.MaxMessage and this are read,
@@ -57,19 +31,6 @@ type inbound struct {
 	Var     string          `json:"var"`
 	Val     json.RawMessage `json:"val"`
 }
-
-// Client message types.
-const (
-	msgHello  = "hello"
-	msgInput  = "input"
-	msgGMCP   = "gmcp"
-	msgMSDP   = "msdp"
-	msgResize = "resize"
-	// msgPing asks for a pong. Browsers cannot see WebSocket pings, so a
-	// client that wakes up (a phone, a background tab) pings to learn at
-	// once whether its socket survived, instead of waiting for a timeout.
-	msgPing = "ping"
-)
 
 // pongFrame answers a ping.
 var pongFrame = []byte(`{"type":"pong"}`)
@@ -143,19 +104,19 @@ type (
 )
 
 func encodeWelcome(user, game string, resumed bool) []byte {
-	return mustJSON(welcomeFrame{Type: "welcome", User: user, Game: game, Resumed: resumed})
+	return mustJSON(welcomeFrame{Type: wire.TypeWelcome, User: user, Game: game, Resumed: resumed})
 }
 
 func encodeError(code, msg string) []byte {
-	return mustJSON(errorFrame{Type: "error", Code: code, Message: msg})
+	return mustJSON(errorFrame{Type: wire.TypeError, Code: code, Message: msg})
 }
 
 func encodeGap(id, msg string) []byte {
-	return mustJSON(gapFrame{Type: "gap", ID: id, Message: msg})
+	return mustJSON(gapFrame{Type: wire.TypeGap, ID: id, Message: msg})
 }
 
 func encodeResetGap(msg string) []byte {
-	return mustJSON(gapFrame{Type: "gap", Message: msg, Reset: true})
+	return mustJSON(gapFrame{Type: wire.TypeGap, Message: msg, Reset: true})
 }
 
 // encodeOutput turns a stream entry into the browser's frame. withID=false
@@ -169,35 +130,35 @@ func encodeOutput(o store.Output, withID bool) ([]byte, error) {
 	var v any
 	switch o.Kind {
 	case store.OutText:
-		v = outputFrame{Type: "output", ID: id, Text: o.Text, Prompt: o.Prompt}
+		v = outputFrame{Type: wire.TypeOutput, ID: id, Text: o.Text, Prompt: o.Prompt}
 	case store.OutInput:
 		if o.Redacted {
-			v = inputFrame{Type: "input", ID: id, Redacted: true}
+			v = inputFrame{Type: wire.TypeInput, ID: id, Redacted: true}
 		} else {
-			v = inputFrame{Type: "input", ID: id, Text: o.Text}
+			v = inputFrame{Type: wire.TypeInput, ID: id, Text: o.Text}
 		}
 	case store.OutGMCP:
 		data := o.Data
 		if len(data) == 0 || !json.Valid(data) {
 			data = json.RawMessage("null")
 		}
-		v = gmcpFrame{Type: "gmcp", ID: id, Package: o.Package, Data: data}
+		v = gmcpFrame{Type: wire.TypeGMCP, ID: id, Package: o.Package, Data: data}
 	case store.OutMSDP:
 		val := o.Data
 		if len(val) == 0 || !json.Valid(val) {
 			val = json.RawMessage(`""`)
 		}
-		v = msdpFrame{Type: "msdp", ID: id, Var: o.Package, Val: val}
+		v = msdpFrame{Type: wire.TypeMSDP, ID: id, Var: o.Package, Val: val}
 	case store.OutEcho:
-		v = echoFrame{Type: "echo", ID: id, Server: o.Echo}
+		v = echoFrame{Type: wire.TypeEcho, ID: id, Server: o.Echo}
 	case store.OutStatus:
-		v = statusFrame{Type: "status", ID: id, State: o.State, Message: o.Text}
+		v = statusFrame{Type: wire.TypeStatus, ID: id, State: o.State, Message: o.Text}
 	case store.OutGap:
 		msg := o.Text
 		if msg == "" {
 			msg = "some output was lost"
 		}
-		v = gapFrame{Type: "gap", ID: id, Message: msg}
+		v = gapFrame{Type: wire.TypeGap, ID: id, Message: msg}
 	default:
 		return nil, fmt.Errorf("output entry %s: unknown kind %q", o.ID, o.Kind)
 	}

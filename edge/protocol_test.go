@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
+	"github.com/trellis-mud/trellis/internal/wire"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -27,22 +28,22 @@ func TestBadMessagesGetErrorsAndKeepTheConnection(t *testing.T) {
 		body string
 		code string
 	}{
-		{"invalid JSON", websocket.TextMessage, `{"type":`, ErrBadRequest},
-		{"JSON not an object", websocket.TextMessage, `[1,2]`, ErrBadRequest},
-		{"binary frame", websocket.BinaryMessage, `{"type":"input","text":"x"}`, ErrBadRequest},
-		{"unknown type", websocket.TextMessage, `{"type":"teleport"}`, ErrBadRequest},
-		{"oversize frame", websocket.TextMessage, `{"type":"input","text":"` + strings.Repeat("a", 2000) + `"}`, ErrBadRequest},
-		{"line too long", websocket.TextMessage, `{"type":"input","text":"` + strings.Repeat("a", 101) + `"}`, ErrLineTooLong},
-		{"two lines", websocket.TextMessage, `{"type":"input","text":"a\nb"}`, ErrBadRequest},
-		{"input without text", websocket.TextMessage, `{"type":"input"}`, ErrBadRequest},
-		{"gmcp bad package", websocket.TextMessage, `{"type":"gmcp","package":"no spaces","data":{}}`, ErrBadRequest},
-		{"resize out of range", websocket.TextMessage, `{"type":"resize","cols":0,"rows":10}`, ErrBadRequest},
-		{"msdp without var", websocket.TextMessage, `{"type":"msdp","val":"HEALTH"}`, ErrBadRequest},
-		{"msdp without val", websocket.TextMessage, `{"type":"msdp","var":"REPORT"}`, ErrBadRequest},
-		{"msdp control byte", websocket.TextMessage, `{"type":"msdp","var":"REPORT","val":"HE\u0001ALTH"}`, ErrBadRequest},
-		{"msdp boolean", websocket.TextMessage, `{"type":"msdp","var":"X","val":true}`, ErrBadRequest},
-		{"msdp too deep", websocket.TextMessage, `{"type":"msdp","var":"D","val":` + strings.Repeat("[", 33) + `"x"` + strings.Repeat("]", 33) + `}`, ErrBadRequest},
-		{"msdp too long", websocket.TextMessage, `{"type":"msdp","var":"SEND","val":"` + strings.Repeat("a", 95) + `"}`, ErrLineTooLong},
+		{"invalid JSON", websocket.TextMessage, `{"type":`, wire.ErrBadRequest},
+		{"JSON not an object", websocket.TextMessage, `[1,2]`, wire.ErrBadRequest},
+		{"binary frame", websocket.BinaryMessage, `{"type":"input","text":"x"}`, wire.ErrBadRequest},
+		{"unknown type", websocket.TextMessage, `{"type":"teleport"}`, wire.ErrBadRequest},
+		{"oversize frame", websocket.TextMessage, `{"type":"input","text":"` + strings.Repeat("a", 2000) + `"}`, wire.ErrBadRequest},
+		{"line too long", websocket.TextMessage, `{"type":"input","text":"` + strings.Repeat("a", 101) + `"}`, wire.ErrLineTooLong},
+		{"two lines", websocket.TextMessage, `{"type":"input","text":"a\nb"}`, wire.ErrBadRequest},
+		{"input without text", websocket.TextMessage, `{"type":"input"}`, wire.ErrBadRequest},
+		{"gmcp bad package", websocket.TextMessage, `{"type":"gmcp","package":"no spaces","data":{}}`, wire.ErrBadRequest},
+		{"resize out of range", websocket.TextMessage, `{"type":"resize","cols":0,"rows":10}`, wire.ErrBadRequest},
+		{"msdp without var", websocket.TextMessage, `{"type":"msdp","val":"HEALTH"}`, wire.ErrBadRequest},
+		{"msdp without val", websocket.TextMessage, `{"type":"msdp","var":"REPORT"}`, wire.ErrBadRequest},
+		{"msdp control byte", websocket.TextMessage, `{"type":"msdp","var":"REPORT","val":"HE\u0001ALTH"}`, wire.ErrBadRequest},
+		{"msdp boolean", websocket.TextMessage, `{"type":"msdp","var":"X","val":true}`, wire.ErrBadRequest},
+		{"msdp too deep", websocket.TextMessage, `{"type":"msdp","var":"D","val":` + strings.Repeat("[", 33) + `"x"` + strings.Repeat("]", 33) + `}`, wire.ErrBadRequest},
+		{"msdp too long", websocket.TextMessage, `{"type":"msdp","var":"SEND","val":"` + strings.Repeat("a", 95) + `"}`, wire.ErrLineTooLong},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,14 +55,14 @@ func TestBadMessagesGetErrorsAndKeepTheConnection(t *testing.T) {
 	c.t = t
 	// The reason names the fault, never the value.
 	c.send(map[string]any{"type": "msdp", "var": "REPORT", "val": "secret\u0002"})
-	if f := c.expectError(ErrBadRequest); !strings.Contains(f.Message, "byte 2") || strings.Contains(f.Message, "secret") {
+	if f := c.expectError(wire.ErrBadRequest); !strings.Contains(f.Message, "byte 2") || strings.Contains(f.Message, "secret") {
 		t.Errorf("msdp error message %q: want the reason without the value", f.Message)
 	}
 	c.send(map[string]any{"type": "msdp", "var": "REPORT", "val": []string{"HEALTH"}})
-	c.expectError(ErrNoSession) // valid: it got as far as the session
+	c.expectError(wire.ErrNoSession) // valid: it got as far as the session
 	// Still up: a valid message is handled.
 	c.send(map[string]any{"type": "input", "text": "look"})
-	c.expectError(ErrNoSession)
+	c.expectError(wire.ErrNoSession)
 }
 
 func TestHardLimitClosesWith1009(t *testing.T) {
@@ -81,21 +82,21 @@ func TestProtocolViolationsClose4000(t *testing.T) {
 		c := e.dial(nil)
 		c.t = t
 		c.send(map[string]any{"type": "input", "text": "look"})
-		c.expectError(ErrBadRequest)
-		c.expectClose(CloseProtocol)
+		c.expectError(wire.ErrBadRequest)
+		c.expectClose(wire.CloseProtocol)
 	})
 	t.Run("hello twice", func(t *testing.T) {
 		c := e.hello(newUser(), "demo", "")
 		c.t = t
 		c.send(map[string]any{"type": "hello", "game": "demo", "token": e.token("x")})
-		c.expectError(ErrBadRequest)
-		c.expectClose(CloseProtocol)
+		c.expectError(wire.ErrBadRequest)
+		c.expectClose(wire.CloseProtocol)
 	})
 	t.Run("no hello in time", func(t *testing.T) {
 		c := e.dial(nil)
 		c.t = t
-		c.expectError(ErrBadRequest)
-		c.expectClose(CloseProtocol)
+		c.expectError(wire.ErrBadRequest)
+		c.expectClose(wire.CloseProtocol)
 	})
 }
 
@@ -122,25 +123,25 @@ func TestHelloRefusals(t *testing.T) {
 		code  string
 		close int
 	}{
-		{"no token", map[string]any{"game": "demo"}, ErrUnauthorized, CloseUnauthorized},
+		{"no token", map[string]any{"game": "demo"}, wire.ErrUnauthorized, wire.CloseUnauthorized},
 		{"forged token", map[string]any{"game": "demo",
 			"token": sign(jwt.SigningMethodHS256, []byte("not-the-secret-not-the-secret-!!"), jwt.RegisteredClaims{Subject: "alice", ExpiresAt: exp})},
-			ErrUnauthorized, CloseUnauthorized},
+			wire.ErrUnauthorized, wire.CloseUnauthorized},
 		{"expired token", map[string]any{"game": "demo",
 			"token": sign(jwt.SigningMethodHS256, testSecret, jwt.RegisteredClaims{Subject: "alice", ExpiresAt: jwt.NewNumericDate(time.Now().Add(-time.Hour))})},
-			ErrUnauthorized, CloseUnauthorized},
+			wire.ErrUnauthorized, wire.CloseUnauthorized},
 		{"alg none", map[string]any{"game": "demo",
 			"token": sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.RegisteredClaims{Subject: "alice", ExpiresAt: exp})},
-			ErrUnauthorized, CloseUnauthorized},
+			wire.ErrUnauthorized, wire.CloseUnauthorized},
 		{"alg RS256", map[string]any{"game": "demo",
 			"token": sign(jwt.SigningMethodRS256, rsaKey, jwt.RegisteredClaims{Subject: "alice", ExpiresAt: exp})},
-			ErrUnauthorized, CloseUnauthorized},
+			wire.ErrUnauthorized, wire.CloseUnauthorized},
 		{"bad user id", map[string]any{"game": "demo",
 			"token": sign(jwt.SigningMethodHS256, testSecret, jwt.RegisteredClaims{Subject: "a}b{c", ExpiresAt: exp})},
-			ErrUnauthorized, CloseUnauthorized},
-		{"unknown game", map[string]any{"game": "nope", "token": e.token("alice")}, ErrUnknownGame, CloseUnknownGame},
-		{"game id garbage", map[string]any{"game": "../x", "token": e.token("alice")}, ErrUnknownGame, CloseUnknownGame},
-		{"too many sessions", map[string]any{"game": "demo", "token": e.token(busy)}, ErrTooManySessions, CloseTooManySession},
+			wire.ErrUnauthorized, wire.CloseUnauthorized},
+		{"unknown game", map[string]any{"game": "nope", "token": e.token("alice")}, wire.ErrUnknownGame, wire.CloseUnknownGame},
+		{"game id garbage", map[string]any{"game": "../x", "token": e.token("alice")}, wire.ErrUnknownGame, wire.CloseUnknownGame},
+		{"too many sessions", map[string]any{"game": "demo", "token": e.token(busy)}, wire.ErrTooManySessions, wire.CloseTooManySessions},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,7 +176,7 @@ func TestFloodIsRateLimited(t *testing.T) {
 		c.sendRaw(websocket.TextMessage, msg)
 	}
 	elapsed := time.Since(start)
-	c.expectError(ErrRateLimited)
+	c.expectError(wire.ErrRateLimited)
 
 	// Count what reached the worker; the bucket allows burst + rate*time.
 	relayed := 0
@@ -200,7 +201,7 @@ count:
 		if err != nil {
 			break
 		}
-		if f.Code == ErrRateLimited {
+		if f.Code == wire.ErrRateLimited {
 			errs++
 		}
 	}
@@ -272,8 +273,8 @@ func TestGuestMode(t *testing.T) {
 	// A forged cookie is no identity.
 	c := e.dial(http.Header{"Cookie": {cookie.Name + "=guest-0000000000000000.AAAA"}})
 	c.send(map[string]any{"type": "hello", "game": "demo"})
-	c.expectError(ErrUnauthorized)
-	c.expectClose(CloseUnauthorized)
+	c.expectError(wire.ErrUnauthorized)
+	c.expectClose(wire.CloseUnauthorized)
 }
 
 func TestGuestModeOffNeedsToken(t *testing.T) {
@@ -307,7 +308,7 @@ func TestSlowBrowserIsCut(t *testing.T) {
 		}
 	}
 	waitFor(t, "the slow close", func() bool { return counterValue(t, e.srv.m.closes.WithLabelValues("4008")) > 0 })
-	c.expectClose(CloseTooSlow)
+	c.expectClose(wire.CloseTooSlow)
 }
 
 // A ping is answered with a pong, before and after hello: a client waking

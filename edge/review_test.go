@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/trellis-mud/trellis/internal/wire"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -73,8 +74,8 @@ func TestSessionLimitCountsAttachesInFlight(t *testing.T) {
 	e.hello(user, "demo", "") // no worker: no lease yet
 	c := e.dial(nil)
 	c.send(map[string]any{"type": "hello", "game": "other", "token": e.token(user)})
-	c.expectError(ErrTooManySessions)
-	c.expectClose(CloseTooManySession)
+	c.expectError(wire.ErrTooManySessions)
+	c.expectClose(wire.CloseTooManySessions)
 }
 
 // A session the game ended does not count: its viewer may keep the tab open.

@@ -245,7 +245,7 @@ func (s *Server) closeClients() {
 	s.mu.Lock()
 	s.stopping = true
 	for c := range s.clients {
-		c.closeWith(CloseGoingAway, "edge shutting down")
+		c.closeWith(disconnectShutdown)
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
@@ -441,21 +441,23 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}
 
-	conn, err := s.upgrader.Upgrade(w, r, nil)
+	cw := &corkingWriter{ResponseWriter: w}
+	conn, err := s.upgrader.Upgrade(cw, r, nil)
 	if err != nil {
 		release()
 		s.wg.Done()
 		return // the upgrader answered with the HTTP error (403 for a foreign origin)
 	}
 	guest, _ := s.auth.Guest(r)
-	c := newClient(s, conn, s.playerIP(r), guest)
+	t := &wsTransport{conn: conn, cork: cw.cork, timeout: s.cfg.WriteTimeout}
+	c := newClient(s, t, s.playerIP(r), guest)
 
 	s.mu.Lock()
 	stopping := s.stopping
 	s.clients[c] = struct{}{}
 	s.mu.Unlock()
 	if stopping {
-		c.closeWith(CloseGoingAway, "edge shutting down")
+		c.closeWith(disconnectShutdown)
 	}
 	s.m.connections.Inc()
 	// The connection gets a goroutine of its own (owned by s.wg) and the
@@ -471,7 +473,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			s.mu.Unlock()
 			s.m.connections.Dec()
 		}()
-		c.serve()
+		s.runWS(c, t)
 	}()
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trellis-mud/trellis/edge/web"
+	"github.com/trellis-mud/trellis/internal/wire"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -72,7 +73,7 @@ func TestShutdownClosesBrowsersAndCleansUp(t *testing.T) {
 		return err == nil && live["edge-test"]
 	})
 	e.stop()
-	c.expectClose(CloseGoingAway)
+	c.expectClose(wire.CloseGoingAway)
 	live, err := e.st.LiveEdges(context.Background(), []string{"edge-test"})
 	if err != nil || live["edge-test"] {
 		t.Fatalf("heartbeat still there after shutdown: %v %v", live, err)

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/trellis-mud/trellis/internal/redistest"
+	"github.com/trellis-mud/trellis/internal/wire"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -147,10 +148,10 @@ func TestInputWithoutSessionSaysSo(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.hello(newUser(), "demo", "")
 	c.send(map[string]any{"type": "input", "text": "look"})
-	c.expectError(ErrNoSession)
+	c.expectError(wire.ErrNoSession)
 	// The connection stays up.
 	c.send(map[string]any{"type": "input", "text": "look"})
-	c.expectError(ErrNoSession)
+	c.expectError(wire.ErrNoSession)
 }
 
 func TestResizeGoesToOwnerInbox(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/trellis-mud/trellis/internal/wire"
 	"github.com/trellis-mud/trellis/store"
 )
 
@@ -44,7 +45,7 @@ func (c *wsClient) neverInternal(wantClose int) {
 			return
 		case err != nil:
 			c.t.Fatalf("read: %v", err)
-		case f.Type == "error" && f.Code == ErrInternal:
+		case f.Type == "error" && f.Code == wire.ErrInternal:
 			c.t.Fatalf("internal error %+v for a bad browser value", f)
 		case f.Type == "pong" && wantClose == 0:
 			return
@@ -63,19 +64,19 @@ func TestBadHelloValuesAreNeverInternal(t *testing.T) {
 		code  string
 		close int
 	}{
-		{"game with a slash", `{"type":"hello","game":"no/such game","token":"TOKEN"}`, ErrUnknownGame, CloseUnknownGame},
-		{"empty game", `{"type":"hello","game":"","token":"TOKEN"}`, ErrUnknownGame, CloseUnknownGame},
-		{"long game", `{"type":"hello","game":"` + strings.Repeat("g", 5000) + `","token":"TOKEN"}`, ErrUnknownGame, CloseUnknownGame},
-		{"game of the wrong type", `{"type":"hello","game":5,"token":"TOKEN"}`, ErrBadRequest, CloseProtocol},
-		{"resume of the wrong type", `{"type":"hello","game":"demo","token":"TOKEN","resume":17}`, ErrBadRequest, CloseProtocol},
-		{"fractional cols", `{"type":"hello","game":"demo","token":"TOKEN","cols":80.5}`, ErrBadRequest, CloseProtocol},
+		{"game with a slash", `{"type":"hello","game":"no/such game","token":"TOKEN"}`, wire.ErrUnknownGame, wire.CloseUnknownGame},
+		{"empty game", `{"type":"hello","game":"","token":"TOKEN"}`, wire.ErrUnknownGame, wire.CloseUnknownGame},
+		{"long game", `{"type":"hello","game":"` + strings.Repeat("g", 5000) + `","token":"TOKEN"}`, wire.ErrUnknownGame, wire.CloseUnknownGame},
+		{"game of the wrong type", `{"type":"hello","game":5,"token":"TOKEN"}`, wire.ErrBadRequest, wire.CloseProtocol},
+		{"resume of the wrong type", `{"type":"hello","game":"demo","token":"TOKEN","resume":17}`, wire.ErrBadRequest, wire.CloseProtocol},
+		{"fractional cols", `{"type":"hello","game":"demo","token":"TOKEN","cols":80.5}`, wire.ErrBadRequest, wire.CloseProtocol},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := e.dial(nil)
 			c.t = t
 			c.sendRaw(websocket.TextMessage, []byte(strings.Replace(tc.hello, "TOKEN", e.token(user), 1)))
 			f := c.expectError(tc.code)
-			if tc.code == ErrBadRequest && !strings.Contains(f.Message, "must be") {
+			if tc.code == wire.ErrBadRequest && !strings.Contains(f.Message, "must be") {
 				t.Errorf("message %q does not say which field is wrong", f.Message)
 			}
 			c.neverInternal(tc.close)
@@ -94,14 +95,14 @@ func TestBadMessageValuesAreNeverInternal(t *testing.T) {
 		name, msg, code string // code "": accepted
 	}{
 		{"huge resize", `{"type":"resize","cols":1000000000000,"rows":1}`, ""},
-		{"negative resize", `{"type":"resize","cols":-5,"rows":10}`, ErrBadRequest},
-		{"resize of the wrong type", `{"type":"resize","cols":"wide","rows":10}`, ErrBadRequest},
+		{"negative resize", `{"type":"resize","cols":-5,"rows":10}`, wire.ErrBadRequest},
+		{"resize of the wrong type", `{"type":"resize","cols":"wide","rows":10}`, wire.ErrBadRequest},
 		{"gmcp null data", `{"type":"gmcp","package":"Core.Ping","data":null}`, ""},
 		{"gmcp without data", `{"type":"gmcp","package":"Core.Ping"}`, ""},
 		{"gmcp longest package", `{"type":"gmcp","package":"A` + strings.Repeat("b", 127) + `","data":1}`, ""},
-		{"gmcp package too long", `{"type":"gmcp","package":"A` + strings.Repeat("b", 128) + `","data":1}`, ErrBadRequest},
-		{"gmcp package of the wrong type", `{"type":"gmcp","package":["Core"],"data":1}`, ErrBadRequest},
-		{"input of the wrong type", `{"type":"input","text":5}`, ErrBadRequest},
+		{"gmcp package too long", `{"type":"gmcp","package":"A` + strings.Repeat("b", 128) + `","data":1}`, wire.ErrBadRequest},
+		{"gmcp package of the wrong type", `{"type":"gmcp","package":["Core"],"data":1}`, wire.ErrBadRequest},
+		{"input of the wrong type", `{"type":"input","text":5}`, wire.ErrBadRequest},
 		{"input with invalid UTF-8 escape", `{"type":"input","text":"\udc00"}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

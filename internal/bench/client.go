@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/trellis-mud/trellis/internal/wire"
 )
 
 // Protocol is how a target frames a game's bytes on the WebSocket.
@@ -39,16 +41,9 @@ type Target struct {
 	Resumable bool
 }
 
-// frame is one message from the target, reduced to what the scenarios
-// look at. Raw targets only produce "output" frames.
-type frame struct {
-	Type    string `json:"type"`
-	ID      string `json:"id"`
-	Text    string `json:"text"`
-	State   string `json:"state"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+// frame is one message from the target. Raw targets only produce
+// "output" frames.
+type frame = wire.Frame
 
 // conn is one benchmark client connection. Its methods follow gorilla's
 // rules: one goroutine reads, one goroutine writes.

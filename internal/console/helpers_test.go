@@ -24,6 +24,7 @@ import (
 	"github.com/trellis-mud/trellis/internal/console"
 	"github.com/trellis-mud/trellis/internal/demogame"
 	"github.com/trellis-mud/trellis/internal/redistest"
+	"github.com/trellis-mud/trellis/internal/wire"
 	"github.com/trellis-mud/trellis/store"
 	"github.com/trellis-mud/trellis/worker"
 )
@@ -240,13 +241,7 @@ func dialPlayer(t *testing.T, edgeAddr, user, game string) *player {
 	return p
 }
 
-type frame struct {
-	Type    string `json:"type"`
-	Text    string `json:"text"`
-	State   string `json:"state"`
-	Message string `json:"message"`
-	Code    string `json:"code"`
-}
+type frame = wire.Frame
 
 func (p *player) send(v any) {
 	p.t.Helper()

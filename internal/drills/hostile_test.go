@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/internal/wire"
 )
 
 // Hostile games: real TCP servers on 127.0.0.1 that a worker dials like
@@ -484,7 +485,7 @@ func (s *sink) run() {
 		s.mu.Lock()
 		s.closes[why]++
 		s.mu.Unlock()
-		if errors.As(err, &ce) && finalCloseCodes[ce.Code] {
+		if errors.As(err, &ce) && wire.Final(ce.Code) {
 			return
 		}
 		select {

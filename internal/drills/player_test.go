@@ -14,35 +14,17 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/trellis-mud/trellis/edge/auth"
+	"github.com/trellis-mud/trellis/internal/wire"
 	"github.com/trellis-mud/trellis/store"
 )
 
-// frame is any message the edge sends, with the fields of every type
-// flattened (the protocol's types do not share a field with two meanings).
+// frame is a frame the edge sent (wire.Frame) and where and when it came.
 type frame struct {
-	Type     string          `json:"type"`
-	ID       string          `json:"id"`
-	Text     string          `json:"text"`
-	Prompt   bool            `json:"prompt"`
-	Redacted bool            `json:"redacted"`
-	Server   bool            `json:"server"`
-	State    string          `json:"state"`
-	Message  string          `json:"message"`
-	Code     string          `json:"code"`
-	User     string          `json:"user"`
-	Game     string          `json:"game"`
-	Resumed  bool            `json:"resumed"`
-	Reset    bool            `json:"reset"` // a gap frame's: forget the resume point
-	Package  string          `json:"package"`
-	Data     json.RawMessage `json:"data"`
+	wire.Frame
 
 	conn int       // which of the player's connections it came on (1, 2, ...)
 	at   time.Time // when it arrived
 }
-
-// closeCodes the web client does not reconnect after: the edge said the
-// request itself is wrong.
-var finalCloseCodes = map[int]bool{4000: true, 4001: true, 4004: true, 4029: true}
 
 // player is a scripted browser tab. It keeps one WebSocket to an edge and,
 // like the web client, reconnects with resume = the last stream id after
@@ -120,7 +102,7 @@ func (p *player) run() {
 
 		err := p.session(addr, resume)
 		var ce *websocket.CloseError
-		if errors.As(err, &ce) && finalCloseCodes[ce.Code] {
+		if errors.As(err, &ce) && wire.Final(ce.Code) {
 			p.update(func() { p.final = err })
 			return
 		}
