@@ -94,9 +94,9 @@ func BenchmarkRenewLeases1000(b *testing.B) {
 	_, leases := leased(b, st, 1000)
 	b.ReportAllocs()
 	for b.Loop() {
-		lost, err := st.RenewLeases(b.Context(), leases, time.Hour, 0)
-		if err != nil || len(lost) > 0 {
-			b.Fatalf("lost %d, err %v", len(lost), err)
+		r, err := st.RenewLeases(b.Context(), leases, time.Hour, 0)
+		if err != nil || len(r.Lost) > 0 {
+			b.Fatalf("lost %d, err %v", len(r.Lost), err)
 		}
 	}
 }
