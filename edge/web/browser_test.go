@@ -176,7 +176,7 @@ func TestPlayPageInBrowser(t *testing.T) {
 	send(t, c1,
 		`{"type":"welcome","user":"guest-1a2b","game":"demo","resumed":false}`,
 		`{"type":"status","id":"1-0","state":"connected","message":""}`,
-		`{"type":"output","id":"2-0","text":"\u001b[31mred\u001b[0m <b>not bold</b> \u001b[38;5;196mX\u001b[0m\u001b[2K\n","prompt":false}`,
+		`{"type":"output","id":"2-0","text":"\u001b[31mred\u001b[0m <b>not bold</b> \u001b[38;5;196mX\u001b[0m\u001b[A\n","prompt":false}`,
 		`{"type":"output","id":"3-0","text":"> ","prompt":true}`,
 		`{"type":"gmcp","id":"4-0","package":"Char.Vitals","data":{"hp":50,"maxhp":100,"mp":"7","maxmp":"10"}}`,
 	)

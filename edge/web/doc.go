@@ -10,8 +10,11 @@
 //	app.js           wires the modules below to play.html's DOM
 //	protocol.js      frames, close-code policy, reconnect backoff, resume memory
 //	connection.js    the WebSocket to /ws, reconnecting with backoff
-//	ansi.js          streaming ANSI SGR parser (16, 256 and true colour)
-//	terminal.js      scrollback rendering, capped, with stick-to-bottom scrolling
+//	ansi.js          streaming ANSI parser: SGR (16, 256 and true colour), bare CR,
+//	                 erase in line, cursor to column, OSC 8 and OSC 7701 links
+//	terminal.js      scrollback rendering: line editing of the open line, links,
+//	                 command links, the live pane; capped, with stick-to-bottom scrolling
+//	search.js        find in the scrollback (Ctrl+F), marked with CSS highlights
 //	transcript.js    the output's tail kept across a reload (resume brings the rest)
 //	history.js       input-line history (Up/Down), never recording passwords
 //	vitals.js        Char.Vitals gauges

@@ -20,6 +20,7 @@ var wantFiles = []string{
 	"games.js",
 	"app.js",
 	"ansi.js",
+	"search.js",
 	"connection.js",
 	"gmcp.js",
 	"history.js",

@@ -79,10 +79,11 @@
 // inside a block means the game lost the IAC SE: the block is dropped and the
 // command obeyed, which resynchronises.
 //
-// Line endings are normalised on bytes: CR and NUL are dropped, LF is the
-// newline. CR LF, LF CR and lone LF all become "\n" (no blank line invented)
-// and CR NUL, a bare carriage return, becomes nothing: a transcript in a
-// browser has no line to overwrite.
+// Line endings are normalised on bytes: NUL is dropped, LF is the newline.
+// CR LF, LF CR and lone LF all become "\n" (no blank line invented). A bare
+// carriage return (CR NUL, or CR before anything but LF) becomes one "\r",
+// for the viewer to overwrite the line with; a CR at column 0 moves nothing
+// and is dropped, so event text never holds "\r\n" nor "\n\r".
 //
 // Text is UTF-8 unless Options.Charset names a single-byte legacy charset
 // (latin-1, CP437, CP1252, KOI8-R...), decoded with

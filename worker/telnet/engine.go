@@ -111,6 +111,10 @@ type Engine struct {
 	text  strings.Builder // text not yet emitted
 	pend  [utf8.UTFMax]byte
 	npend int // bytes of an incomplete UTF-8 sequence held in pend
+	// A CR waits for the next data byte (see text.go); midLine says the
+	// text so far does not end at column 0, so a CR there would move.
+	cr      bool
+	midLine bool
 
 	// Negotiation: RFC 1143 state of each option on our side and the game's.
 	us, him [256]qstate

@@ -5,13 +5,17 @@ import (
 	"unicode/utf8"
 )
 
-// Text decoding. Line endings are handled on bytes, before the charset: CR
-// and NUL are dropped and LF is the newline. That maps CR LF, LF CR and lone
-// LF to "\n" without inventing blank lines, and CR NUL (a bare carriage
-// return) to nothing: a bare CR cannot overwrite anything in a scrollback
-// transcript, so it is dropped rather than left for every viewer to handle.
-// This is only sound for ASCII-compatible charsets, which is why New refuses
-// others.
+// Text decoding. Line endings are handled on bytes, before the charset: NUL
+// is dropped and LF is the newline; CR LF, LF CR and lone LF become "\n"
+// without inventing blank lines. A bare carriage return (CR NUL, or CR
+// before anything but LF) is kept as one "\r": games redraw a line with it
+// ("50%\r60%", a prompt wiped and rewritten), and only the viewer can
+// overwrite what it already drew. So that "\r" means exactly "back to
+// column 0 of a line that has something on it", a CR is held until the next
+// data byte shows whether an LF follows (CR LF is a newline, never "\r\n"),
+// runs of CR collapse to one, and a CR at the start of a line is dropped
+// (it moves nothing; LF CR line endings stay plain "\n"). This is only sound
+// for ASCII-compatible charsets, which is why New refuses others.
 
 // appendText decodes data bytes into the pending text.
 func (e *Engine) appendText(p []byte) {
@@ -24,8 +28,14 @@ func (e *Engine) appendText(p []byte) {
 	}
 	e.text.Grow(len(p))
 	for len(p) > 0 {
+		if e.cr {
+			if p = e.resolveCR(p); len(p) == 0 {
+				return
+			}
+		}
 		if e.npend > 0 {
 			p = e.completeRune(p)
+			e.midLine = true
 			continue
 		}
 		// Gather the longest span that passes through unchanged (ASCII
@@ -43,7 +53,10 @@ func (e *Engine) appendText(p []byte) {
 			}
 			n += size
 		}
-		e.text.Write(p[:n])
+		if n > 0 {
+			e.text.Write(p[:n])
+			e.midLine = p[n-1] != '\n'
+		}
 		p = p[n:]
 		if len(p) == 0 {
 			return
@@ -51,15 +64,44 @@ func (e *Engine) appendText(p []byte) {
 		c := p[0]
 		switch {
 		case c < utf8.RuneSelf: // CR or NUL
+			e.control(c)
 			p = p[1:]
 		case !utf8.FullRune(p):
 			e.npend = copy(e.pend[:], p) // wait for the rest of the sequence
 			return
 		default: // invalid
 			e.text.WriteString("\uFFFD")
+			e.midLine = true
 			p = p[1:]
 		}
 	}
+}
+
+// control takes a CR or NUL that the fast path stopped at. NUL is dropped
+// (CR NUL is how RFC 854 spells a bare CR; elsewhere it is padding). A CR
+// is held for resolveCR, unless the line is empty and it moves nothing.
+func (e *Engine) control(c byte) {
+	if c == '\r' && e.midLine {
+		e.cr = true
+	}
+}
+
+// resolveCR decides a held CR from the data byte after it and returns the
+// rest of p: LF makes it part of the newline, NUL and more CRs keep it
+// waiting, anything else makes it a bare "\r".
+func (e *Engine) resolveCR(p []byte) []byte {
+	for len(p) > 0 && (p[0] == '\r' || p[0] == 0) {
+		p = p[1:]
+	}
+	if len(p) == 0 {
+		return p
+	}
+	e.cr = false
+	if p[0] != '\n' {
+		e.text.WriteByte('\r')
+		e.midLine = false
+	}
+	return p
 }
 
 // completeRune decodes the UTF-8 sequence held back from earlier data, using
@@ -96,13 +138,22 @@ func (e *Engine) appendLegacy(p []byte) {
 	e.text.Grow(len(p))
 	cm := e.charset.cm
 	for len(p) > 0 {
+		if e.cr {
+			if p = e.resolveCR(p); len(p) == 0 {
+				return
+			}
+		}
 		if n := asciiPrefix(p); n > 0 {
 			e.text.Write(p[:n])
+			e.midLine = p[n-1] != '\n'
 			p = p[n:]
 			continue
 		}
 		if c := p[0]; c >= utf8.RuneSelf {
 			e.text.WriteRune(cm.DecodeByte(c))
+			e.midLine = true
+		} else {
+			e.control(c)
 		}
 		p = p[1:]
 	}

@@ -1,10 +1,20 @@
-// ANSI SGR parsing for game output.
+// ANSI parsing for game output.
 //
 // Games send text coloured with ECMA-48 "Select Graphic Rendition" sequences
-// (ESC [ ... m) and, now and then, sequences a MUD client has no use for:
-// cursor moves, line erases, device status queries, window-title OSC strings.
-// This module keeps the first and strips the rest. It is a pure module: no DOM,
-// no globals, so the whole grammar is unit-tested under Node.
+// (ESC [ ... m), edit the line they are on (a bare CR, ESC [ K erase in line,
+// ESC [ G cursor to a column), mark links (OSC 8, and Trellis's own OSC 7701
+// command links: see docs/PROTOCOL.md) and, now and then, send sequences a
+// MUD client has no use for: cursor moves up and down, screen clears, device
+// status queries, window-title OSC strings. This module turns the first kinds
+// into styled text and line-editing operations and strips the rest. It is a
+// pure module: no DOM, no globals, so the whole grammar is unit-tested under
+// Node.
+//
+// A scrollback is not a screen: what scrolled up was read and may have been
+// copied, so nothing moves the cursor off the current line. Cursor up/down
+// and positioning (CSI A B E F H f d), screen erases (CSI J) and scroll
+// regions are dropped; the line being written is the only one that can be
+// edited.
 //
 // The parser is a streaming state machine. Output reaches the browser in
 // chunks cut wherever the worker batched them, so an escape sequence can be
@@ -43,15 +53,15 @@ const MAX_CSI = 64;
 const MAX_STRING = 4096;
 
 // Every C0 and C1 control character except TAB and LF: ESC starts a sequence,
-// the rest (CR, BEL, BS, NUL, ...) are dropped. "\n" is the only line break
-// the edge sends.
+// CR returns to column 0 (the worker keeps a bare CR as "\r"), the rest (BEL,
+// BS, NUL, ...) are dropped. "\n" is the only line break the edge sends.
 const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
 const STRING_END = /[\x07\x1b\x9c]/g;
 const CSI_END = /[^\x20-\x3f]/g;
 
 /** Returns the parser state to use for the first chunk of a session. */
 export function initialState() {
-  return Object.freeze({ style: DEFAULT_STYLE, mode: TEXT, csi: '', length: 0 });
+  return Object.freeze({ style: DEFAULT_STYLE, mode: TEXT, csi: '', length: 0, osc: null });
 }
 
 /**
@@ -59,16 +69,23 @@ export function initialState() {
  *
  * @param {object} state the state returned for the previous chunk (or initialState()).
  * @param {string} chunk text that may contain escape sequences.
- * @returns {{state: object, segments: Array<{text: string, style: object}>}}
- *   segments are runs of text with one style, in order; text keeps its "\n"
- *   and "\t" characters. Adjacent runs with the same style are merged.
+ * @returns {{state: object, segments: Array<object>}}
+ *   segments, in order, are runs of text with one style ({text, style}; text
+ *   keeps its "\n" and "\t" characters; adjacent runs with the same style are
+ *   merged) and operations ({op, ...}):
+ *     {op: 'cr'}                       bare CR: back to column 0
+ *     {op: 'erase', mode: 0|1|2}        ESC [ n K: to the end, to the start (the
+ *                                      cursor's column included), the whole line
+ *     {op: 'column', column: n}         ESC [ n G: to column n (0-based)
+ *     {op: 'link', uri: string|null}    OSC 8 open (an http(s) URI) or close
+ *     {op: 'command', command: object|null}  OSC 7701 open (see parseCommandLink) or close
  */
 export function parseAnsi(state, chunk) {
-  let { style, mode, csi, length } = state;
+  let { style, mode, csi, length, osc } = state;
   const segments = [];
   const emit = (text) => {
     const last = segments[segments.length - 1];
-    if (last && sameStyle(last.style, style)) last.text += text;
+    if (last && last.op === undefined && sameStyle(last.style, style)) last.text += text;
     else segments.push({ text, style });
   };
 
@@ -86,7 +103,9 @@ export function parseAnsi(state, chunk) {
           break;
         }
         i = end + 1;
-        if (chunk.charCodeAt(end) === 0x1b) mode = ESC;
+        const c = chunk.charCodeAt(end);
+        if (c === 0x1b) mode = ESC;
+        else if (c === 0x0d) segments.push(CR_OP);
         break;
       }
       case ESC: {
@@ -98,9 +117,10 @@ export function parseAnsi(state, chunk) {
           length = 0;
           i++;
         } else if (c === 0x5d || c === 0x50 || c === 0x58 || c === 0x5e || c === 0x5f) {
-          // ] P X ^ _ : OSC, DCS, SOS, PM, APC
+          // ] P X ^ _ : OSC, DCS, SOS, PM, APC. Only an OSC's text is kept.
           mode = STRING;
           length = 0;
+          osc = c === 0x5d ? '' : null;
           i++;
         } else if (c >= 0x20 && c <= 0x2f) {
           mode = NF;
@@ -130,7 +150,13 @@ export function parseAnsi(state, chunk) {
         }
         const c = chunk.charCodeAt(end);
         if (c >= 0x40 && c <= 0x7e) {
-          if (c === 0x6d && length <= MAX_CSI) style = applySgr(style, csi);
+          if (length <= MAX_CSI) {
+            if (c === 0x6d) style = applySgr(style, csi);
+            else if (c === 0x4b || c === 0x47) {
+              const op = lineEdit(c, csi);
+              if (op) segments.push(op);
+            }
+          }
           i = end + 1;
         } else {
           // Not part of any CSI: a malformed sequence. Drop it and let the
@@ -144,6 +170,10 @@ export function parseAnsi(state, chunk) {
         STRING_END.lastIndex = i;
         const m = STRING_END.exec(chunk);
         const end = m ? m.index : n;
+        if (osc !== null) {
+          if (length + (end - i) <= MAX_STRING) osc += chunk.slice(i, end);
+          else osc = null; // too long to be one we act on: dropped
+        }
         length += end - i;
         if (!m) {
           i = n;
@@ -151,14 +181,24 @@ export function parseAnsi(state, chunk) {
           break;
         }
         i = end + 1;
-        mode = chunk.charCodeAt(end) === 0x1b ? STRING_ESC : TEXT;
+        const c = chunk.charCodeAt(end);
+        if (c === 0x1b) {
+          mode = STRING_ESC;
+        } else {
+          mode = TEXT;
+          oscDone(segments, osc); // BEL, or the C1 string terminator
+          osc = null;
+        }
         break;
       }
       case STRING_ESC: {
         if (chunk.charCodeAt(i) === 0x5c) {
           mode = TEXT; // ESC \ : string terminator
+          oscDone(segments, osc);
+          osc = null;
           i++;
         } else {
+          osc = null;
           mode = ESC; // ESC inside a string cancels it and starts a new sequence
         }
         break;
@@ -178,7 +218,77 @@ export function parseAnsi(state, chunk) {
     }
   }
   if (mode !== CSI) csi = '';
-  return { state: Object.freeze({ style, mode, csi, length }), segments };
+  if (mode !== STRING && mode !== STRING_ESC) osc = null;
+  return { state: Object.freeze({ style, mode, csi, length, osc }), segments };
+}
+
+const CR_OP = Object.freeze({ op: 'cr' });
+
+// Turns ESC [ params K|G into an operation, or null for private or malformed
+// forms (ESC [ ? K is DECSEL, not an erase).
+function lineEdit(final, params) {
+  if (!/^\d*$/.test(params)) return null;
+  const n = params === '' ? 0 : Number.parseInt(params, 10);
+  if (final === 0x4b) return n <= 2 ? { op: 'erase', mode: n } : null;
+  return { op: 'column', column: Math.min(Math.max(n, 1), 1000) - 1 };
+}
+
+// Acts on a finished OSC string: 8 (hyperlink) and 7701 (command link).
+// Every other OSC (window titles, palette changes) is dropped.
+function oscDone(segments, osc) {
+  if (osc === null) return;
+  if (osc.startsWith('8;')) {
+    const rest = osc.slice(2);
+    const semi = rest.indexOf(';');
+    if (semi < 0) return;
+    segments.push({ op: 'link', uri: safeLink(rest.slice(semi + 1)) });
+  } else if (osc.startsWith('7701;')) {
+    const body = osc.slice(5);
+    segments.push({ op: 'command', command: body === '' ? null : parseCommandLink(body) });
+  }
+}
+
+/**
+ * Returns the URI as a link target if it is an absolute http: or https: URL,
+ * else null: nothing else (javascript:, data:, file:, relative) may become a
+ * link.
+ */
+export function safeLink(uri) {
+  if (typeof uri !== 'string' || uri === '' || uri.length > 2048 || /[\x00-\x20\x7f]/.test(uri)) return null;
+  if (!/^https?:\/\//i.test(uri)) return null;
+  try {
+    const u = new URL(uri);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
+    return u.href;
+  } catch {
+    return null;
+  }
+}
+
+const MAX_COMMANDS = 8;
+const MAX_COMMAND_BYTES = 256;
+const utf8 = new TextEncoder();
+
+/**
+ * Parses the JSON of an OSC 7701 command link: {"cmds": [...], "hints": [...],
+ * "prompt": bool}. Returns {cmds, hints, prompt} with hints null when absent,
+ * or null when anything is off (then the text renders plain, not as a link).
+ */
+export function parseCommandLink(json) {
+  let v;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
+  const { cmds, hints = null, prompt = false } = v;
+  const ok = (s) =>
+    typeof s === 'string' && utf8.encode(s).length <= MAX_COMMAND_BYTES && !/[\x00-\x1f\x7f-\x9f]/.test(s);
+  if (!Array.isArray(cmds) || cmds.length < 1 || cmds.length > MAX_COMMANDS || !cmds.every(ok)) return null;
+  if (hints !== null && (!Array.isArray(hints) || hints.length !== cmds.length || !hints.every(ok))) return null;
+  if (typeof prompt !== 'boolean') return null;
+  return Object.freeze({ cmds: Object.freeze(cmds.slice()), hints: hints && Object.freeze(hints.slice()), prompt });
 }
 
 /** Reports whether two styles render the same. */
@@ -426,6 +536,6 @@ export function styleAttributes(style, { boldIsBright = true } = {}) {
 /** Returns the text with every escape sequence and control character removed. */
 export function stripAnsi(text) {
   return parseAnsi(initialState(), text)
-    .segments.map((s) => s.text)
+    .segments.map((s) => s.text ?? '')
     .join('');
 }

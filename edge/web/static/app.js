@@ -23,6 +23,7 @@ import {
   resolveToken,
   socketURL,
 } from './protocol.js';
+import { installSearch } from './search.js';
 import { loadSettings, saveSettings } from './settings.js';
 import { Terminal, gridSize } from './terminal.js';
 import { Transcript } from './transcript.js';
@@ -70,6 +71,10 @@ const terminal = new Terminal(output, {
   onMoreBelow: (below) => {
     moreBelow.hidden = !below;
   },
+  live: $('#output-live'),
+  // A command link (OSC 7701, the game's MXP <send>): sent as typed, or put
+  // in the input box when the game asked for a prompt.
+  onCommand: (command, { prompt }) => sendCommand(command, { prompt }),
 });
 
 // ---- Status bar -----------------------------------------------------------
@@ -319,6 +324,23 @@ setInterval(() => {
 }, PROBE_EVERY_MS);
 
 // ---- Input ----------------------------------------------------------------------
+
+function sendCommand(command, { prompt = false } = {}) {
+  if (prompt) {
+    input.value = command;
+    input.focus();
+    return;
+  }
+  if (!connection.send(inputFrame(command))) {
+    showNotice('Not connected.');
+    return;
+  }
+  lastSent = command;
+  lineHistory.add(command, { secret: serverEcho });
+  input.focus({ preventScroll: true });
+}
+
+installSearch(document, { onClose: () => input.focus({ preventScroll: true }) });
 
 $('#input-form').addEventListener('submit', (event) => {
   event.preventDefault();

@@ -7,6 +7,8 @@ import {
   initialState,
   paletteColour,
   parseAnsi,
+  parseCommandLink,
+  safeLink,
   stripAnsi,
   styleAttributes,
 } from '../static/ansi.js';
@@ -233,9 +235,9 @@ test('non-SGR CSI sequences are stripped', () => {
   ];
   for (const seq of samples) {
     const { segments } = parseChunks(`a${seq}b`);
-    assert.equal(segments.map((s) => s.text).join(''), 'ab', JSON.stringify(seq));
+    assert.equal(segments.map((s) => s.text ?? '').join(''), 'ab', JSON.stringify(seq));
     assert.ok(
-      segments.every((s) => s.style === DEFAULT_STYLE),
+      segments.every((s) => s.op !== undefined || s.style === DEFAULT_STYLE),
       `${JSON.stringify(seq)} must not change the style`,
     );
   }
@@ -278,13 +280,14 @@ test('a malformed CSI gives its stray character back to the text', () => {
 
 test('an overlong CSI is consumed but not applied', () => {
   const params = '1;'.repeat(100) + '31';
+  assert.deepEqual(parseChunks(`${ESC}[${'0'.repeat(100)}Kx`).segments, [{ text: 'x', style: DEFAULT_STYLE }]);
   const { segments, state } = parseChunks(`${ESC}[${params}mx`);
   assert.equal(segments.map((s) => s.text).join(''), 'x');
   assert.equal(state.style, DEFAULT_STYLE);
   assert.ok(state.csi.length <= 64);
 });
 
-test('control characters other than tab and newline are dropped', () => {
+test('control characters other than tab, newline and CR are dropped', () => {
   assert.equal(stripAnsi('a\rb\x07c\bd\x00e\x7ff\x0cg\x85h\tz\n'), 'abcdefgh\tz\n');
 });
 
@@ -306,4 +309,114 @@ test('the state returned is not shared with the caller', () => {
   const b = parseAnsi(s1, '1mbold');
   assert.deepEqual(a, b);
   assert.equal(a.segments[0].style.bold, true);
+});
+
+// ---- Line editing and links ----------------------------------------------
+
+const ops = (segments) => segments.map((s) => (s.op === undefined ? s.text : s));
+
+test('a bare CR is an operation, between the texts it separates', () => {
+  assert.deepEqual(ops(parseChunks('50%\r60%').segments), ['50%', { op: 'cr' }, '60%']);
+  assert.deepEqual(ops(parseChunks('a\r', '\rb').segments), ['a', { op: 'cr' }, { op: 'cr' }, 'b']);
+});
+
+test('erase in line: K, 0K, 1K, 2K; other parameters and private forms dropped', () => {
+  assert.deepEqual(ops(parseChunks(`a${ESC}[Kb${ESC}[0Kc${ESC}[1Kd${ESC}[2Ke`).segments), [
+    'a',
+    { op: 'erase', mode: 0 },
+    'b',
+    { op: 'erase', mode: 0 },
+    'c',
+    { op: 'erase', mode: 1 },
+    'd',
+    { op: 'erase', mode: 2 },
+    'e',
+  ]);
+  assert.deepEqual(ops(parseChunks(`a${ESC}[3K${ESC}[?2K${ESC}[1;2Kb`).segments), ['ab']);
+});
+
+test('cursor to column: G, 1G, nG are 0-based columns; split chunks survive', () => {
+  assert.deepEqual(ops(parseChunks(`${ESC}[G${ESC}[1G${ESC}[0G${ESC}[12G`).segments), [
+    { op: 'column', column: 0 },
+    { op: 'column', column: 0 },
+    { op: 'column', column: 0 },
+    { op: 'column', column: 11 },
+  ]);
+  assert.deepEqual(ops(parseChunks('[HP:6/6]', `${ESC}[`, 'G', `${ESC}[2`, 'K', 'hello').segments), [
+    '[HP:6/6]',
+    { op: 'column', column: 0 },
+    { op: 'erase', mode: 2 },
+    'hello',
+  ]);
+});
+
+test('cursor up, down, positioning and screen clears are dropped, not applied', () => {
+  assert.deepEqual(ops(parseChunks(`a${ESC}[A${ESC}[2J${ESC}[H${ESC}[3;4H${ESC}[Jb`).segments), ['ab']);
+});
+
+test('OSC 8 opens an http(s) link and closes it; other schemes close', () => {
+  const { segments } = parseChunks(`${ESC}]8;;https://example.com/a?b=c${ESC}\\x${ESC}]8;;${ESC}\\y`);
+  assert.deepEqual(ops(segments), [{ op: 'link', uri: 'https://example.com/a?b=c' }, 'x', { op: 'link', uri: null }, 'y']);
+  assert.deepEqual(ops(parseChunks(`${ESC}]8;id=1;http://h.test/\x07z`).segments), [{ op: 'link', uri: 'http://h.test/' }, 'z']);
+  for (const bad of ['javascript:alert(1)', 'data:text/html,x', 'file:///etc/passwd', '/relative', 'https://', 'http://a b']) {
+    assert.deepEqual(ops(parseChunks(`${ESC}]8;;${bad}${ESC}\\t`).segments), [{ op: 'link', uri: null }, 't'], bad);
+  }
+});
+
+test('OSC 8 split across chunks', () => {
+  const chunks = Array.from(`${ESC}]8;;https://x.test/${ESC}\\L`);
+  assert.deepEqual(ops(parseChunks(...chunks).segments), [{ op: 'link', uri: 'https://x.test/' }, 'L']);
+});
+
+test('OSC 7701 command links: open with JSON, close empty', () => {
+  const json = JSON.stringify({ cmds: ['look', 'say hi'], hints: ['look around', 'greet'], prompt: false });
+  const { segments } = parseChunks(`${ESC}]7701;${json}${ESC}\\here${ESC}]7701;${ESC}\\`);
+  assert.deepEqual(ops(segments), [
+    { op: 'command', command: { cmds: ['look', 'say hi'], hints: ['look around', 'greet'], prompt: false } },
+    'here',
+    { op: 'command', command: null },
+  ]);
+  const one = parseChunks(`${ESC}]7701;{"cmds":["north"]}\x07n`).segments[0];
+  assert.deepEqual(one, { op: 'command', command: { cmds: ['north'], hints: null, prompt: false } });
+});
+
+test('OSC 7701 that breaks the rules renders as plain text', () => {
+  const bad = [
+    '{"cmds":[]}',
+    '{"cmds":["a","b","c","d","e","f","g","h","i"]}',
+    '{"cmds":["' + 'x'.repeat(257) + '"]}',
+    '{"cmds":["é'.concat('x'.repeat(255), '"]}'), // 257 bytes
+    '{"cmds":["a\\nb"]}',
+    '{"cmds":["a\\u001b[31m"]}',
+    '{"cmds":["a"],"hints":["x","y"]}',
+    '{"cmds":["a"],"prompt":"yes"}',
+    '{"cmds":"look"}',
+    '["look"]',
+    'not json',
+    'null',
+  ];
+  for (const body of bad) {
+    const { segments } = parseChunks(`${ESC}]7701;${body}${ESC}\\t`);
+    assert.deepEqual(ops(segments), [{ op: 'command', command: null }, 't'], body);
+  }
+  assert.equal(parseCommandLink('{"cmds":["' + 'x'.repeat(256) + '"]}').cmds[0].length, 256);
+});
+
+test('an OSC payload over 4 KiB is dropped whole', () => {
+  const big = JSON.stringify({ cmds: ['a'], hints: ['x'.repeat(5000)] });
+  assert.deepEqual(ops(parseChunks(`${ESC}]7701;${big}${ESC}\\t`).segments), ['t']);
+  assert.deepEqual(ops(parseChunks(`${ESC}]8;;https://x.test/${'a'.repeat(4100)}${ESC}\\t`).segments), ['t']);
+});
+
+test('other OSC numbers stay stripped; text between ops keeps its style', () => {
+  const { segments } = parseChunks(`${ESC}]0;title${ESC}\\${ESC}]80;x${ESC}\\${ESC}[31ma\rb`);
+  assert.equal(segments.length, 3);
+  assert.equal(segments[0].style.fg, 1);
+  assert.equal(segments[2].style.fg, 1);
+});
+
+test('safeLink accepts only absolute http and https URLs', () => {
+  assert.equal(safeLink('HTTPS://Example.COM'), 'https://example.com/');
+  assert.equal(safeLink('http://example.com:8080/p#f'), 'http://example.com:8080/p#f');
+  for (const bad of ['', 'ftp://x', 'javascript:x', ' https://x', 'https://x\ny', 'https:x', null]) assert.equal(safeLink(bad), null, String(bad));
 });

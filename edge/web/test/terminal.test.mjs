@@ -120,9 +120,9 @@ test('HTML-looking game text stays text', () => {
   assert.deepEqual([...tags].sort(), ['DIV', 'SPAN']);
 });
 
-test('escape sequences other than SGR never reach the page', () => {
+test('escape sequences the scrollback does not act on never reach the page', () => {
   const { output, term } = setup();
-  term.write(`a${ESC}[2Kb${ESC}[6nc${ESC}]0;title\x07d\r\n`);
+  term.write(`a${ESC}[Ab${ESC}[6nc${ESC}]0;title\x07d${ESC}[2J${ESC}[H\n`);
   assert.deepEqual(lineTexts(output), ['abcd']);
 });
 

@@ -76,3 +76,31 @@ test('junk in storage restores as nothing, and a broken storage is harmless', ()
   assert.deepEqual(t.restore(), []);
   assert.deepEqual(new Transcript(null, 'demo').restore(), []);
 });
+
+test('line edits and links split across frames redraw the same after a restore', async () => {
+  const { Terminal } = await import('../static/terminal.js');
+  const { Document, lineTexts } = await import('./helpers.mjs');
+  const frames = [
+    { type: 'output', id: '1-0', text: '[HP:6/6]:', prompt: false },
+    { type: 'output', id: '2-0', text: '\x1b[G\x1b[2K(chat) hi\nProgress 10%', prompt: false },
+    { type: 'output', id: '3-0', text: '\rProgress 99%\n\x1b]8;;https://x.test/\x1b\\', prompt: false },
+    { type: 'output', id: '4-0', text: 'docs\x1b]8;;\x1b\\ \x1b]7701;{"cmds":["look"]}\x1b\\look\n', prompt: false },
+  ];
+  const draw = (list) => {
+    const doc = new Document();
+    const output = doc.createElement('div');
+    const term = new Terminal(output, { schedule: () => {} });
+    for (const f of list) term.write(f.text, { prompt: f.prompt });
+    return output;
+  };
+  const storage = memoryStorage();
+  const a = new Transcript(storage, 'demo');
+  for (const f of frames) a.record(f);
+  a.save();
+  const live = draw(frames);
+  const restored = draw(new Transcript(storage, 'demo').restore());
+  assert.deepEqual(lineTexts(restored), ['(chat) hi', 'Progress 99%', 'docs look']);
+  assert.deepEqual(lineTexts(restored), lineTexts(live));
+  const tags = (o) => o.children[2].childNodes.map((n) => n.tagName ?? '#text');
+  assert.deepEqual(tags(restored), ['A', '#text', 'BUTTON']);
+});
