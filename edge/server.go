@@ -288,6 +288,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(s.static)))
 	mux.HandleFunc("GET /api/games", s.serveGames)
 	mux.HandleFunc("GET /ws", s.serveWS)
+	s.settingsRoutes(mux)
+	s.transcriptRoutes(mux)
 	// Load balancers probe the port they send players to: the health
 	// endpoints stay here as well as on the admin listener. /metrics does
 	// not: it is for Prometheus, not for the world.
@@ -329,7 +331,7 @@ func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 func (s *Server) servePlay(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.st.GetGame(r.Context(), r.PathValue("game")); err != nil {
 		if errors.Is(err, store.ErrUnknownGame) {
-			http.NotFound(w, r)
+			s.serveUnknownGame(w, r)
 			return
 		}
 		s.log.Warn("look up game failed", "err", err)
@@ -349,6 +351,7 @@ type gameInfo struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	Players     *int   `json:"players"` // null when the game reports no MSSP
+	gameClient         // echo mode, password prompt, vitals mapping (settings.go)
 }
 
 func (s *Server) serveGames(w http.ResponseWriter, r *http.Request) {
@@ -360,7 +363,7 @@ func (s *Server) serveGames(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]gameInfo, len(games))
 	for i, g := range games {
-		out[i] = gameInfo{ID: g.ID, Name: g.Name, Description: g.Description}
+		out[i] = gameInfo{ID: g.ID, Name: g.Name, Description: g.Description, gameClient: clientOf(g)}
 		mssp, err := s.st.GameMSSP(r.Context(), g.ID)
 		if err != nil {
 			continue

@@ -25,7 +25,7 @@ func TestPagesAndAPI(t *testing.T) {
 	}{
 		{"/", 200, "/static/index.js"},
 		{"/play/demo", 200, `id="output"`},
-		{"/play/nope", 404, ""},
+		{"/play/nope", 404, `href="/"`},
 		{"/play/..%2f", 404, ""},
 		{"/static/app.js", 200, "import"},
 		{"/static/missing.js", 404, ""},

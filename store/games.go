@@ -47,6 +47,14 @@ type Game struct {
 	// the game offers it and turns the game's MXP safe subset into links
 	// and colours (package worker/mxp). Off, MXP is refused.
 	MXP bool `json:"mxp,omitempty" yaml:"mxp,omitempty"`
+	// The player's client (see gameclient.go). Echo overrides the guess
+	// of what the game's WILL ECHO means: "password" (every line typed
+	// while it echoes is a secret), "character" (a character-mode server
+	// that echoes for the whole session: only lines at a password prompt
+	// are secrets) or "auto"/empty (guess). Vitals maps the game's GMCP or
+	// MSDP values to the page's gauges when the page cannot guess them.
+	Echo   string      `json:"echo,omitempty" yaml:"echo,omitempty"`
+	Vitals []VitalSpec `json:"vitals,omitempty" yaml:"vitals,omitempty"`
 }
 
 // DefaultPasswordPrompt recognises the prompts games print before a
@@ -105,6 +113,7 @@ func (g Game) Validate() error {
 			errs = append(errs, fmt.Errorf("password_prompt %q: not an RE2 regular expression: %w", g.PasswordPrompt, err))
 		}
 	}
+	errs = append(errs, g.validateClient()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("game %q: %w", g.ID, errors.Join(errs...))
 	}

@@ -84,7 +84,7 @@ func TestGameRegistry(t *testing.T) {
 		t.Error("invalid game added")
 	}
 	got, err := s.GetGame(ctx, "dune")
-	if err != nil || got != g {
+	if err != nil || !reflect.DeepEqual(got, g) {
 		t.Errorf("GetGame = %+v, %v; want %+v", got, err, g)
 	}
 
@@ -92,7 +92,7 @@ func TestGameRegistry(t *testing.T) {
 	if err := s.UpdateGame(ctx, g); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.GetGame(ctx, "dune"); got != g {
+	if got, _ := s.GetGame(ctx, "dune"); !reflect.DeepEqual(got, g) {
 		t.Errorf("after update: %+v, want %+v", got, g)
 	}
 	ghost := dune()

@@ -95,6 +95,12 @@ func (ks keyspace) edge(edge string) string    { return ks.p + "edge:" + escape(
 func (ks keyspace) games() string              { return ks.p + "games" }
 func (ks keyspace) events() string             { return ks.p + "events" }
 
+// userSettings holds one signed-in player's client settings (see
+// settings.go): one key, so one slot.
+func (ks keyspace) userSettings(user string) string {
+	return ks.p + "user:" + escape(user) + ":settings"
+}
+
 // sessions is the session index. It is not one set but IndexShards sets
 // with hash tags of their own, so the index of a large portal spreads over
 // a cluster's primaries instead of making one node hot; a session's member

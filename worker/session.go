@@ -204,6 +204,7 @@ func (s *session) run(ctx context.Context) error {
 	s.mu.Lock()
 	s.conn, s.eng = conn, eng
 	s.typeAhead = newTypeAhead(prompt, s.w.cfg.TypeaheadHold)
+	s.typeAhead.setMode(game.EchoMode())
 	reconnect := s.everLive || s.failover
 	s.everLive = true
 	s.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/trellis-mud/trellis/internal/ansi"
+	"github.com/trellis-mud/trellis/store"
 )
 
 // Passwords typed ahead of the game.
@@ -47,6 +48,7 @@ type typeAhead struct {
 	// engine's state after the read would miss that.
 	echo bool
 	held []heldLine
+	ej   echoJudge // what echo means for this game (echomode.go)
 }
 
 // heldLine is a line written to the game whose record waits.
@@ -76,7 +78,7 @@ const (
 )
 
 func newTypeAhead(pattern *regexp.Regexp, hold time.Duration) *typeAhead {
-	return &typeAhead{pattern: pattern, hold: hold}
+	return &typeAhead{pattern: pattern, hold: hold, ej: echoJudge{mode: store.EchoAuto}}
 }
 
 // text takes game text (ANSI kept, "\n" newlines) and returns the records
@@ -100,6 +102,7 @@ func (t *typeAhead) text(s string, now time.Time) []inputRecord {
 		}
 		done := t.tail + s[:i]
 		t.tail, s = "", s[i+1:]
+		t.lineCompleted(done)
 		if l := strings.TrimSpace(done); l != "" {
 			t.lastLine = clip(l)
 			// The prompt pattern only matters to lines held: a flood
@@ -139,7 +142,8 @@ func (t *typeAhead) markSecretSeen() {
 // held now may be it).
 func (t *typeAhead) setEcho(on bool) []inputRecord {
 	t.echo = on
-	if on {
+	t.echoChanged(on)
+	if on && t.echoHides() {
 		return t.redactHeld()
 	}
 	return nil
@@ -188,8 +192,13 @@ func (t *typeAhead) promptShown(now time.Time) (shown, secret bool) {
 func (t *typeAhead) typed(l heldLine, now time.Time) []inputRecord {
 	if len(t.held) == 0 {
 		if t.echo {
-			t.answered = true
-			return []inputRecord{{heldLine: l, secret: true}}
+			t.typedUnderEcho(l.text, t.promptLooksSecret())
+			if t.echoHides() {
+				t.answered = true
+				return []inputRecord{{heldLine: l, secret: true}}
+			}
+			// Character mode: echo says nothing, the prompt does, as
+			// for any line (one typed ahead waits for its prompt).
 		}
 		if shown, secret := t.promptShown(now); shown {
 			t.answered = true
@@ -212,7 +221,7 @@ func (t *typeAhead) resolve(now time.Time) []inputRecord {
 	for len(t.held) > 0 {
 		h := t.held[0]
 		var secret bool
-		if t.echo {
+		if t.echo && t.echoHides() {
 			secret = true
 		} else if shown, s := t.promptShown(now); shown {
 			secret = s || h.secretSeen

@@ -31,6 +31,14 @@ var wantFiles = []string{
 	"transcript.js",
 	"vitals.js",
 	"style.css",
+	// The player's features (aliases, triggers, keys, echo modes, profiles).
+	"aliases.js",
+	"download.js",
+	"echo.js",
+	"keys.js",
+	"profile.js",
+	"triggers.js",
+	"unknown.html",
 }
 
 func TestStaticHoldsTheClient(t *testing.T) {

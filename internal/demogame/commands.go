@@ -83,6 +83,12 @@ func (s *session) help() {
 // colors prints samples of every colour depth a MUD uses, with the SGR
 // codes spelled out so a client's rendering can be checked by eye.
 func (s *session) colors() {
+	// The samples fit the window the client reported (NAWS): a phone is
+	// about 40 columns, and a chart wider than that wraps into noise.
+	perRow, blocks := 16, 64
+	if s.cols > 0 && s.cols < 64 {
+		perRow, blocks = 8, max(8, min(64, s.cols-1))
+	}
 	var b strings.Builder
 	b.WriteString("16 colours (SGR 30-37 on 40-47):\r\n")
 	for fg := 30; fg <= 37; fg++ {
@@ -103,13 +109,13 @@ func (s *session) colors() {
 	b.WriteString("\r\n256 colours (SGR 38;5;n):\r\n")
 	for n := 0; n < 256; n++ {
 		fmt.Fprintf(&b, "\x1b[38;5;%dm%4d\x1b[0m", n, n)
-		if n%16 == 15 {
+		if n%perRow == perRow-1 {
 			b.WriteString("\r\n")
 		}
 	}
 	b.WriteString("True colour (SGR 38;2;r;g;b):\r\n")
-	for i := 0; i < 64; i++ {
-		r, g := i*4, 255-i*4
+	for i := 0; i < blocks; i++ {
+		r, g := i*256/blocks, 255-i*256/blocks
 		fmt.Fprintf(&b, "\x1b[48;2;%d;%d;128m \x1b[0m", r, g)
 	}
 	b.WriteString("\r\n\x1b[38;2;255;128;0mThis line is 38;2;255;128;0.\x1b[0m\r\n")

@@ -24,10 +24,26 @@ import {
   socketURL,
 } from './protocol.js';
 import { installSearch } from './search.js';
-import { loadSettings, saveSettings } from './settings.js';
+import { sanitizeSettings } from './settings.js';
 import { Terminal, gridSize } from './terminal.js';
 import { Transcript } from './transcript.js';
-import { renderVitals, vitalPairs } from './vitals.js';
+import { mappedVitals, renderVitals, vitalPairs } from './vitals.js';
+// ---- Player features (aliases, triggers, keys, echo modes, profiles) ----
+import { MAX_COMMANDS, aliasText, expandLine, parseAliasText } from './aliases.js';
+import { EchoState } from './echo.js';
+import { commandForKey, keyName, macroText, parseMacroText } from './keys.js';
+import {
+  RemoteProfile,
+  decodeProfile,
+  encodeProfile,
+  loadLocalProfile,
+  rulesFor,
+  sanitizeProfile,
+  saveLocalProfile,
+} from './profile.js';
+import { Triggers, parseTriggerText, triggerText } from './triggers.js';
+import { downloadName, transcriptHTML, transcriptText } from './download.js';
+// ---- end player features ----
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -60,7 +76,17 @@ const moreBelow = $('#more-below');
 const vitals = $('.vitals');
 const retry = $('#retry');
 
-let settings = loadSettings(local, location.search);
+// The player's profile holds the display settings too; the page address's
+// ?scrollback= still overrides them for this page view (loadSettings).
+let profile = loadLocalProfile(local);
+let settings = sanitizeSettings({ ...profile.settings, ...scrollbackOverride(location.search) });
+let rules = rulesFor(profile, game);
+const triggers = new Triggers(rules.triggers);
+const echoState = new EchoState();
+const remoteProfile = new RemoteProfile({ token });
+// The registry's vitals mapping for this game, from /api/games.
+let vitalSpecs = null;
+const gmcpPackages = new Map(); // lower-case package -> last body, for the mapping
 const memory = new SessionMemory(session, game);
 const lineHistory = new InputHistory({ storage: local, key: 'trellis.history.' + game });
 const inspector = new GmcpInspector($('#gmcp-list'));
@@ -93,8 +119,15 @@ const STATE_LABELS = {
 /** Shows a connection state: the game's (from status frames) or the socket's. */
 function setStatus(state, message = '') {
   status.dataset.state = state;
+  status.textContent = statusText(state, message);
+}
+
+/** "Connected to Dune", not "Connected: connected to Dune". */
+function statusText(state, message) {
   const label = STATE_LABELS[state] ?? state;
-  status.textContent = message ? `${label}: ${message}` : label;
+  const to = /^(re)?connected to (.+)$/i.exec(message);
+  if (to && (state === 'connected' || state === 'reconnected')) return `${label} to ${to[2]}`;
+  return message ? `${label}: ${message}` : label;
 }
 
 let noticeTimer = null;
@@ -153,10 +186,20 @@ let serverEcho = false;
 function setEcho(on) {
   serverEcho = on;
   memory.setEcho(on);
-  // A password field hides the text and keeps it out of autofill history.
-  input.type = on ? 'password' : 'text';
-  input.classList.toggle('masked', on);
+  echoState.setServerEcho(on);
+  applyMask();
   lineHistory.reset();
+}
+
+// The box is masked when the game's echo means a password prompt (see
+// echo.js): on a character-mode server it stays a text box with history.
+function applyMask() {
+  const masked = echoState.masked;
+  if (input.classList.contains('masked') === masked) return;
+  // A password field hides the text and keeps it out of autofill history.
+  input.type = masked ? 'password' : 'text';
+  input.classList.toggle('masked', masked);
+  input.dataset.echo = masked ? 'password' : serverEcho ? 'character' : 'off';
 }
 
 setEcho(memory.echo);
@@ -196,6 +239,11 @@ function handleFrame(frame) {
       setStatus(frame.state, frame.message || '');
       // A new or lost game connection starts with the game not echoing.
       if (frame.state !== 'draining' && frame.state !== 'connected' && serverEcho) setEcho(false);
+      if (frame.state === 'connected' || frame.state === 'reconnected') {
+        echoState.reset();
+        echoState.setServerEcho(serverEcho);
+        applyMask();
+      }
       // A new game connection knows no REPORT: ask again once it speaks.
       if (frame.state === 'connected' || frame.state === 'reconnected') msdpReporter.arm();
       draw(frame);
@@ -208,10 +256,16 @@ function handleFrame(frame) {
       break;
     case 'output':
       if (msdpReporter.due()) connection.send(msdpFrame('REPORT', MSDP_REPORT));
+      if (typeof frame.text === 'string') {
+        echoState.output(frame.text);
+        applyMask();
+      }
       draw(frame);
       transcript.record(frame);
       break;
     case 'input':
+      echoState.recorded(frame);
+      applyMask();
       draw(frame);
       transcript.record(frame);
       break;
@@ -228,9 +282,14 @@ function handleFrame(frame) {
 /** Draws a frame that shows in the output: live, or restored after a reload. */
 function draw(frame) {
   switch (frame.type) {
-    case 'output':
-      terminal.write(frame.text, { prompt: frame.prompt === true });
+    case 'output': {
+      // Triggers see the game's text on its way to the screen; the
+      // transcript keeps what the game sent.
+      const { text, notify } = triggers.apply(typeof frame.text === 'string' ? frame.text : '');
+      terminal.write(text, { prompt: frame.prompt === true });
+      for (const line of notify) notifyPlayer(line);
       break;
+    }
     case 'input':
       // Redacted lines (typed while the game echoed) show nothing at all. An
       // empty line (the edge omits its text) still ends the prompt line.
@@ -244,8 +303,7 @@ function draw(frame) {
       break;
     case 'status':
       if (frame.state !== 'connecting') {
-        const label = STATE_LABELS[frame.state] ?? frame.state;
-        terminal.writeNotice(`— ${label}${frame.message ? ': ' + frame.message : ''} —`, frame.state);
+        terminal.writeNotice(`— ${statusText(frame.state, frame.message || '')} —`, frame.state);
       }
       break;
   }
@@ -254,6 +312,10 @@ function draw(frame) {
 function handleGmcp(pkg, data) {
   inspector.update(pkg, data);
   const name = pkg.toLowerCase();
+  if (data && typeof data === 'object') {
+    if (!gmcpPackages.has(name) && gmcpPackages.size >= 64) gmcpPackages.delete(gmcpPackages.keys().next().value);
+    gmcpPackages.set(name, data);
+  }
   // Some games split current and maximum values over two packages.
   if ((name === 'char.vitals' || name === 'char.maxstats') && data && typeof data === 'object') {
     vitalsData = { ...vitalsData, ...data };
@@ -263,6 +325,11 @@ function handleGmcp(pkg, data) {
 
 /** The gauges: GMCP vitals first, then MSDP pairs (HEALTH / HEALTH_MAX). */
 function drawVitals() {
+  // A registry mapping replaces the guess: the game's admin knows better.
+  if (Array.isArray(vitalSpecs) && vitalSpecs.length > 0) {
+    renderVitals(vitals, mappedVitals(vitalSpecs, gmcpPackages, msdp));
+    return;
+  }
   renderVitals(vitals, [...vitalPairs(vitalsData), ...msdp.pairs()]);
 }
 
@@ -345,23 +412,46 @@ installSearch(document, { onClose: () => input.focus({ preventScroll: true }) })
 $('#input-form').addEventListener('submit', (event) => {
   event.preventDefault();
   const text = input.value;
-  if (!connection.send(inputFrame(text))) {
+  const masked = echoState.masked;
+  // A password is sent as typed: no alias, no separator.
+  if (!sendLine(text, { raw: masked })) {
     showNotice('Not connected: your line is kept and can be sent once the connection is back.');
     return;
   }
   // The line appears in the output when the edge echoes it back; nothing is
   // echoed here, so every tab shows the same transcript.
   lastSent = text;
-  lineHistory.add(text, { secret: serverEcho });
+  const secret = echoState.sent(text);
+  applyMask();
+  lineHistory.add(text, { secret });
   input.value = '';
 });
+
+/**
+ * Sends a line as typed: split at the separator and aliases expanded
+ * (unless raw). Returns false if nothing could be sent.
+ */
+function sendLine(text, { raw = false } = {}) {
+  const commands = raw ? [text] : expandLine(text, rules);
+  if (commands.length >= MAX_COMMANDS) showNotice(`An alias sends at most ${MAX_COMMANDS} commands; the rest were dropped.`);
+  for (let i = 0; i < commands.length; i++) {
+    if (!connection.send(inputFrame(commands[i]))) return i > 0;
+  }
+  return true;
+}
+
+function notifyPlayer(line) {
+  showNotice(line);
+  if (document.visibilityState === 'visible' || typeof Notification === 'undefined') return;
+  if (Notification.permission === 'granted') new Notification(document.title, { body: line });
+}
 
 input.addEventListener('keydown', (event) => {
   if (event.isComposing) return;
   switch (event.key) {
     case 'ArrowUp':
     case 'ArrowDown': {
-      if (serverEcho) return; // no history at a password prompt
+      if (echoState.masked) return; // no history at a password prompt
       const line = event.key === 'ArrowUp' ? lineHistory.previous(input.value) : lineHistory.next();
       if (line === null) return;
       event.preventDefault();
@@ -419,12 +509,14 @@ function applySettings() {
 }
 
 $('#settings-form').addEventListener('change', () => {
-  settings = saveSettings(local, {
+  settings = sanitizeSettings({
     fontSize: fontSize.value,
     noColour: noColour.checked,
     boldIsBright: boldBright.checked,
     scrollback: scrollback.value,
   });
+  profile = { ...profile, settings: { ...settings } };
+  persistProfile();
   applySettings();
 });
 $('#settings-form').addEventListener('submit', (event) => event.preventDefault());
@@ -480,6 +572,12 @@ if (!game) {
     .then((r) => (r.ok ? r.json() : []))
     .then((games) => {
       const entry = Array.isArray(games) && games.find((g) => g && g.id === game);
+      if (entry) {
+        echoState.configure({ mode: entry.echo, passwordPrompt: entry.password_prompt });
+        applyMask();
+        vitalSpecs = Array.isArray(entry.vitals) ? entry.vitals : null;
+        drawVitals();
+      }
       if (entry && typeof entry.name === 'string' && entry.name) {
         $('#game-name').textContent = entry.name;
         document.title = `${entry.name} · Trellis`;
@@ -488,3 +586,201 @@ if (!game) {
     .catch(() => {});
 }
 input.focus();
+
+// ---- Player features: the client panel, macros, keypad, profile sync ----
+
+function scrollbackOverride(search) {
+  const v = new URLSearchParams(search).get('scrollback');
+  return v === null ? {} : { scrollback: v };
+}
+
+const clientStatus = $('#client-status');
+let pushTimer = null;
+
+function showClientStatus(text) {
+  clientStatus.textContent = text;
+}
+
+/** Saves the profile here and, for a signed-in player, on the edge. */
+function persistProfile() {
+  saveLocalProfile(local, profile);
+  rules = rulesFor(profile, game);
+  triggers.set(rules.triggers);
+  if (!remoteProfile.enabled) {
+    showClientStatus('Saved in this browser (sign in to share settings between devices).');
+    return;
+  }
+  clearTimeout(pushTimer);
+  pushTimer = setTimeout(() => {
+    remoteProfile
+      .save(profile)
+      .then(() => showClientStatus('Saved to your account.'))
+      .catch((err) => showClientStatus(`Not saved to your account: ${err.message}`));
+  }, 300);
+}
+
+function applyProfile() {
+  settings = sanitizeSettings({ ...profile.settings, ...scrollbackOverride(location.search) });
+  rules = rulesFor(profile, game);
+  triggers.set(rules.triggers);
+  applySettings();
+  fillClientForm();
+}
+
+const scopeSelect = $('#client-scope');
+const aliasBox = $('#client-aliases');
+const triggerBox = $('#client-triggers');
+const macroBox = $('#client-macros');
+
+function scopeRules() {
+  if (scopeSelect.value === 'game' && game) return profile.games[game] || { aliases: [], triggers: [], macros: [] };
+  return profile;
+}
+
+function fillClientForm() {
+  const r = scopeRules();
+  aliasBox.value = aliasText(r.aliases);
+  triggerBox.value = triggerText(r.triggers);
+  macroBox.value = macroText(r.macros);
+  $('#client-separator').value = profile.separator;
+  $('#client-keypad').checked = profile.keypad;
+  $('#client-pad-buttons').checked = profile.padButtons;
+  $('#client-screen-reader').checked = profile.screenReader;
+  $('#keypad').hidden = !profile.padButtons;
+  document.body.classList.toggle('screen-reader', profile.screenReader);
+}
+
+scopeSelect.addEventListener('change', fillClientForm);
+
+$('#client-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const a = parseAliasText(aliasBox.value);
+  const t = parseTriggerText(triggerBox.value);
+  const m = parseMacroText(macroBox.value);
+  const errors = [...a.errors.map((e) => 'Aliases, ' + e), ...t.errors.map((e) => 'Triggers, ' + e), ...m.errors.map((e) => 'Keys, ' + e)];
+  $('#client-errors').textContent = errors.join('\n');
+  $('#client-errors').hidden = errors.length === 0;
+  const scoped = { aliases: a.aliases, triggers: t.triggers, macros: m.macros };
+  const next = { ...profile, separator: $('#client-separator').value, keypad: $('#client-keypad').checked, padButtons: $('#client-pad-buttons').checked, screenReader: $('#client-screen-reader').checked };
+  if (scopeSelect.value === 'game' && game) next.games = { ...profile.games, [game]: scoped };
+  else Object.assign(next, scoped);
+  const clean = sanitizeProfile(next);
+  try {
+    encodeProfile(clean);
+  } catch (err) {
+    showClientStatus(err.message);
+    return;
+  }
+  profile = clean;
+  persistProfile();
+  fillClientForm();
+  // Saving a notify trigger is the gesture browsers want before they ask.
+  const wantsNotify = t.triggers.some((x) => x.action === 'notify');
+  if (wantsNotify && typeof Notification !== 'undefined' && Notification.permission === 'default') {
+    Notification.requestPermission().catch(() => {});
+  }
+});
+
+$('#client-export').addEventListener('click', () => {
+  saveFile('trellis-settings.json', 'application/json', JSON.stringify(profile, null, 2));
+});
+
+$('#client-import').addEventListener('change', async (event) => {
+  const file = event.target.files?.[0];
+  event.target.value = '';
+  if (!file) return;
+  if (file.size > 256 << 10) {
+    showClientStatus('That file is too large to be a settings file.');
+    return;
+  }
+  try {
+    profile = decodeProfile(await file.text());
+    encodeProfile(profile);
+  } catch (err) {
+    showClientStatus(`Not imported: ${err.message}`);
+    return;
+  }
+  persistProfile();
+  applyProfile();
+  showClientStatus('Imported.');
+});
+
+// The transcript comes from the edge (the whole session as the stream keeps
+// it); if the edge cannot give it, from what the page shows.
+for (const button of document.querySelectorAll('[data-transcript]')) {
+  button.addEventListener('click', async () => {
+    const html = button.dataset.transcript === 'html';
+    const name = downloadName(game, new Date(), html ? 'html' : 'txt');
+    const type = html ? 'text/html' : 'text/plain';
+    try {
+      const res = await fetch(`/api/transcript?game=${encodeURIComponent(game)}&format=${html ? 'html' : 'text'}`, {
+        credentials: 'same-origin',
+        headers: token ? { Authorization: 'Bearer ' + token } : {},
+      });
+      if (!res.ok) throw new Error(`the server answered ${res.status}`);
+      saveFile(name, type, await res.text());
+      return;
+    } catch {
+      showClientStatus('The server could not give the whole transcript: this file holds what the page shows.');
+    }
+    saveFile(name, type, html ? transcriptHTML(output, document.title) : transcriptText(output));
+  });
+}
+
+function saveFile(name, type, text) {
+  const url = URL.createObjectURL(new Blob([text], { type: type + ';charset=utf-8' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+// Macros and the number-pad keypad, anywhere but in other form fields.
+document.addEventListener(
+  'keydown',
+  (event) => {
+    if (event.isComposing || event.repeat) return;
+    const t = event.target;
+    if (t !== input && t.closest?.('input, textarea, select')) return;
+    const command = commandForKey(event, rules);
+    if (command === null) return;
+    // The number pad types digits into a line being written ("give 10
+    // coins"); it walks only from an empty box, unless a macro took the key.
+    const macro = rules.macros.some((m) => m.key === keyName(event));
+    if (!macro && event.code.startsWith('Numpad') && input.value !== '') return;
+    event.preventDefault();
+    event.stopPropagation();
+    if (!sendLine(command)) showNotice('Not connected.');
+  },
+  true,
+);
+
+for (const button of document.querySelectorAll('#keypad [data-command]')) {
+  button.addEventListener('click', () => {
+    if (!sendLine(button.dataset.command)) showNotice('Not connected.');
+  });
+}
+
+fillClientForm();
+if (remoteProfile.enabled) {
+  remoteProfile
+    .load()
+    .then((stored) => {
+      if (stored === null) {
+        // First visit with this account: the browser's profile becomes it.
+        persistProfile();
+        return;
+      }
+      profile = stored;
+      saveLocalProfile(local, profile);
+      applyProfile();
+      showClientStatus('Settings loaded from your account.');
+    })
+    .catch((err) => showClientStatus(`Settings from your account could not be loaded: ${err.message}`));
+} else {
+  showClientStatus('Settings are kept in this browser (sign in to share them between devices).');
+}
+// ---- end player features ----

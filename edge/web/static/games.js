@@ -21,11 +21,18 @@ export function normalizeGames(json) {
     }));
 }
 
-/** A short phrase for the number of players, or '' when unknown. */
+/**
+ * A short phrase for the number of players, or '' when unknown. The
+ * number is the game's own count (its MSSP PLAYERS): everyone playing it,
+ * by any client, not only on Trellis.
+ */
 export function playersLabel(players) {
   if (players === null) return '';
-  return players === 1 ? '1 player' : `${players} players`;
+  return players === 1 ? '1 player in the game' : `${players} players in the game`;
 }
+
+/** The badge's longer explanation. */
+export const PLAYERS_TITLE = "Players in the game now, as the game reports it (MSSP): every client, not only Trellis";
 
 /** Renders the games into list (a <ul>), replacing what it held. */
 export function renderGames(list, games) {
@@ -43,6 +50,7 @@ export function renderGames(list, games) {
       const badge = doc.createElement('span');
       badge.className = 'game-players';
       badge.textContent = players;
+      badge.title = PLAYERS_TITLE;
       item.appendChild(badge);
     }
     if (g.description) {

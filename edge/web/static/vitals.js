@@ -4,7 +4,9 @@
 // MSDP's HEALTH/HEALTH_MAX) and on types (IRE games and MSDP send numbers as
 // strings). Rather than know every game, this finds pairs: any key x with a
 // sibling maxx, max_x, xmax or x_max whose values are both numbers gets a
-// bar.
+// bar. Values may also come as {"hp": {"current": 5, "max": 10}} or as
+// "5/10". A game whose names fit none of this gets a mapping in the
+// registry (Game.vitals, delivered with /api/games; see mappedVitals).
 
 /**
  * Finds the gauge pairs in a Char.Vitals body, in the order the keys came.
@@ -17,6 +19,11 @@ export function vitalPairs(data) {
   const pairs = [];
   for (const key of keys) {
     const name = key.toLowerCase();
+    const whole = wholeGauge(data[key]);
+    if (whole) {
+      pairs.push({ name: key, ...whole });
+      continue;
+    }
     if (name.startsWith('max')) continue;
     if (name.endsWith('max') && name.length > 3 && lower.has(name.slice(0, -3))) continue;
     if (name.endsWith('_max') && name.length > 4 && lower.has(name.slice(0, -4))) continue;
@@ -29,6 +36,63 @@ export function vitalPairs(data) {
     pairs.push({ name: key, value, max });
   }
   return pairs;
+}
+
+// A value that carries its own maximum: {current|cur|value|now: 5, max|maximum: 10}
+// or the string "5/10".
+function wholeGauge(v) {
+  if (typeof v === 'string') {
+    const m = /^\s*(-?\d+(?:\.\d+)?)\s*\/\s*(\d+(?:\.\d+)?)\s*$/.exec(v);
+    return m ? { value: Number(m[1]), max: Number(m[2]) } : null;
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return null;
+  const lower = new Map(Object.keys(v).map((k) => [k.toLowerCase(), k]));
+  const pick = (names) => {
+    for (const n of names) if (lower.has(n)) return toNumber(v[lower.get(n)]);
+    return null;
+  };
+  const value = pick(['current', 'cur', 'value', 'now', 'val']);
+  const max = pick(['max', 'maximum']);
+  return value === null || max === null ? null : { value, max };
+}
+
+/**
+ * The gauges of a registry mapping (store.VitalSpec: label, package, value,
+ * max, max_package, kind). packages maps a lower-case GMCP package name to
+ * its last body; msdp holds the MSDP variables (an MsdpState or any object
+ * with get). A gauge whose values are missing is left out.
+ * @returns {Array<{name: string, value: number, max: number, kind?: string}>}
+ */
+export function mappedVitals(specs, packages, msdp) {
+  if (!Array.isArray(specs)) return [];
+  const source = (pkg) => {
+    if (typeof pkg !== 'string') return undefined;
+    if (pkg.toLowerCase() === 'msdp') return { msdp: true };
+    return packages.get(pkg.toLowerCase());
+  };
+  const lookup = (src, path) => {
+    if (src === undefined || typeof path !== 'string') return null;
+    if (src.msdp) return toNumber(msdp?.get(path));
+    let v = src;
+    for (const part of path.split('.')) {
+      if (!v || typeof v !== 'object') return null;
+      const k = Object.keys(v).find((x) => x.toLowerCase() === part.toLowerCase());
+      if (k === undefined) return null;
+      v = v[k];
+    }
+    return toNumber(v);
+  };
+  const out = [];
+  for (const spec of specs.slice(0, 8)) {
+    if (!spec || typeof spec.label !== 'string') continue;
+    const value = lookup(source(spec.package), spec.value);
+    const max = /^\d+$/.test(String(spec.max))
+      ? Number(spec.max)
+      : lookup(source(spec.max_package || spec.package), spec.max);
+    if (value === null || max === null) continue;
+    out.push({ name: spec.label, value, max, kind: spec.kind || undefined });
+  }
+  return out;
 }
 
 function toNumber(v) {
@@ -69,12 +133,12 @@ export function renderVitals(container, pairs) {
   const existing = new Map();
   for (const el of Array.from(container.children)) existing.set(el.dataset.name, el);
   const keep = new Set();
-  for (const { name, value, max } of pairs) {
+  for (const { name, value, max, kind } of pairs) {
     keep.add(name);
     let gauge = existing.get(name);
     if (!gauge) {
       gauge = doc.createElement('div');
-      gauge.className = 'gauge gauge-' + gaugeKind(name);
+      gauge.className = 'gauge gauge-' + (kind || gaugeKind(name));
       gauge.dataset.name = name;
       gauge.setAttribute('role', 'meter');
       gauge.setAttribute('aria-label', name);

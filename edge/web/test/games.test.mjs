@@ -30,8 +30,8 @@ test('play links escape the id', () => {
 
 test('players labels', () => {
   assert.equal(playersLabel(null), '');
-  assert.equal(playersLabel(1), '1 player');
-  assert.equal(playersLabel(0), '0 players');
+  assert.equal(playersLabel(1), '1 player in the game');
+  assert.equal(playersLabel(0), '0 players in the game');
 });
 
 test('the list renders links, counts and descriptions as text', () => {
@@ -46,7 +46,7 @@ test('the list renders links, counts and descriptions as text', () => {
   const [demo, x] = ul.children;
   assert.equal(demo.children[0].href, '/play/demo');
   assert.equal(demo.children[0].textContent, '<b>Demo</b>');
-  assert.equal(demo.children[1].textContent, '2 players');
+  assert.equal(demo.children[1].textContent, '2 players in the game');
   assert.equal(demo.children[2].textContent, 'Fun');
   assert.equal(x.children.length, 1, 'no players badge or description when unknown');
 });
