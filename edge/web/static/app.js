@@ -403,7 +403,7 @@ function sendCommand(command, { prompt = false } = {}) {
     return;
   }
   lastSent = command;
-  lineHistory.add(command, { secret: serverEcho });
+  lineHistory.add(command, { secret: echoState.masked });
   input.focus({ preventScroll: true });
 }
 
