@@ -62,6 +62,9 @@ type Options struct {
 	// otherwise drops. It is a per-game override for games that want them
 	// (an ESC-driven editor, say); NUL is dropped even then.
 	KeepControls bool
+	// TLS says the connection to the game is TLS: MTTS then sets bit 2048
+	// (SSL), so the game knows the link is encrypted.
+	TLS bool
 }
 
 // DefaultGMCPSupports is the Core.Supports.Set list used when
