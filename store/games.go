@@ -3,6 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,9 +28,31 @@ type Game struct {
 	Description string `json:"description,omitempty" yaml:"description,omitempty"`
 	Host        string `json:"host" yaml:"host"`
 	Port        int    `json:"port" yaml:"port"`
-	TLS         bool   `json:"tls,omitempty" yaml:"tls,omitempty"`
-	// TLSInsecure skips certificate verification (self-signed games).
+
+	// TLS and PROXY: how the worker's connection to the game is made.
+	//
+	// TLS dials the game over TLS. Its certificate is checked against the
+	// system roots and Host, unless one of the three below says otherwise
+	// (at most one may be set, and only with TLS).
+	TLS bool `json:"tls,omitempty" yaml:"tls,omitempty"`
+	// TLSInsecure skips certificate verification (self-signed games that
+	// publish no pin): the link is encrypted but not authenticated.
 	TLSInsecure bool `json:"tls_insecure,omitempty" yaml:"tls_insecure,omitempty"`
+	// TLSCAFile is a PEM file of CA certificates, on the worker's host,
+	// that replaces the system roots for this game; Host is still checked.
+	TLSCAFile string `json:"tls_ca_file,omitempty" yaml:"tls_ca_file,omitempty"`
+	// TLSPinSHA256 pins the game's certificate by the SHA-256 of its
+	// SubjectPublicKeyInfo (base64 or hex), as Grapevine pins self-signed
+	// game certificates. The pin replaces chain verification: the
+	// certificate's issuer, names and dates are not checked, only its key.
+	TLSPinSHA256 string `json:"tls_pin_sha256,omitempty" yaml:"tls_pin_sha256,omitempty"`
+	// ProxyProtocol sends a PROXY protocol header ("v1" text, "v2" binary)
+	// with the player's IP as the first bytes of the connection, for a
+	// game behind which NEW-ENVIRON is not implemented. Empty: none. Only
+	// a game that expects it may have it: to any other game the header is
+	// garbage at its login prompt.
+	ProxyProtocol string `json:"proxy_protocol,omitempty" yaml:"proxy_protocol,omitempty"`
+
 	// Charset is the game's legacy encoding when it does not speak UTF-8
 	// (an IANA name or alias: "latin1", "cp437", "windows-1252").
 	Charset string `json:"charset,omitempty" yaml:"charset,omitempty"`
@@ -98,9 +123,7 @@ func (g Game) Validate() error {
 	if g.Port < 1 || g.Port > 65535 {
 		errs = append(errs, fmt.Errorf("port %d: want 1-65535", g.Port))
 	}
-	if g.TLSInsecure && !g.TLS {
-		errs = append(errs, errors.New("tls_insecure without tls"))
-	}
+	errs = append(errs, g.validateLink()...)
 	if g.Charset != "" {
 		if enc, err := ianaindex.IANA.Encoding(g.Charset); err != nil || enc == nil {
 			errs = append(errs, fmt.Errorf("charset %q: not a known IANA charset name", g.Charset))
@@ -118,6 +141,77 @@ func (g Game) Validate() error {
 		return fmt.Errorf("game %q: %w", g.ID, errors.Join(errs...))
 	}
 	return nil
+}
+
+// Bounds of the TLS fields: a path is read by the worker, not stored
+// content; a pin is 32 bytes in whichever spelling.
+const (
+	maxCAFilePath = 1024
+	maxPinText    = 128
+)
+
+// validateLink checks the TLS and PROXY fields and how they combine.
+func (g Game) validateLink() []error {
+	var errs []error
+	set := 0
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{g.TLSInsecure, "tls_insecure"}, {g.TLSCAFile != "", "tls_ca_file"}, {g.TLSPinSHA256 != "", "tls_pin_sha256"}} {
+		if !f.on {
+			continue
+		}
+		set++
+		if !g.TLS {
+			errs = append(errs, fmt.Errorf("%s without tls", f.name))
+		}
+	}
+	if set > 1 {
+		errs = append(errs, errors.New("tls_insecure, tls_ca_file and tls_pin_sha256 exclude each other: set at most one "+
+			"(a pin or a CA file verifies the certificate; insecure verifies nothing)"))
+	}
+	if f := g.TLSCAFile; f != "" {
+		switch {
+		case len(f) > maxCAFilePath:
+			errs = append(errs, fmt.Errorf("tls_ca_file: %d bytes, want at most %d", len(f), maxCAFilePath))
+		case !strings.HasPrefix(f, "/") || strings.ContainsAny(f, "\x00\n\r"):
+			errs = append(errs, fmt.Errorf("tls_ca_file %q: want an absolute path to a PEM file on the workers' hosts", f))
+		}
+	}
+	if g.TLSPinSHA256 != "" {
+		if _, err := ParsePin(g.TLSPinSHA256); err != nil {
+			errs = append(errs, fmt.Errorf("tls_pin_sha256: %w", err))
+		}
+	}
+	switch g.ProxyProtocol {
+	case "", "v1", "v2":
+	default:
+		errs = append(errs, fmt.Errorf("proxy_protocol %.20q: want v1, v2 or empty (off)", g.ProxyProtocol))
+	}
+	return errs
+}
+
+// ParsePin decodes a TLS pin: the SHA-256 of a certificate's
+// SubjectPublicKeyInfo, in base64 (standard or URL alphabet, padded or
+// not) or hex (colons allowed, as openssl prints fingerprints), with an
+// optional "sha256/" prefix.
+func ParsePin(s string) ([]byte, error) {
+	if len(s) > maxPinText {
+		return nil, fmt.Errorf("%d characters, want a SHA-256 in base64 (44) or hex (64)", len(s))
+	}
+	t := strings.TrimSpace(s)
+	t = strings.TrimPrefix(strings.TrimPrefix(t, "sha256//"), "sha256/")
+	if h := strings.ReplaceAll(t, ":", ""); len(h) == 2*sha256.Size {
+		if b, err := hex.DecodeString(h); err == nil {
+			return b, nil
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(t); err == nil && len(b) == sha256.Size {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("%.80q is not a SHA-256 (32 bytes) in base64 or hex", s)
 }
 
 // PutGame adds or replaces a game.

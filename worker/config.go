@@ -24,7 +24,7 @@ type Config struct {
 	IdleGrace     time.Duration `split_words:"true" default:"10m" desc:"how long a session with no viewer is kept"`
 	DrainTimeout  time.Duration `split_words:"true" default:"30s" desc:"how long a draining worker lets sessions run before closing them"`
 	LeaseTTL      time.Duration `split_words:"true" default:"10s" desc:"session lease TTL; renewed every TTL/3"`
-	DialTimeout   time.Duration `split_words:"true" default:"10s" desc:"timeout of a dial to a game (TCP and TLS)"`
+	DialTimeout   time.Duration `split_words:"true" default:"10s" desc:"timeout of a dial to a game: TCP connect, PROXY header and TLS handshake together"`
 	ClaimMinIdle  time.Duration `split_words:"true" default:"15s" desc:"control entries pending this long with another worker are claimed"`
 	MaxDeliveries int           `split_words:"true" default:"5" desc:"attempts before a control entry is dead-lettered"`
 	FlushDelay    time.Duration `split_words:"true" default:"0s" desc:"extra time output is coalesced before a write (0: write as soon as the previous write returned)"`

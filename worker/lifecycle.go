@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -329,7 +328,9 @@ func reasonName(r endReason) string {
 func playerReason(err error) string {
 	var dnsErr *net.DNSError
 	var netErr net.Error
-	var certErr *tls.CertificateVerificationError
+	if r := tlsReason(err); r != "" {
+		return r
+	}
 	switch {
 	case err == nil:
 		return "the connection ended"
@@ -343,8 +344,6 @@ func playerReason(err error) string {
 		return "the game refused the connection"
 	case errors.As(err, &dnsErr):
 		return "the game's address could not be found"
-	case errors.As(err, &certErr):
-		return "the game's TLS certificate was not accepted"
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return "the game did not answer in time"
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):

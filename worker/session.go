@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -62,7 +61,8 @@ type session struct {
 	idleGen  int
 	conn     net.Conn       // nil between game connections
 	eng      *telnet.Engine // with conn
-	wq       []byte         // bytes waiting for the writer
+	wq       []wseg         // bytes waiting for the writer, in order
+	wqBytes  int            // their total
 	writing  bool           // a writer goroutine runs
 	writers  sync.WaitGroup // the writer goroutines of the current connection
 	everLive bool           // a game connection was up once
@@ -168,11 +168,18 @@ func (s *session) run(ctx context.Context) error {
 		return s.fatal("this game's registry entry is invalid", err)
 	}
 	conn, err := s.dial(ctx, game)
-	if errors.Is(err, dialguard.ErrRefused) {
+	var cfgErr *linkConfigError
+	switch {
+	case errors.Is(err, dialguard.ErrRefused):
 		// An operator decision, not a network blip: redialling cannot help.
 		return s.fatal("this game's address is not allowed on this server", err)
-	}
-	if err != nil {
+	case errors.As(err, &cfgErr):
+		return s.fatal("this game's TLS settings cannot be used on this server", err)
+	case tlsRefused(err):
+		// The game answered with a certificate we refuse: redialling gets
+		// the same one.
+		return s.fatal(tlsReason(err), err)
+	case err != nil:
 		return err
 	}
 	s.mu.Lock()
@@ -191,6 +198,7 @@ func (s *session) run(ctx context.Context) error {
 		MaxSubneg:     s.w.cfg.MaxSubneg,
 		KeepControls:  game.KeepControls,
 		MXP:           game.MXP,
+		TLS:           game.TLS,
 	}
 	if game.MNES && s.ip != "" {
 		opts.Env = map[string]string{"IPADDRESS": s.ip}
@@ -224,7 +232,7 @@ func (s *session) run(ctx context.Context) error {
 	stop()
 
 	s.mu.Lock()
-	s.conn, s.eng, s.wq = nil, nil, nil
+	s.conn, s.eng, s.wq, s.wqBytes = nil, nil, nil, 0
 	// Lines still held were written to a connection that is gone; no
 	// prompt will say what they were.
 	held := s.typeAhead.flush()
@@ -278,33 +286,6 @@ func passwordPrompt(g store.Game) (*regexp.Regexp, error) {
 		return nil, fmt.Errorf("password_prompt %q: %w", p, err)
 	}
 	return re, nil
-}
-
-func (s *session) dial(ctx context.Context, game store.Game) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.w.cfg.DialTimeout)
-	defer cancel()
-	// The guard sees every address the dialer tries, after DNS, so a name
-	// that resolves (or is rebound) to Redis or a private host is refused
-	// at connect time whatever the registry says.
-	d := &net.Dialer{KeepAlive: 30 * time.Second, Control: s.w.guard.Control}
-	var (
-		conn net.Conn
-		err  error
-	)
-	if game.TLS {
-		td := &tls.Dialer{NetDialer: d, Config: &tls.Config{
-			ServerName:         game.Host,
-			InsecureSkipVerify: game.TLSInsecure, //nolint:gosec // the game's admin opted in for a self-signed game
-			MinVersion:         tls.VersionTLS12,
-		}}
-		conn, err = td.DialContext(ctx, "tcp", game.Addr())
-	} else {
-		conn, err = d.DialContext(ctx, "tcp", game.Addr())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", game.Addr(), err)
-	}
-	return conn, nil
 }
 
 // read pumps the game's bytes through the telnet engine into the outbox
@@ -557,6 +538,17 @@ func (s *session) record(recs []inputRecord) {
 	}
 }
 
+// wseg is a run of bytes for the game that goes out in one write: either
+// player input or the engine's own bytes (negotiation replies, NAWS, GMCP
+// and MSDP), never both. Some servers read a negotiation reply and the
+// line after it in one read, act on the reply and drop the rest: input
+// that shares a write with a reply arrives in the same segment and is
+// lost there. Consecutive sends of one kind still share a write.
+type wseg struct {
+	b     []byte
+	input bool
+}
+
 // send queues p for the game. Writes are serialised by one short-lived
 // writer goroutine per burst, so a game that reads slowly delays nobody
 // else, and an idle session costs no goroutine. It returns false when there
@@ -567,18 +559,27 @@ func (s *session) send(p []byte) bool {
 	return s.sendLocked(p)
 }
 
-func (s *session) sendLocked(p []byte) bool {
+func (s *session) sendLocked(p []byte) bool { return s.queueLocked(p, false) }
+
+// queueLocked queues p, input or not, behind what is already queued. The
+// writer is started at once, so a reply leaves as promptly as before.
+func (s *session) queueLocked(p []byte, input bool) bool {
 	if s.conn == nil {
 		return false
 	}
-	if len(s.wq)+len(p) > s.w.cfg.GameWriteQueue {
+	if s.wqBytes+len(p) > s.w.cfg.GameWriteQueue {
 		// The game does not read: drop the connection rather than hold an
 		// unbounded queue; the supervisor redials.
 		s.notReading = true
 		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
 		return false
 	}
-	s.wq = append(s.wq, p...)
+	if n := len(s.wq); n > 0 && s.wq[n-1].input == input {
+		s.wq[n-1].b = append(s.wq[n-1].b, p...)
+	} else {
+		s.wq = append(s.wq, wseg{b: append([]byte(nil), p...), input: input})
+	}
+	s.wqBytes += len(p)
 	if !s.writing {
 		s.writing = true
 		conn := s.conn
@@ -587,25 +588,28 @@ func (s *session) sendLocked(p []byte) bool {
 	return true
 }
 
+// write sends the queue one segment per write, until it is empty.
 func (s *session) write(conn net.Conn) {
-	var buf []byte
 	for {
 		s.mu.Lock()
 		if len(s.wq) == 0 || s.conn != conn {
 			s.writing = false
-			s.wq = nil
+			s.wq, s.wqBytes = nil, 0
 			s.mu.Unlock()
 			return
 		}
-		buf, s.wq = s.wq, buf[:0]
+		seg := s.wq[0]
+		s.wq[0] = wseg{}
+		s.wq = s.wq[1:]
+		s.wqBytes -= len(seg.b)
 		s.mu.Unlock()
 		_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := conn.Write(buf); err != nil {
+		if _, err := conn.Write(seg.b); err != nil {
 			// The reader sees the broken connection too; make sure it does.
 			_ = conn.SetReadDeadline(time.Unix(1, 0))
 			s.mu.Lock()
 			s.writing = false
-			s.wq = nil
+			s.wq, s.wqBytes = nil, 0
 			s.mu.Unlock()
 			return
 		}
@@ -624,7 +628,7 @@ func (s *session) input(text, viewer string, seq uint64) bool {
 		return false
 	}
 	line := s.eng.Line(nil, text)
-	if !s.sendLocked(line) {
+	if !s.queueLocked(line, true) {
 		s.mu.Unlock()
 		return false
 	}

@@ -27,7 +27,7 @@ func runGames(ctx context.Context, args []string) error {
 		}
 		fs.SetOutput(os.Stdout)
 		fs.Usage()
-		fmt.Println("\nadd and update take: -id -name -description -host -port -tls -tls-insecure -charset -mnes -mxp")
+		fmt.Println("\nadd and update take: -id -name -description -host -port -tls -tls-insecure -tls-ca-file -tls-pin-sha256 -proxy-protocol -charset -mnes -mxp")
 		return nil
 	}
 	sub, rest := args[0], args[1:]
@@ -46,6 +46,9 @@ func runGames(ctx context.Context, args []string) error {
 		fs.IntVar(&g.Port, "port", 0, "game TCP port (1-65535)")
 		fs.BoolVar(&g.TLS, "tls", false, "connect with TLS")
 		fs.BoolVar(&g.TLSInsecure, "tls-insecure", false, "skip TLS certificate verification")
+		fs.StringVar(&g.TLSCAFile, "tls-ca-file", "", "PEM file of CAs on the workers' hosts that verify the game's TLS certificate instead of the system roots")
+		fs.StringVar(&g.TLSPinSHA256, "tls-pin-sha256", "", "pin the game's TLS key: SHA-256 of its certificate's SPKI, base64 or hex (replaces chain, name and date checks)")
+		fs.StringVar(&g.ProxyProtocol, "proxy-protocol", "", "send the player's IP in a PROXY protocol header: v1 or v2 (only for games that expect one)")
 		fs.StringVar(&g.Charset, "charset", "", "legacy charset if the game is not UTF-8 (latin1, cp437, ...)")
 		fs.BoolVar(&g.MNES, "mnes", false, "send the player's IP to the game (MNES / NEW-ENVIRON)")
 		fs.BoolVar(&g.MXP, "mxp", false, "accept MXP from the game (links, colours; a safe subset)")
@@ -115,6 +118,7 @@ func runGames(ctx context.Context, args []string) error {
 		t.row("description", orDash(g.Description))
 		t.row("address", g.Addr())
 		t.row("tls", yesNo(g.TLS)+insecure(g))
+		t.row("proxy protocol", orDash(g.ProxyProtocol))
 		t.row("charset", orDash(g.Charset))
 		t.row("mnes", yesNo(g.MNES))
 		t.row("mxp", yesNo(g.MXP))
@@ -269,9 +273,17 @@ func orDash(s string) string {
 	return s
 }
 
+// insecure says how a TLS game's certificate is checked.
 func insecure(g store.Game) string {
-	if g.TLSInsecure {
+	switch {
+	case !g.TLS:
+		return ""
+	case g.TLSInsecure:
 		return " (certificate not verified)"
+	case g.TLSPinSHA256 != "":
+		return " (key pinned: sha256 " + g.TLSPinSHA256 + "; chain, name and dates not checked)"
+	case g.TLSCAFile != "":
+		return " (CA file " + g.TLSCAFile + ")"
 	}
-	return ""
+	return " (system roots)"
 }

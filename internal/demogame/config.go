@@ -41,6 +41,19 @@ type Config struct {
 	// the others. Zero or negative means the default.
 	WriteTimeout time.Duration `default:"10s"`
 
+	// TLSCertFile and TLSKeyFile (PEM) make the listener speak TLS; both
+	// or neither.
+	TLSCertFile string
+	TLSKeyFile  string
+	// ProxyProtocol requires a PROXY protocol header (v1 or v2) before
+	// anything else on each connection and takes the player's address from
+	// it (what "who" shows, unless NEW-ENVIRON says otherwise). A
+	// connection without one is closed.
+	ProxyProtocol bool
+	// HandshakeTimeout bounds reading the PROXY header and the TLS
+	// handshake, each.
+	HandshakeTimeout time.Duration `default:"5s"`
+
 	// Logger receives connection and login events. Default slog.Default().
 	Logger *slog.Logger `ignored:"true"`
 }
@@ -62,6 +75,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.NegotiationWait, "negotiation-wait", def.NegotiationWait, "how long to wait for option answers before the banner")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", def.WriteTimeout, "disconnect a client that does not read for this long")
 	fs.BoolVar(&c.MXP, "mxp", false, "offer MXP: look shows an exit link and a coloured word")
+	fs.StringVar(&c.TLSCertFile, "tls-cert", "", "PEM certificate: serve TLS (with -tls-key)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key", "", "PEM private key of -tls-cert")
+	fs.BoolVar(&c.ProxyProtocol, "proxy-protocol", false, "require a PROXY protocol v1/v2 header and take the player's address from it")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", def.HandshakeTimeout, "bound on the PROXY header read and the TLS handshake")
 	for _, f := range []struct {
 		p    *bool
 		name string
@@ -86,6 +103,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // withDefaults returns c with zero fields filled in.
 func (c Config) withDefaults() Config {
 	c.WriteTimeout = max(c.WriteTimeout, 0) // negative: the default too
+	c.HandshakeTimeout = max(c.HandshakeTimeout, 0)
 	config.SetDefaults(&c)
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -31,6 +31,16 @@
 // client agreed to EOR, else in IAC GA unless it agreed to SGA, else in
 // nothing: the three kinds of game a client meets in the wild.
 //
+// # TLS and the PROXY protocol
+//
+// With Config.TLSCertFile and TLSKeyFile the listener speaks TLS only.
+// With Config.ProxyProtocol every connection must begin with a PROXY
+// protocol header (v1 text or v2 binary, told apart by their first bytes,
+// read without reading past them, within HandshakeTimeout), before the TLS
+// handshake if there is one; the header's source address is the player's,
+// shown by "who" unless NEW-ENVIRON gives one. A connection without a
+// valid header is closed unanswered.
+//
 // # Commands
 //
 //	look, say <text>, who, echo <text>, flood <n> [bytes], colors,

@@ -2,6 +2,7 @@ package demogame
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,9 @@ type Server struct {
 	log     *slog.Logger
 	world   *world
 	started time.Time
+	tls     *tls.Config // nil: plain telnet
+	tlsErr  error
+	tlsOnce sync.Once
 
 	accepted atomic.Int64
 	open     atomic.Int64
@@ -49,6 +53,10 @@ func New(cfg Config) *Server {
 // returns nil after ctx is done, or the error that stopped Accept. Call it
 // at most once per Server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if err := s.loadTLS(); err != nil {
+		ln.Close()
+		return err
+	}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	err := s.acceptLoop(ctx, ln)
@@ -85,6 +93,12 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 		s.wg.Add(1)
 		go s.handle(conn)
 	}
+}
+
+// loadTLS loads the TLS key pair of the config, once.
+func (s *Server) loadTLS() error {
+	s.tlsOnce.Do(func() { s.tls, s.tlsErr = s.cfg.loadTLS() })
+	return s.tlsErr
 }
 
 // track registers conn so shutdown can close it; false once shutting down.
@@ -129,7 +143,18 @@ func (s *Server) handle(conn net.Conn) {
 		}
 	}()
 	log.Debug("demogame: connected")
-	err := newSession(s, conn, log).run()
+	conn, peer, err := s.prepare(conn)
+	if err != nil {
+		log.Info("demogame: connection refused before telnet", "err", err)
+		return
+	}
+	if peer != "" {
+		log = log.With("player", peer)
+	}
+	defer conn.Close() // the TLS layer, if any: it sends close_notify
+	sess := newSession(s, conn, log)
+	sess.proxyIP = peer
+	err = sess.run()
 	log.Debug("demogame: disconnected", "err", err)
 }
 
@@ -154,11 +179,14 @@ func (s *Server) Players() []string {
 // function that shuts the server down and waits for it; stop may be called
 // more than once. Cancelling ctx also stops the server.
 func Start(ctx context.Context, cfg Config, addr string) (*Server, string, func(), error) {
+	srv := New(cfg)
+	if err := srv.loadTLS(); err != nil {
+		return nil, "", nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("demogame: listen on %s: %w", addr, err)
 	}
-	srv := New(cfg)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

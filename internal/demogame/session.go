@@ -62,6 +62,7 @@ type session struct {
 	env         map[string]string
 	envDone     bool
 	gmcpClient  string
+	proxyIP     string // the player's address by the PROXY header, if any
 	// msdpReported: the MSDP variables the client asked to REPORT, each
 	// with the value last sent.
 	msdpReported map[string]string
@@ -318,7 +319,11 @@ func (s *session) enterPassword(password string) {
 	}
 	// The client did not echo the Enter either, so end its line for it.
 	s.text("\r\n")
-	p := &player{name: s.name, out: s.out, kick: s.kick, ip: s.env["IPADDRESS"]}
+	ip := s.env["IPADDRESS"]
+	if ip == "" {
+		ip = s.proxyIP
+	}
+	p := &player{name: s.name, out: s.out, kick: s.kick, ip: ip}
 	res, displaced := s.srv.world.login(p, password)
 	if res == loginWrongPassword {
 		s.loginFails++

@@ -138,6 +138,9 @@ type Game struct {
 	Port           int    `json:"port"`
 	TLS            bool   `json:"tls"`
 	TLSInsecure    bool   `json:"tls_insecure"`
+	TLSCAFile      string `json:"tls_ca_file"`
+	TLSPinSHA256   string `json:"tls_pin_sha256"`
+	ProxyProtocol  string `json:"proxy_protocol"`
 	Charset        string `json:"charset"`
 	MNES           bool   `json:"mnes"`
 	PasswordPrompt string `json:"password_prompt"`
@@ -148,14 +151,16 @@ type Game struct {
 // FromGame is the view of a registry entry.
 func FromGame(g store.Game) Game {
 	return Game{ID: g.ID, Name: g.Name, Description: g.Description, Host: g.Host, Port: g.Port,
-		TLS: g.TLS, TLSInsecure: g.TLSInsecure, Charset: g.Charset, MNES: g.MNES,
+		TLS: g.TLS, TLSInsecure: g.TLSInsecure, TLSCAFile: g.TLSCAFile, TLSPinSHA256: g.TLSPinSHA256,
+		ProxyProtocol: g.ProxyProtocol, Charset: g.Charset, MNES: g.MNES,
 		PasswordPrompt: g.PasswordPrompt, KeepControls: g.KeepControls, MXP: g.MXP}
 }
 
 // Store is the registry entry the view describes.
 func (g Game) Store() store.Game {
 	return store.Game{ID: g.ID, Name: g.Name, Description: g.Description, Host: g.Host, Port: g.Port,
-		TLS: g.TLS, TLSInsecure: g.TLSInsecure, Charset: g.Charset, MNES: g.MNES,
+		TLS: g.TLS, TLSInsecure: g.TLSInsecure, TLSCAFile: g.TLSCAFile, TLSPinSHA256: g.TLSPinSHA256,
+		ProxyProtocol: g.ProxyProtocol, Charset: g.Charset, MNES: g.MNES,
 		PasswordPrompt: g.PasswordPrompt, KeepControls: g.KeepControls, MXP: g.MXP}
 }
 

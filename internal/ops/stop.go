@@ -65,5 +65,7 @@ func StopGameSessions(ctx context.Context, st *store.Store, game, reason string)
 // talking to the wrong place, or in the wrong way.
 func AddrChanged(old, new store.Game) bool {
 	return !strings.EqualFold(old.Host, new.Host) || old.Port != new.Port ||
-		old.TLS != new.TLS || old.TLSInsecure != new.TLSInsecure
+		old.TLS != new.TLS || old.TLSInsecure != new.TLSInsecure ||
+		old.TLSCAFile != new.TLSCAFile || old.TLSPinSHA256 != new.TLSPinSHA256 ||
+		old.ProxyProtocol != new.ProxyProtocol
 }

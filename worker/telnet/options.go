@@ -67,6 +67,9 @@ type Options struct {
 	// refused. The engine only negotiates it and reports EventMXP; the
 	// markup is decoded by package worker/mxp.
 	MXP bool
+	// TLS says the connection to the game is TLS: MTTS then sets bit 2048
+	// (SSL), so the game knows the link is encrypted.
+	TLS bool
 }
 
 // DefaultGMCPSupports is the Core.Supports.Set list used when

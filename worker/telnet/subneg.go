@@ -70,6 +70,7 @@ const (
 	mttsProxy     = 128
 	mttsTrueColor = 256
 	mttsMNES      = 512
+	mttsSSL       = 2048
 )
 
 // mtts is the MTTS bit set describing Trellis right now: the UTF-8 bit
@@ -81,6 +82,9 @@ func (e *Engine) mtts() int {
 	}
 	if e.opts.MNES {
 		bits |= mttsMNES
+	}
+	if e.opts.TLS {
+		bits |= mttsSSL
 	}
 	return bits
 }

@@ -6,7 +6,8 @@ import { api, el, fillRows, confirmButton } from './api.js';
 
 const $ = (id) => document.getElementById(id);
 
-const TEXT_FIELDS = ['id', 'name', 'host', 'charset', 'password_prompt', 'description'];
+const TEXT_FIELDS = ['id', 'name', 'host', 'charset', 'password_prompt', 'description',
+  'tls_ca_file', 'tls_pin_sha256', 'proxy_protocol'];
 const FLAGS = ['tls', 'tls_insecure', 'mnes', 'keep_controls'];
 
 export class GamesView {
