@@ -3,6 +3,9 @@ package console_test
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -499,5 +502,33 @@ func TestLiveStreamEndsWithTheSignIn(t *testing.T) {
 	live.ended()
 	if status, _ := c.do("GET", "/api/me", nil); status != http.StatusUnauthorized {
 		t.Errorf("after the token expired: HTTP %d, want 401", status)
+	}
+}
+
+// TestGameFormCoversEveryField: the console's edit form builds the game it
+// saves from its fields, so a registry field it does not know would be
+// wiped by every edit (vitals, which the form does not show, is carried
+// over from the game as loaded).
+func TestGameFormCoversEveryField(t *testing.T) {
+	js, err := os.ReadFile("static/games.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := regexp.MustCompile(`(?s)const (TEXT_FIELDS|FLAGS) = \[(.*?)\];`).FindAllStringSubmatch(string(js), -1)
+	fields := map[string]bool{"port": true, "vitals": true}
+	for _, m := range listed {
+		for _, q := range regexp.MustCompile(`'([a-z0-9_]+)'`).FindAllStringSubmatch(m[2], -1) {
+			fields[q[1]] = true
+		}
+	}
+	if !strings.Contains(string(js), "{ ...this.original }") {
+		t.Error("games.js no longer starts an edit from the game as loaded: fields the form lacks would be wiped")
+	}
+	typ := reflect.TypeFor[ops.Game]()
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if !fields[name] {
+			t.Errorf("registry field %q is not in the console's game form (static/games.js TEXT_FIELDS or FLAGS)", name)
+		}
 	}
 }

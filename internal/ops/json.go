@@ -146,6 +146,9 @@ type Game struct {
 	PasswordPrompt string `json:"password_prompt"`
 	KeepControls   bool   `json:"keep_controls"`
 	MXP            bool   `json:"mxp"`
+	// The player's client (store/gameclient.go).
+	Echo   string            `json:"echo"`
+	Vitals []store.VitalSpec `json:"vitals"`
 }
 
 // FromGame is the view of a registry entry.
@@ -153,7 +156,8 @@ func FromGame(g store.Game) Game {
 	return Game{ID: g.ID, Name: g.Name, Description: g.Description, Host: g.Host, Port: g.Port,
 		TLS: g.TLS, TLSInsecure: g.TLSInsecure, TLSCAFile: g.TLSCAFile, TLSPinSHA256: g.TLSPinSHA256,
 		ProxyProtocol: g.ProxyProtocol, Charset: g.Charset, MNES: g.MNES,
-		PasswordPrompt: g.PasswordPrompt, KeepControls: g.KeepControls, MXP: g.MXP}
+		PasswordPrompt: g.PasswordPrompt, KeepControls: g.KeepControls, MXP: g.MXP,
+		Echo: g.Echo, Vitals: g.Vitals}
 }
 
 // Store is the registry entry the view describes.
@@ -161,7 +165,8 @@ func (g Game) Store() store.Game {
 	return store.Game{ID: g.ID, Name: g.Name, Description: g.Description, Host: g.Host, Port: g.Port,
 		TLS: g.TLS, TLSInsecure: g.TLSInsecure, TLSCAFile: g.TLSCAFile, TLSPinSHA256: g.TLSPinSHA256,
 		ProxyProtocol: g.ProxyProtocol, Charset: g.Charset, MNES: g.MNES,
-		PasswordPrompt: g.PasswordPrompt, KeepControls: g.KeepControls, MXP: g.MXP}
+		PasswordPrompt: g.PasswordPrompt, KeepControls: g.KeepControls, MXP: g.MXP,
+		Echo: g.Echo, Vitals: g.Vitals}
 }
 
 // Event is one lifecycle event.

@@ -7,8 +7,8 @@ import { api, el, fillRows, confirmButton } from './api.js';
 const $ = (id) => document.getElementById(id);
 
 const TEXT_FIELDS = ['id', 'name', 'host', 'charset', 'password_prompt', 'description',
-  'tls_ca_file', 'tls_pin_sha256', 'proxy_protocol'];
-const FLAGS = ['tls', 'tls_insecure', 'mnes', 'keep_controls'];
+  'tls_ca_file', 'tls_pin_sha256', 'proxy_protocol', 'echo'];
+const FLAGS = ['tls', 'tls_insecure', 'mnes', 'keep_controls', 'mxp'];
 
 export class GamesView {
   constructor(failed) {
@@ -75,6 +75,7 @@ export class GamesView {
   openForm(g) {
     const f = $('game-form');
     this.editing = g ? g.id : null;
+    this.original = g; // fields the form does not show (vitals) are sent back as they came
     $('game-form-title').textContent = g ? `Edit ${g.id}` : 'Add a game';
     $('game-error').textContent = '';
     $('games-import').hidden = true;
@@ -88,7 +89,7 @@ export class GamesView {
 
   async save() {
     const f = $('game-form');
-    const game = {};
+    const game = this.editing && this.original ? { ...this.original } : {};
     for (const k of TEXT_FIELDS) game[k] = f.elements[k].value.trim();
     game.port = Number(f.elements.port.value);
     for (const k of FLAGS) game[k] = f.elements[k].checked;
