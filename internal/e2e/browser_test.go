@@ -31,7 +31,10 @@ type stack struct {
 	edgeURL string
 }
 
-func startStack(t *testing.T) *stack {
+// stackOption changes the demo game's configuration and its registry entry.
+type stackOption func(*demogame.Config, *store.Game)
+
+func startStack(t *testing.T, opts ...stackOption) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -39,13 +42,18 @@ func startStack(t *testing.T) *stack {
 	tgt := redistest.Isolated(t)
 	st := store.New(tgt.Client, store.WithNamespace(tgt.Namespace))
 
-	_, gameAddr, stopGame, err := demogame.Start(ctx, demogame.Config{Logger: logger}, "127.0.0.1:0")
+	gameCfg, game := demogame.Config{Logger: logger}, store.Game{ID: "demo", Name: "Trellis Demo"}
+	for _, o := range opts {
+		o(&gameCfg, &game)
+	}
+	_, gameAddr, stopGame, err := demogame.Start(ctx, gameCfg, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	host, port, _ := net.SplitHostPort(gameAddr)
-	portNum, _ := strconv.Atoi(port)
-	if err := st.PutGame(ctx, store.Game{ID: "demo", Name: "Trellis Demo", Host: host, Port: portNum}); err != nil {
+	game.Host = host
+	game.Port, _ = strconv.Atoi(port)
+	if err := st.PutGame(ctx, game); err != nil {
 		t.Fatal(err)
 	}
 
@@ -225,5 +233,60 @@ func TestBrowserDrawsAnMSDPGauge(t *testing.T) {
 	)
 	if err != nil {
 		t.Fatalf("reload: %v", err)
+	}
+}
+
+// TestBrowserFollowsAnMXPSendLink: the demo game with MXP on, through the
+// real worker (which turns <send> into a command link and <color> into
+// SGR) and edge: the page shows a link that, clicked, sends its command,
+// and the coloured word in colour; no markup reaches the page.
+func TestBrowserFollowsAnMXPSendLink(t *testing.T) {
+	ctx := browsertest.Start(t, browsertest.Options{Width: 1200, Height: 900, Timeout: 90 * time.Second})
+	s := startStack(t, func(c *demogame.Config, g *store.Game) { c.MXP, g.MXP = true, true })
+	tok, err := auth.Mint(secret, "mxpa", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type linkInfo struct {
+		Text   string
+		Golden string
+		Markup bool
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.edgeURL+"/play/demo?token="+tok),
+		waitOutput("What is your name?"),
+		typeLine("Mxpa"),
+		waitOutput("Password:"),
+		typeLine("pw"),
+		waitOutput("> "),
+		typeLine("look"),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#output .cmd-link') !== null`,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)),
+	)
+	if err != nil {
+		t.Fatalf("login and look: %v", err)
+	}
+	link, err := chromedp.Run(ctx, chromedp.Evaluate[linkInfo](`(() => {
+		const b = document.querySelector('#output .cmd-link');
+		const gold = [...document.querySelectorAll('#output span')].find((e) => e.textContent === 'golden');
+		const out = document.querySelector('#output');
+		const plain = getComputedStyle(out).color;
+		return { Text: b.textContent, Golden: gold && getComputedStyle(gold).color !== plain ? getComputedStyle(gold).color : '',
+			Markup: out.textContent.includes('<send') || out.textContent.includes('<color') || out.querySelector('send, color') !== null };
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if link.Text != "north" || link.Markup || link.Golden == "" {
+		t.Fatalf("link %+v: want a command link reading north, the word golden in a colour of its own, and no MXP markup in the page", link)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#output .cmd-link`)),
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('#output .input, #output .line')].some((e) => /(^|\s)north\s*$/.test(e.textContent)) && document.querySelector('#output').textContent.split('north').length > 3`,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)),
+	)
+	if err != nil {
+		out, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#output').textContent.slice(-600)`))
+		t.Fatalf("click the link: %v; output ends:\n%s", err, out)
 	}
 }
