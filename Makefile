@@ -36,9 +36,9 @@ test-node:
 run: build
 	./$(BIN) dev
 
-## bench: Go micro-benchmarks, then the end-to-end load generator
+## bench: Go micro-benchmarks, then the end-to-end load generator on the stack as separate processes; prints every target MET/MISS
 bench: build bench-go
-	./$(BIN) bench --quick
+	./$(BIN) bench --quick --procs
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./worker/telnet/ ./worker/supervisor/ ./store/ ./internal/ansi/ ./internal/bench/

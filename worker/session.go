@@ -296,15 +296,30 @@ func passwordPrompt(g store.Game) (*regexp.Regexp, error) {
 // backpressure and the flusher's fairness applying between slices, never
 // as one huge event.
 func (s *session) read(ctx context.Context, conn net.Conn, eng *telnet.Engine) error {
-	buf := make([]byte, minReadBuffer)
+	// A quiet game is waited for holding no buffer (readPooled); a busy one
+	// keeps a growing buffer of its own and reads through conn.Read.
+	raw := rawReader(conn)
 	var (
+		buf     []byte
 		evs     []telnet.Event
 		replies []byte
 	)
 	s.mxp.reset(&s.w.cfg)
+	defer func() { putReadBuf(&buf) }()
 	lim := s.outputLimiter()
 	for {
-		n, err := conn.Read(buf)
+		var (
+			n   int
+			err error
+		)
+		if raw != nil && len(buf) <= minReadBuffer {
+			n, err = readPooled(raw, &buf)
+		} else {
+			if buf == nil {
+				buf = make([]byte, minReadBuffer)
+			}
+			n, err = conn.Read(buf)
+		}
 		for p := buf[:n]; len(p) > 0; {
 			s.mu.Lock()
 			var (
@@ -338,9 +353,11 @@ func (s *session) read(ctx context.Context, conn net.Conn, eng *telnet.Engine) e
 		if n > 0 {
 			switch {
 			case n == len(buf) && len(buf) < maxReadBuffer:
-				buf = make([]byte, 2*len(buf))
-			case n < len(buf)/16 && len(buf) > minReadBuffer:
-				buf = make([]byte, minReadBuffer)
+				putReadBuf(&buf)
+				buf = make([]byte, 2*n)
+			case n < len(buf)/16 && len(buf) > minReadBuffer,
+				n < len(buf) && len(buf) == minReadBuffer && raw != nil:
+				putReadBuf(&buf) // drained: wait for the next bytes without it
 			}
 		}
 		if err != nil {

@@ -19,7 +19,7 @@ import (
 
 func runBench(ctx context.Context, args []string) error {
 	var lc LogConfig
-	fs := newFlags("bench", "bench [--quick] [--redis single|cluster:N] [--cluster] [--url ws://host/ws --token-secret S] [-o table|json] [--report FILE]", logSection(&lc))
+	fs := newFlags("bench", "bench [--quick] [--procs] [--redis single|cluster:N] [--cluster] [--url ws://host/ws --token-secret S] [-o table|json] [--report FILE]", logSection(&lc))
 	quick := fs.Bool("quick", false, "every scenario, small (100 and 1,000 clients); about 75 s")
 	url := fs.String("url", "", "drive a running edge at this WebSocket URL (ws://host:port/ws) instead of an in-process stack")
 	secret := fs.String("token-secret", "", "with --url: the edge's TRELLIS_AUTH_SECRET, to mint tokens (default: $TRELLIS_AUTH_SECRET)")
@@ -31,6 +31,7 @@ func runBench(ctx context.Context, args []string) error {
 	out := fs.String("o", "table", "output: table or json")
 	report := fs.String("report", "", "also write a Markdown report to this file")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process during the stack's largest echo run (or the flood, when echo is not run)")
+	memprofile := fs.String("memprofile", "", "write a heap profile of this process once every client of the largest echo count is connected (in-process stack: the edge's and the worker's heap)")
 	wsMax := fs.Int("websockify-max", 100, "largest client count to drive websockify with (it forks a process per connection); 0: not at all")
 	only := fs.String("only", "", "run only these scenarios, comma-separated: "+strings.Join(bench.Scenarios, ", "))
 	timeout := fs.Duration("scenario-timeout", 0, "deadline of each scenario (default 3m; --quick 45s; --cluster 1m)")
@@ -42,8 +43,14 @@ func runBench(ctx context.Context, args []string) error {
 	floodLines := fs.Int("cluster-lines", 0, "with --cluster: lines each flooding session asks for (default 5000)")
 	floodBytes := fs.Int("cluster-line-bytes", 0, "with --cluster: bytes per flood line (default 100)")
 	flushBytes := fs.Int("cluster-flush-bytes", 0, "with --cluster: the workers' FLUSH_BYTES, the most one output message holds (default: the worker's, 16384)")
+	procs := fs.Bool("procs", false, "run the stack as separate processes of this binary (redis-server, edge, worker, demo games, direct proxy; this process holds only the clients): 10,000 sessions within one process's open-file limit, memory per process from outside, and the logged-in scenario")
+	loginSessions := fs.Int("login-sessions", 0, "with --procs: sessions logged in to each demo game (MCCP2 on, off) for the logged-in idle memory (default 1000)")
+	serveProxy := fs.String("serve-proxy", "", "internal to --procs: serve only the direct-proxy baseline on this address, in front of --game-addr")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *serveProxy != "" {
+		return serveDirectProxy(ctx, *serveProxy, *gameAddr)
 	}
 	if *out != "table" && *out != "json" {
 		return fmt.Errorf("%w: -o %q: want table or json", errUsage, *out)
@@ -55,6 +62,9 @@ func runBench(ctx context.Context, args []string) error {
 	cmpModes, err := bench.ParseRedisModes(*modes)
 	if err != nil {
 		return fmt.Errorf("%w: --cluster-modes %v", errUsage, err)
+	}
+	if *procs && (*url != "" || mode.Cluster() || *compare) {
+		return fmt.Errorf("%w: --procs starts its own stack on a single Redis; it does not combine with --url, --redis cluster or --cluster", errUsage)
 	}
 	if *url != "" && (mode.Cluster() || *compare) {
 		return fmt.Errorf("%w: --redis and --cluster start their own Redis for an in-process stack; with --url the stack's Redis is --redis-url", errUsage)
@@ -92,6 +102,9 @@ func runBench(ctx context.Context, args []string) error {
 	if *rounds > 0 {
 		opts.EchoRounds = *rounds
 	}
+	if *loginSessions > 0 {
+		opts.LoginSessions = *loginSessions
+	}
 	if *timeout > 0 {
 		opts.ScenarioTimeout = *timeout
 	}
@@ -105,6 +118,7 @@ func runBench(ctx context.Context, args []string) error {
 		}
 	}
 	opts.CPUProfile = *cpuprofile
+	opts.HeapProfile = *memprofile
 	opts.Progress = os.Stderr
 	if *compare {
 		co := bench.DefaultCompareOptions()
@@ -124,9 +138,12 @@ func runBench(ctx context.Context, args []string) error {
 	for _, n := range opts.Clients {
 		largest = max(largest, n)
 	}
-	// In one process each session holds about four descriptors.
+	// In one process each session holds about four descriptors; with the
+	// stack elsewhere this process holds the client end only. The
+	// processes of a --procs stack inherit the limit raised here and hold
+	// one end each (the direct proxy, holding two, runs as several).
 	perSession := uint64(4)
-	if *url != "" {
+	if *url != "" || *procs {
 		perSession = 1
 	}
 	if need := uint64(largest)*perSession + 512; limit > 0 && limit < need {
@@ -137,7 +154,20 @@ func runBench(ctx context.Context, args []string) error {
 		env     bench.Env
 		stopEnv func() error
 	)
-	if *url == "" {
+	switch {
+	case *procs:
+		fmt.Fprintln(os.Stderr, "bench: starting the stack as separate processes")
+		ps, err := bench.StartProcStack(ctx, bench.ProcOptions{
+			MaxSessions:   largest*2 + 1000,
+			Websockify:    *wsMax > 0,
+			WebsockifyMax: *wsMax,
+			Log:           log,
+		})
+		if err != nil {
+			return err
+		}
+		env, stopEnv = ps.Env(), ps.Close
+	case *url == "":
 		st, err := bench.StartStack(ctx, bench.StackOptions{
 			MaxSessions:   largest*2 + 1000,
 			Websockify:    *wsMax > 0,
@@ -149,7 +179,7 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		env, stopEnv = st.Env(), st.Close
-	} else {
+	default:
 		env, stopEnv, err = externalEnv(ctx, *url, *secret, *game, *redisURL, *gameAddr, log)
 		if err != nil {
 			return err
@@ -241,6 +271,23 @@ func runCompare(ctx context.Context, args []string, modes []bench.RedisMode, o b
 		return runErr
 	}
 	return nil
+}
+
+// serveDirectProxy is the direct-proxy baseline as a process of its own
+// (the --procs stack starts it), until ctx ends.
+func serveDirectProxy(ctx context.Context, addr, gameAddr string) error {
+	if gameAddr == "" {
+		return fmt.Errorf("%w: --serve-proxy needs --game-addr", errUsage)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("direct proxy: listen: %w", err)
+	}
+	err = bench.NewProxy(gameAddr, slog.Default()).Serve(ctx, ln)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 func writeReport(path string, res *bench.Results) error {

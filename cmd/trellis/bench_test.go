@@ -19,6 +19,10 @@ func TestBenchTopologyFlags(t *testing.T) {
 		{[]string{"bench", "--cluster", "--quick"}, "--quick"},
 		{[]string{"bench", "--url", "ws://127.0.0.1:1/ws", "--redis", "cluster:3"}, "--redis-url"},
 		{[]string{"bench", "--url", "ws://127.0.0.1:1/ws", "--cluster"}, "--redis-url"},
+		{[]string{"bench", "--procs", "--url", "ws://127.0.0.1:1/ws"}, "--procs"},
+		{[]string{"bench", "--procs", "--redis", "cluster:3"}, "--procs"},
+		{[]string{"bench", "--procs", "--cluster"}, "--procs"},
+		{[]string{"bench", "--serve-proxy", "127.0.0.1:0"}, "--game-addr"},
 	} {
 		code, out := run(t, tc.args...)
 		if code != 2 || !strings.Contains(out, tc.want) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/http"
 	"strings"
@@ -30,8 +31,12 @@ const (
 // Target is one WebSocket endpoint to drive: the stack under test or a
 // baseline.
 type Target struct {
-	Name     string   // shown in tables: "trellis", "direct", "websockify"
-	URL      string   // ws://host:port/path
+	Name string // shown in tables: "trellis", "direct", "websockify"
+	URL  string // ws://host:port/path
+	// URLs, when set, are equivalent endpoints (processes) the clients are
+	// spread over by user name instead of URL: a direct proxy holds two
+	// descriptors per session, so 10,000 of them need two processes.
+	URLs     []string
 	Protocol Protocol // JSON or Raw
 	Game     string   // the game id sent in hello (JSON only)
 	// Token mints a token for a user; nil sends none.
@@ -72,12 +77,18 @@ func dial(ctx context.Context, t *Target, user, resume string) (*conn, error) {
 	if t.Protocol == Raw {
 		hdr = http.Header{"Sec-WebSocket-Protocol": {"binary"}}
 	}
-	ws, resp, err := dialer.DialContext(ctx, t.URL, hdr)
+	url := t.URL
+	if len(t.URLs) > 0 {
+		h := fnv.New32a()
+		h.Write([]byte(user))
+		url = t.URLs[h.Sum32()%uint32(len(t.URLs))]
+	}
+	ws, resp, err := dialer.DialContext(ctx, url, hdr)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", t.URL, err)
+		return nil, fmt.Errorf("dial %s: %w", url, err)
 	}
 	c := &conn{ws: ws, target: t, lastID: resume}
 	if t.Protocol == Raw {

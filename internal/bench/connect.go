@@ -15,6 +15,13 @@ import (
 // Staggering matters: 10,000 simultaneous handshakes would measure the
 // accept queue, not the stack.
 func connectAll(ctx context.Context, t *Target, prefix string, n, rate int, deadline time.Time) ([]*conn, int, error) {
+	return connectAllThen(ctx, t, prefix, n, rate, deadline, nil)
+}
+
+// connectAllThen is connectAll with a step each connection takes once its
+// session takes input (logging in to the game, say), within the same
+// handshake limit and deadline.
+func connectAllThen(ctx context.Context, t *Target, prefix string, n, rate int, deadline time.Time, then func(c *conn, i int) error) ([]*conn, int, error) {
 	conns := make([]*conn, n)
 	var (
 		mu     sync.Mutex
@@ -34,7 +41,10 @@ func connectAll(ctx context.Context, t *Target, prefix string, n, rate int, dead
 		g.Go(func() error {
 			c, err := dial(gctx, t, fmt.Sprintf("%s-%d", prefix, i), "")
 			if err == nil {
-				if err = c.waitReady(deadline); err != nil {
+				if err = c.waitReady(deadline); err == nil && then != nil {
+					err = then(c, i)
+				}
+				if err != nil {
 					c.ws.Close()
 				}
 			}

@@ -29,6 +29,21 @@
 // at once, the store's appends alone, and echo latency, each with the CPU
 // this process, every redis-server and the rest of the machine used.
 //
+// With ProcStack (`trellis bench --procs`) the stack runs as an operator
+// runs it: redis-server, the edge, the worker, three demo games (bench
+// mode; login with MCCP2; login without) and the direct proxy are each a
+// process of the trellis binary, started, stopped and waited for by this
+// one, which holds only the clients. Each process holds one end of a
+// session's sockets, so 10,000 sessions fit the open-file limit one
+// process holding all four ends cannot; memory is read per process from
+// outside (RSS from /proc/<pid>/status, Go heap and stacks from /metrics,
+// Redis used_memory), and the "login" scenario measures idle sessions
+// logged in to the demo game, with MCCP2 on and off, each kind on an edge
+// and a worker started for it alone.
+//
+// Targets (targets.go) is the table of the performance issue; every run
+// judges each row MET, MISS or n/a from its own figures.
+//
 // Every latency figure is compared with baselines measured in the same run
 // on the same machine: Proxy, the least a WebSocket-to-TCP gateway can do (a
 // goroutine pair per connection, no Redis), and websockify when installed

@@ -45,8 +45,11 @@ func readMemory(gc bool) Memory {
 }
 
 // procStatus reads VmRSS and VmHWM of this process in bytes (0 off Linux).
-func procStatus() (rss, hwm int64) {
-	b, err := os.ReadFile("/proc/self/status")
+func procStatus() (rss, hwm int64) { return statusFile("/proc/self/status") }
+
+// statusFile reads VmRSS and VmHWM from a /proc/<pid>/status file.
+func statusFile(path string) (rss, hwm int64) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, 0
 	}

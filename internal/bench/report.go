@@ -10,75 +10,20 @@ import (
 	"time"
 )
 
-// Target figures from "Numbers to design for" in DESIGN.md.
-const (
-	TargetSessions    = 10_000
-	TargetIdleBytes   = 20 << 10 // per idle session, edge + worker
-	TargetEchoClients = 1000
-	TargetEchoP50     = time.Millisecond
-	TargetEchoP99     = 5 * time.Millisecond
-	TargetVsDirect    = 2.0
-	TargetFloodMBps   = 30.0
-	TargetReattach    = 20 * time.Millisecond
-)
-
-// Verdict is one design target and whether this run met it.
+// Verdict is one target and whether this run met it.
 type Verdict struct {
 	Target   string `json:"target"`
 	Measured string `json:"measured"`
 	Met      *bool  `json:"met"` // nil: not measured in this run
 }
 
-// Verdicts compares the results with the design's targets.
+// Verdicts compares the results with Targets, row by row.
 func (r *Results) Verdicts() []Verdict {
-	yes := func(b bool) *bool { return &b }
-	var out []Verdict
-	add := func(target, measured string, met *bool) {
-		out = append(out, Verdict{Target: target, Measured: measured, Met: met})
+	out := make([]Verdict, 0, len(Targets))
+	for _, t := range Targets {
+		measured, met := t.Judge(r)
+		out = append(out, Verdict{Target: t.Figure + ": " + t.Goal, Measured: measured, Met: met})
 	}
-
-	most := 0
-	for _, e := range r.Echo {
-		if e.Target == "trellis" && e.Error == "" {
-			most = max(most, e.Clients-e.ConnectFailed)
-		}
-	}
-	if most > 0 {
-		add("10,000 concurrent sessions on one machine", fmt.Sprintf("%d sessions held and echoing", most), yes(most >= TargetSessions))
-	} else {
-		add("10,000 concurrent sessions on one machine", "not measured", nil)
-	}
-	if r.Idle != nil && r.Idle.Sessions > 0 && r.Idle.Trellis != 0 {
-		add("< 20 KiB per idle session (edge + worker)",
-			fmt.Sprintf("%s (edge %s + worker %s), at %d sessions", kib(r.Idle.Trellis), kib(r.Idle.Edge), kib(r.Idle.Worker), r.Idle.Sessions),
-			yes(r.Idle.Trellis < TargetIdleBytes))
-	} else {
-		add("< 20 KiB per idle session (edge + worker)", "not measured (stack not in this process)", nil)
-	}
-	if e, ok := r.echoAt("trellis", TargetEchoClients); ok {
-		add("echo p50 < 1 ms at 1,000 sessions", ms(e.Latency.P50), yes(e.Latency.P50 < TargetEchoP50))
-		add("echo p99 < 5 ms at 1,000 sessions", ms(e.Latency.P99), yes(e.Latency.P99 < TargetEchoP99))
-		if e.P50VsDirect.Valid() {
-			add("echo no worse than 2x the direct proxy (p50 and p99)",
-				fmt.Sprintf("p50 %s, p99 %s", e.P50VsDirect, e.P99VsDirect),
-				yes(float64(e.P50VsDirect) <= TargetVsDirect && float64(e.P99VsDirect) <= TargetVsDirect))
-		}
-	} else {
-		add("echo at 1,000 sessions", "not measured", nil)
-	}
-	if f, ok := r.floodOf("trellis"); ok && f.Error == "" {
-		add("flood >= 30 MB/s, nothing lost", fmt.Sprintf("%.1f MB/s, %d lost", f.MBps, f.Lost), yes(f.MBps >= TargetFloodMBps && f.Lost == 0))
-	} else {
-		add("flood >= 30 MB/s, nothing lost", "not measured", nil)
-	}
-	if rr := r.Reattach; rr != nil && rr.Latency.N > 0 {
-		add("reload: missed output back within 20 ms (p99)",
-			fmt.Sprintf("p50 %s, p99 %s, %d lost", ms(rr.Latency.P50), ms(rr.Latency.P99), rr.Lost),
-			yes(rr.Latency.P99 <= TargetReattach && rr.Lost == 0))
-	} else {
-		add("reload: missed output back within 20 ms", "not measured", nil)
-	}
-	add("worker killed: sessions back within lease TTL + 2 s", "not measured by bench (see the failover drills)", nil)
 	return out
 }
 
@@ -143,15 +88,37 @@ func (r *Results) WriteTable(w io.Writer) error {
 		p("\nIDLE (per session)\tsessions\tedge\tworker\tedge+worker\tredis\tshared\tclients\tgame\tprocess RSS\t\n")
 		p("\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", i.Sessions, kib(i.Edge), kib(i.Worker), kib(i.Trellis), kib(i.Redis), kib(i.Shared), kib(i.Client), kib(i.Game), kib(i.ProcessRSS))
 	}
+	if i := r.Idle; i != nil && len(i.Procs) > 0 {
+		p("\nIDLE BY PROCESS (per session)\tprocess\tRSS\theap\tstacks\t\n")
+		for _, pr := range i.Procs {
+			p("\t%s\t%s\t%s\t%s\t\n", pr.Name, kib(pr.RSS), kib(pr.Heap), kib(pr.Stack))
+		}
+	}
+	if len(r.LoggedIn) > 0 {
+		p("\nLOGGED IN, IDLE (per session)\tgame\tmccp2\tsessions\tprocess\tRSS\theap\tstacks\t\n")
+		for _, l := range r.LoggedIn {
+			for _, pr := range l.Procs {
+				p("\t%s\t%v\t%d\t%s\t%s\t%s\t%s\t\n", l.Game, l.MCCP, l.Sessions, pr.Name, kib(pr.RSS), kib(pr.Heap), kib(pr.Stack))
+			}
+		}
+	}
 	if c := r.Cost; c != nil {
 		p("\nREDIS COST (commands)\tper input line\tper output message\tper round trip\tbackground/s\t\n")
 		p("\t%.2f\t%.2f\t%.2f\t%.1f\t\n", c.PerInputLine, c.PerOutputMessage, c.PerRoundTrip, c.BackgroundRate)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	met, judged := 0, 0
 	for _, v := range r.Verdicts() {
 		fmt.Fprintf(w, "  %-5s %s: %s\n", verdictWord(v.Met), v.Target, v.Measured)
+		if v.Met != nil {
+			judged++
+			if *v.Met {
+				met++
+			}
+		}
 	}
+	fmt.Fprintf(w, "  targets: %d met of %d measured (%d rows)\n", met, judged, len(Targets))
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}
@@ -171,6 +138,11 @@ func (r *Results) errors() []string {
 	for _, e := range r.Echo {
 		if e.Error != "" {
 			out = append(out, fmt.Sprintf("echo %s at %d: %s", e.Target, e.Clients, e.Error))
+		}
+	}
+	for _, l := range r.LoggedIn {
+		if l.Error != "" {
+			out = append(out, fmt.Sprintf("login %s: %s", l.Game, l.Error))
 		}
 	}
 	if rr := r.Reattach; rr != nil && rr.Error != "" {
@@ -240,7 +212,28 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 		p("\n### Idle capacity: memory per connected session (%d sessions)\n\n", i.Sessions)
 		p("| edge | worker | edge + worker | Redis | shared (Redis clients, runtime) | bench clients | demo game | whole process RSS | goroutines |\n|---|---|---|---|---|---|---|---|---|\n")
 		p("| %s | %s | %s | %s | %s | %s | %s | %s | %.1f |\n\n", kib(i.Edge), kib(i.Worker), kib(i.Trellis), kib(i.Redis), kib(i.Shared), kib(i.Client), kib(i.Game), kib(i.ProcessRSS), i.Goroutines)
-		p("Edge and worker share one process here: their live heap is split by the code that allocated it (heap profile) and goroutine stacks by goroutine count. The process RSS includes the benchmark's clients and the demo game.\n")
+		if len(i.Procs) > 0 {
+			p("Edge and worker are their own processes here: edge and worker are heap in use + goroutine stacks from each one's /metrics.\n")
+		} else {
+			p("Edge and worker share one process here: their live heap is split by the code that allocated it (heap profile) and goroutine stacks by goroutine count. The process RSS includes the benchmark's clients and the demo game.\n")
+		}
+	}
+	if i := r.Idle; i != nil && len(i.Procs) > 0 {
+		p("\nEach process of the stack, read from outside (RSS: /proc/<pid>/status VmRSS; heap: Go heap in use from /metrics, not after a forced GC; Redis: used_memory), growth per session:\n\n| process | RSS | heap | stacks |\n|---|---|---|---|\n")
+		for _, pr := range i.Procs {
+			p("| %s | %s | %s | %s |\n", pr.Name, kib(pr.RSS), kib(pr.Heap), kib(pr.Stack))
+		}
+	}
+	if len(r.LoggedIn) > 0 {
+		p("\n### Logged in and idle: memory per session, by process\n\nSessions that logged in to the full demo game (negotiation, GMCP, MSDP; MCCP2 offered or not), each kind on an edge and a worker started for it alone; growth per session from before the first connect to 2 s after the last login.\n\n| game | MCCP2 | sessions | process | RSS | heap | stacks |\n|---|---|---|---|---|---|---|\n")
+		for _, l := range r.LoggedIn {
+			if l.Error != "" {
+				p("| %s | %v | %d | error: %s | | | |\n", l.Game, l.MCCP, l.Sessions, l.Error)
+			}
+			for _, pr := range l.Procs {
+				p("| %s | %v | %d | %s | %s | %s | %s |\n", l.Game, l.MCCP, l.Sessions, pr.Name, kib(pr.RSS), kib(pr.Heap), kib(pr.Stack))
+			}
+		}
 	}
 	if c := r.Cost; c != nil {
 		p("\n### Redis cost (INFO commandstats deltas, background taken out)\n\n")

@@ -37,6 +37,17 @@ type Env struct {
 	// zero between scenarios so each starts from the same state. Nil: no
 	// waiting.
 	Sessions func() int
+	// Memory reads each process of a stack run as separate processes
+	// (ProcStack); nil for the in-process stack, whose memory is
+	// attributed by heap profile instead.
+	Memory func(context.Context) []ProcMemory
+	// Restart replaces the edge and the worker with fresh processes, so
+	// that the logged-in scenario measures processes that never held a
+	// session. Nil: the scenario is not run.
+	Restart func(context.Context) error
+	// LoginGames are the games (MCCP2 on, off) the logged-in scenario
+	// plays, with whether each compresses.
+	LoginGames []LoginGame
 	// Log receives what goes wrong in the targets; nil is slog.Default().
 	Log *slog.Logger
 }
@@ -52,11 +63,18 @@ type Options struct {
 	FloodBytes      int
 	CostClients     int
 	CostLines       int // per client
+	// LoginSessions is how many sessions log in to each demo game in the
+	// logged-in idle scenario (process stacks only).
+	LoginSessions int
 	// ScenarioTimeout bounds each scenario.
 	ScenarioTimeout time.Duration
 	// CPUProfile, when set, receives a CPU profile of this process taken
 	// while the stack runs the echo scenario at the largest client count.
 	CPUProfile string
+	// HeapProfile, when set, receives this process's heap profile at the
+	// idle-memory measurement (every client of the largest echo count
+	// connected, none typing yet).
+	HeapProfile string
 	// Progress receives one line per step; nil is silent.
 	Progress io.Writer
 	// Only, when not empty, names the scenarios to run (attach, echo,
@@ -65,7 +83,7 @@ type Options struct {
 }
 
 // Scenarios are the names Options.Only accepts, in the order they run.
-var Scenarios = []string{"attach", "echo", "reattach", "flood", "cost"}
+var Scenarios = []string{"login", "attach", "echo", "reattach", "flood", "cost"}
 
 // QuickOptions is `trellis bench --quick`: every scenario, small.
 func QuickOptions() Options {
@@ -73,7 +91,7 @@ func QuickOptions() Options {
 		Clients: []int{100, 1000}, EchoRounds: 6, ConnectRate: 500,
 		AttachSamples: 50, ReattachSamples: 30,
 		FloodLines: 200_000, FloodBytes: 100,
-		CostClients: 10, CostLines: 50,
+		CostClients: 10, CostLines: 50, LoginSessions: 1000,
 		ScenarioTimeout: 45 * time.Second,
 	}
 }
@@ -84,23 +102,24 @@ func FullOptions() Options {
 		Clients: []int{100, 1000, 10_000}, EchoRounds: 15, ConnectRate: 500,
 		AttachSamples: 200, ReattachSamples: 100,
 		FloodLines: 1_000_000, FloodBytes: 100,
-		CostClients: 20, CostLines: 100,
+		CostClients: 20, CostLines: 100, LoginSessions: 1000,
 		ScenarioTimeout: 3 * time.Minute,
 	}
 }
 
 // Results is one run: what was measured, with ratios to the baselines.
 type Results struct {
-	Started  time.Time       `json:"started"`
-	Elapsed  time.Duration   `json:"elapsed_ns"`
-	Command  string          `json:"command,omitempty"`
-	Machine  Machine         `json:"machine"`
-	Attach   []AttachResult  `json:"attach"`
-	Echo     []EchoResult    `json:"echo"`
-	Reattach *ReattachResult `json:"reattach,omitempty"`
-	Flood    []FloodResult   `json:"flood"`
-	Idle     *IdleResult     `json:"idle,omitempty"`
-	Cost     *CostResult     `json:"cost,omitempty"`
+	Started  time.Time         `json:"started"`
+	Elapsed  time.Duration     `json:"elapsed_ns"`
+	Command  string            `json:"command,omitempty"`
+	Machine  Machine           `json:"machine"`
+	Attach   []AttachResult    `json:"attach"`
+	Echo     []EchoResult      `json:"echo"`
+	Reattach *ReattachResult   `json:"reattach,omitempty"`
+	Flood    []FloodResult     `json:"flood"`
+	Idle     *IdleResult       `json:"idle,omitempty"`
+	LoggedIn []LoginIdleResult `json:"logged_in,omitempty"`
+	Cost     *CostResult       `json:"cost,omitempty"`
 	// Compare is `trellis bench --cluster`: the same stack on different
 	// Redis topologies. A run has either it or the scenarios above.
 	Compare *CompareResult `json:"compare,omitempty"`
@@ -133,6 +152,40 @@ type IdleResult struct {
 	ProcessRSS int64   `json:"process_rss_per_session"`
 	HeapStack  int64   `json:"process_heap_stack_per_session"`
 	Goroutines float64 `json:"goroutines_per_session"`
+	// Procs is each process's growth per session when the stack runs as
+	// separate processes (then Edge and Worker are their heap + stacks).
+	Procs []ProcIdle `json:"procs,omitempty"`
+}
+
+// ProcIdle is what one process grew by per session, in bytes.
+type ProcIdle struct {
+	Name  string `json:"name"`
+	RSS   int64  `json:"rss_per_session"`
+	Heap  int64  `json:"heap_per_session"` // Go heap in use; Redis used_memory
+	Stack int64  `json:"stack_per_session,omitempty"`
+}
+
+// procGrowth is after - before per session, process by process.
+func procGrowth(before, after []ProcMemory, n int) []ProcIdle {
+	var out []ProcIdle
+	for _, a := range after {
+		for _, b := range before {
+			if a.Name == b.Name && a.Pid == b.Pid {
+				out = append(out, ProcIdle{Name: a.Name, RSS: (a.RSS - b.RSS) / int64(n),
+					Heap: (a.Heap - b.Heap) / int64(n), Stack: (a.Stack - b.Stack) / int64(n)})
+			}
+		}
+	}
+	return out
+}
+
+func procOf(ps []ProcIdle, name string) (ProcIdle, bool) {
+	for _, p := range ps {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return ProcIdle{}, false
 }
 
 func (o *Options) defaults() {
@@ -153,6 +206,7 @@ func (o *Options) defaults() {
 	setInt(&o.FloodBytes, q.FloodBytes)
 	setInt(&o.CostClients, q.CostClients)
 	setInt(&o.CostLines, q.CostLines)
+	setInt(&o.LoginSessions, q.LoginSessions)
 	if o.ScenarioTimeout <= 0 {
 		o.ScenarioTimeout = q.ScenarioTimeout
 	}
@@ -176,6 +230,7 @@ func Run(ctx context.Context, env Env, opts Options) (*Results, error) {
 		name string
 		run  func(context.Context)
 	}{
+		{"login", r.login},
 		{"attach", r.attach},
 		{"echo", r.echo},
 		{"reattach", r.reattach},
@@ -226,7 +281,10 @@ func (r *runner) settle(ctx context.Context) {
 	if r.env.Sessions == nil {
 		return
 	}
-	limit := time.Now().Add(30 * time.Second)
+	// Thousands of sessions end slowly on a loaded machine; a scenario
+	// that starts among them measures their teardown (the cost
+	// scenario's PEXPIREs), so wait up to two minutes.
+	limit := time.Now().Add(2 * time.Minute)
 	for r.env.Sessions() > 0 && time.Now().Before(limit) {
 		if sleepUntil(ctx, time.Now().Add(100*time.Millisecond)) != nil {
 			return
@@ -309,10 +367,17 @@ func (r *runner) echo(ctx context.Context) {
 // idleProbe measures memory before the clients connect and returns the
 // hook that measures it again once they are all connected.
 func (r *runner) idleProbe(ctx context.Context, n int) func(int) {
-	if !r.env.InProcess && r.env.Redis == nil {
+	if !r.env.InProcess && r.env.Redis == nil && r.env.Memory == nil {
 		return func(int) {}
 	}
-	before := readAttributed()
+	var before Memory
+	if r.env.InProcess {
+		before = readAttributed()
+	}
+	var procsBefore []ProcMemory
+	if r.env.Memory != nil {
+		procsBefore = r.env.Memory(ctx)
+	}
 	var rb redisSnapshot
 	if r.env.Redis != nil {
 		rb, _ = readRedis(ctx, r.env.Redis)
@@ -324,10 +389,20 @@ func (r *runner) idleProbe(ctx context.Context, n int) func(int) {
 		// Let the last attaches finish their writes (status entries,
 		// session records) before measuring.
 		_ = sleepUntil(ctx, time.Now().Add(500*time.Millisecond))
-		after := readAttributed()
-		per := func(c string) int64 { return (after.Components[c] - before.Components[c]) / int64(connected) }
 		idle := &IdleResult{Sessions: connected}
+		if r.opts.HeapProfile != "" {
+			r.writeHeapProfile()
+		}
+		if r.env.Memory != nil {
+			idle.Procs = procGrowth(procsBefore, r.env.Memory(ctx), connected)
+			e, _ := procOf(idle.Procs, "edge")
+			w, _ := procOf(idle.Procs, "worker")
+			idle.Edge, idle.Worker = e.Heap+e.Stack, w.Heap+w.Stack
+			idle.Trellis = idle.Edge + idle.Worker
+		}
 		if r.env.InProcess {
+			after := readAttributed()
+			per := func(c string) int64 { return (after.Components[c] - before.Components[c]) / int64(connected) }
 			idle.Edge, idle.Worker = per(CompEdge), per(CompWorker)
 			idle.Trellis = idle.Edge + idle.Worker
 			idle.Shared, idle.Client, idle.Game = per(CompShared), per(CompClient), per(CompGame)
@@ -342,6 +417,19 @@ func (r *runner) idleProbe(ctx context.Context, n int) func(int) {
 		}
 		r.res.Idle = idle
 	}
+}
+
+func (r *runner) writeHeapProfile() {
+	f, err := os.Create(r.opts.HeapProfile)
+	if err != nil {
+		r.note("heap profile: %v", err)
+		return
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		r.note("heap profile: %v", err)
+	}
+	f.Close()
 }
 
 func (r *runner) startProfile() func() {

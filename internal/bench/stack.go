@@ -206,10 +206,10 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 		Log:           o.Log,
 	}
 	if o.Websockify {
-		if t, err := s.startWebsockify(); err != nil {
+		if cmd, t, err := startWebsockify(s.GameAddr); err != nil {
 			o.Log.Warn("websockify baseline not available", "err", err)
 		} else {
-			s.env.Websockify = t
+			s.ws, s.env.Websockify = cmd, t
 		}
 	}
 	return s, nil
@@ -231,55 +231,14 @@ func (s *Stack) goRun(name string, run func() error) {
 	}()
 }
 
-// startWebsockify runs websockify on a free port in front of the game.
-// It relays raw bytes, so it is a baseline for the echo scenario only.
-func (s *Stack) startWebsockify() (*Target, error) {
-	path, err := exec.LookPath("websockify")
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(path, addr, s.GameAddr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start websockify: %w", err)
-	}
-	s.ws = cmd
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("websockify on %s not listening after 10s: %w", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return &Target{Name: "websockify", URL: "ws://" + addr + "/", Protocol: Raw}, nil
-}
-
 // Close stops every component, waits for them and returns the errors
 // they ended with.
 func (s *Stack) Close() error {
 	s.cancel()
 	s.wg.Wait()
-	if s.ws != nil && s.ws.Process != nil {
+	if s.ws != nil {
 		// websockify forks a child per connection: end the whole group.
-		_ = syscall.Kill(-s.ws.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = s.ws.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			_ = syscall.Kill(-s.ws.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+		stopGroup(s.ws)
 	}
 	if s.Store != nil {
 		s.Store.Close()
