@@ -61,8 +61,11 @@ type client struct {
 	// through the attach job.
 	user string
 	sess *session
-	cols atomic.Int32
-	rows atomic.Int32
+	// screenReader is the hello's screen_reader, sent with every attach
+	// (the watchdog's too).
+	screenReader atomic.Bool
+	cols         atomic.Int32
+	rows         atomic.Int32
 
 	// The reader's own.
 	helloDone   bool
@@ -374,6 +377,7 @@ func (c *client) hello(m inbound) error {
 	key := store.SessionKey{User: user, Game: game.ID}
 	c.cols.Store(int32(clampWindow(m.Cols)))
 	c.rows.Store(int32(clampWindow(m.Rows)))
+	c.screenReader.Store(m.ScreenReader)
 
 	// Subscribe first: once Redis confirmed it, every entry written later
 	// arrives live, and the backlog read covers everything before.

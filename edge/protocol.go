@@ -19,17 +19,19 @@ const hardMessageLimit = 1 << 20
 
 // inbound is every client message; Type says which fields matter.
 type inbound struct {
-	Type    string          `json:"type"`
-	Game    string          `json:"game"`
-	Token   string          `json:"token"`
-	Resume  string          `json:"resume"`
-	Cols    int             `json:"cols"`
-	Rows    int             `json:"rows"`
-	Text    *string         `json:"text"`
-	Package string          `json:"package"`
-	Data    json.RawMessage `json:"data"`
-	Var     string          `json:"var"`
-	Val     json.RawMessage `json:"val"`
+	Type   string `json:"type"`
+	Game   string `json:"game"`
+	Token  string `json:"token"`
+	Resume string `json:"resume"`
+	Cols   int    `json:"cols"`
+	Rows   int    `json:"rows"`
+	// ScreenReader (hello): the page is in screen-reader mode.
+	ScreenReader bool            `json:"screen_reader"`
+	Text         *string         `json:"text"`
+	Package      string          `json:"package"`
+	Data         json.RawMessage `json:"data"`
+	Var          string          `json:"var"`
+	Val          json.RawMessage `json:"val"`
 }
 
 // pongFrame answers a ping.

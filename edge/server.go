@@ -484,16 +484,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // for a hello and "failover" for the watchdog's re-attach.
 func (s *Server) publishAttach(ctx context.Context, key store.SessionKey, c *client, reason string) error {
 	_, err := s.st.PublishControl(ctx, store.Command{
-		Type:        store.CmdAttach,
-		User:        key.User,
-		Game:        key.Game,
-		Viewer:      c.id,
-		Edge:        s.cfg.ID,
-		Cols:        int(c.cols.Load()),
-		Rows:        int(c.rows.Load()),
-		IP:          c.ip,
-		Reason:      reason,
-		Correlation: uuid.NewString(),
+		Type:         store.CmdAttach,
+		User:         key.User,
+		Game:         key.Game,
+		Viewer:       c.id,
+		Edge:         s.cfg.ID,
+		Cols:         int(c.cols.Load()),
+		Rows:         int(c.rows.Load()),
+		IP:           c.ip,
+		ScreenReader: c.screenReader.Load(),
+		Reason:       reason,
+		Correlation:  uuid.NewString(),
 	})
 	return err
 }

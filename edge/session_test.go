@@ -64,8 +64,29 @@ func TestHelloSendsBacklogStateThenLive(t *testing.T) {
 	waitFor(t, "attach on the control stream", func() bool { return len(e.controlCommands()) > 0 })
 	a := e.controlCommands()[0]
 	if a.Type != store.CmdAttach || a.User != user || a.Game != "demo" || a.Edge != "edge-test" ||
-		a.Viewer == "" || a.Cols != 120 || a.Rows != 40 || a.IP != "127.0.0.1" || a.Correlation == "" || a.Reason != "" {
+		a.Viewer == "" || a.Cols != 120 || a.Rows != 40 || a.IP != "127.0.0.1" || a.Correlation == "" || a.Reason != "" || a.ScreenReader {
 		t.Fatalf("attach %+v", a)
+	}
+}
+
+// A page in screen-reader mode says so at hello; the attach carries it to
+// the worker (MTTS bit 64 for the game connection it starts).
+func TestHelloScreenReaderReachesTheAttach(t *testing.T) {
+	e := newEnv(t, nil)
+	user := newUser()
+	c := e.dial(nil)
+	c.send(map[string]any{"type": "hello", "game": "demo", "token": e.token(user), "cols": 80, "rows": 24, "screen_reader": true})
+	if f := c.next(); f.Type != "welcome" {
+		t.Fatalf("first frame %+v, want welcome", f)
+	}
+	waitFor(t, "attach on the control stream", func() bool { return len(e.controlCommands()) > 0 })
+	if a := e.controlCommands()[0]; a.Type != store.CmdAttach || !a.ScreenReader {
+		t.Fatalf("attach %+v, want screen reader set", a)
+	}
+	bad := e.dial(nil)
+	bad.send(map[string]any{"type": "hello", "game": "demo", "token": e.token(user), "screen_reader": "yes"})
+	if f := bad.next(); f.Type != "error" || f.Code != "bad_request" || !strings.Contains(f.Message, "screen_reader") {
+		t.Fatalf("hello with screen_reader a string: %+v, want bad_request naming the field", f)
 	}
 }
 

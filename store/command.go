@@ -25,20 +25,23 @@ const (
 // control stream, in worker inboxes and on the input channel, so a worker can
 // forward an attach to the owner unchanged.
 type Command struct {
-	Type        CommandType     `json:"type"`
-	User        string          `json:"user"`
-	Game        string          `json:"game"`
-	Fence       int64           `json:"fence,omitempty"`  // the lease fence the sender saw (inbox, input)
-	Viewer      string          `json:"viewer,omitempty"` // one browser connection
-	Edge        string          `json:"edge,omitempty"`   // the edge holding the viewer
-	Cols        int             `json:"cols,omitempty"`
-	Rows        int             `json:"rows,omitempty"`
-	IP          string          `json:"ip,omitempty"` // the player's address, for MNES
-	Text        string          `json:"text,omitempty"`
-	Package     string          `json:"package,omitempty"`
-	Data        json.RawMessage `json:"data,omitempty"`
-	Reason      string          `json:"reason,omitempty"`
-	Correlation string          `json:"correlation,omitempty"` // ties everything an attach caused together
+	Type   CommandType `json:"type"`
+	User   string      `json:"user"`
+	Game   string      `json:"game"`
+	Fence  int64       `json:"fence,omitempty"`  // the lease fence the sender saw (inbox, input)
+	Viewer string      `json:"viewer,omitempty"` // one browser connection
+	Edge   string      `json:"edge,omitempty"`   // the edge holding the viewer
+	Cols   int         `json:"cols,omitempty"`
+	Rows   int         `json:"rows,omitempty"`
+	IP     string      `json:"ip,omitempty"` // the player's address, for MNES
+	// ScreenReader: the player's page is in screen-reader mode (MTTS bit
+	// 64 for a game connection this attach starts).
+	ScreenReader bool            `json:"sr,omitempty"`
+	Text         string          `json:"text,omitempty"`
+	Package      string          `json:"package,omitempty"`
+	Data         json.RawMessage `json:"data,omitempty"`
+	Reason       string          `json:"reason,omitempty"`
+	Correlation  string          `json:"correlation,omitempty"` // ties everything an attach caused together
 	// Seq numbers a viewer's input lines (1, 2, ...) so the edge can tell
 	// which of them the worker recorded and which were lost with an owner
 	// that stopped (input only).

@@ -202,7 +202,7 @@ func gameAddr(t *testing.T, e *env, id string) string {
 
 // TestTLSLinkSetsMTTSSSL: over TLS the MTTS bit set the game reads says
 // SSL (2048); over plain TCP it does not.
-func TestTLSLinkSetsMTTSSSL(t *testing.T) {
+func TestMTTSBitsFollowTheLinkAndThePlayer(t *testing.T) {
 	now := time.Now()
 	self := issue(t, nil, []string{"127.0.0.1"}, now.Add(-time.Hour), now.Add(time.Hour))
 	cert, err := tls.LoadX509KeyPair(self.certFile, self.keyFile)
@@ -247,10 +247,11 @@ func TestTLSLinkSetsMTTSSSL(t *testing.T) {
 	})
 	e.register("tls-mtts", tlsAddr, func(g *store.Game) { g.TLS, g.TLSInsecure = true, true })
 	for _, c := range []struct {
-		game string
-		ssl  bool
-	}{{"plain-mtts", false}, {"tls-mtts", true}} {
-		e.attachTo(e.user(c.game), c.game)
+		game, user string
+		ssl, sr    bool
+	}{{"plain-mtts", "plain", false, false}, {"tls-mtts", "tls", true, false}, {"plain-mtts", "reader", false, true}} {
+		e.control(store.Command{Type: store.CmdAttach, User: e.user(c.user), Game: c.game, Viewer: "v1",
+			Cols: 100, Rows: 30, ScreenReader: c.sr, Correlation: "c-" + c.user})
 		var m string
 		select {
 		case m = <-got:
@@ -263,6 +264,9 @@ func TestTLSLinkSetsMTTSSSL(t *testing.T) {
 		}
 		if (n&2048 != 0) != c.ssl {
 			t.Errorf("%s: %s, want the SSL bit (2048) %v", c.game, m, c.ssl)
+		}
+		if (n&64 != 0) != c.sr {
+			t.Errorf("%s for %s: %s, want the screen reader bit (64) %v", c.game, c.user, m, c.sr)
 		}
 	}
 }

@@ -37,13 +37,14 @@ type viewer struct {
 // session is one (user, game): the supervisor child's arguments and the
 // state that outlives a single game connection (lease, viewers, output).
 type session struct {
-	w           *Worker
-	key         store.SessionKey
-	lease       store.Lease // fixed for the session's life; restarts keep it
-	correlation string      // the attach that started it
-	failover    bool        // it replaces a session of a worker that died or drained
-	ip          string      // the player's address, for MNES
-	started     time.Time
+	w            *Worker
+	key          store.SessionKey
+	lease        store.Lease // fixed for the session's life; restarts keep it
+	correlation  string      // the attach that started it
+	failover     bool        // it replaces a session of a worker that died or drained
+	ip           string      // the player's address, for MNES
+	screenReader bool        // the page that started it is in screen-reader mode (MTTS bit 64)
+	started      time.Time
 
 	validUntil atomic.Int64 // unix nanos: the lease surely lives until then
 	end        atomic.Int32 // endReason
@@ -87,18 +88,19 @@ type session struct {
 
 func newSession(w *Worker, cmd store.Command, l store.Lease, failover bool) *session {
 	s := &session{
-		w:           w,
-		key:         cmd.Key(),
-		lease:       l,
-		correlation: cmd.Correlation,
-		failover:    failover,
-		ip:          cmd.IP,
-		started:     time.Now(),
-		viewers:     make(map[string]viewer, 1),
-		cols:        cmd.Cols,
-		rows:        cmd.Rows,
-		gmcpState:   newGMCPState(w.cfg.GMCPMaxPackages, w.cfg.GMCPMaxBytes),
-		msdpState:   newGMCPState(w.cfg.MSDPMaxVars, w.cfg.MSDPMaxBytes),
+		w:            w,
+		key:          cmd.Key(),
+		lease:        l,
+		correlation:  cmd.Correlation,
+		failover:     failover,
+		ip:           cmd.IP,
+		screenReader: cmd.ScreenReader,
+		started:      time.Now(),
+		viewers:      make(map[string]viewer, 1),
+		cols:         cmd.Cols,
+		rows:         cmd.Rows,
+		gmcpState:    newGMCPState(w.cfg.GMCPMaxPackages, w.cfg.GMCPMaxBytes),
+		msdpState:    newGMCPState(w.cfg.MSDPMaxVars, w.cfg.MSDPMaxBytes),
 	}
 	s.validUntil.Store(l.Acquired.Add(w.cfg.LeaseTTL).UnixNano())
 	if cmd.Viewer != "" {
@@ -199,6 +201,7 @@ func (s *session) run(ctx context.Context) error {
 		KeepControls:  game.KeepControls,
 		MXP:           game.MXP,
 		TLS:           game.TLS,
+		ScreenReader:  s.screenReader,
 	}
 	if game.MNES && s.ip != "" {
 		opts.Env = map[string]string{"IPADDRESS": s.ip}

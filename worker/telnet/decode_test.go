@@ -161,6 +161,8 @@ func TestDecodeSubnegotiation(t *testing.T) {
 			replies: b(IAC, WILL, OptTTYPE, ttypeIs("TRELLIS"), ttypeIs("ANSI"), ttypeIs("MTTS 905"))},
 		{name: "TTYPE MTTS over TLS sets SSL", opts: Options{TLS: true}, input: mttsSeq,
 			replies: b(IAC, WILL, OptTTYPE, ttypeIs("TRELLIS"), ttypeIs("XTERM-256COLOR"), ttypeIs("MTTS 2445"), ttypeIs("MTTS 2445"), ttypeIs("TRELLIS"))},
+		{name: "TTYPE MTTS for a screen reader sets bit 64", opts: Options{ScreenReader: true}, input: mttsSeq,
+			replies: b(IAC, WILL, OptTTYPE, ttypeIs("TRELLIS"), ttypeIs("XTERM-256COLOR"), ttypeIs("MTTS 461"), ttypeIs("MTTS 461"), ttypeIs("TRELLIS"))},
 		{name: "TTYPE SEND before agreement ignored", input: b(IAC, SB, OptTTYPE, ttypeSEND, IAC, SE)},
 		{name: "NAWS sent on agreement", input: b(IAC, DO, OptNAWS, IAC, DO, OptNAWS),
 			replies: b(IAC, WILL, OptNAWS, IAC, SB, OptNAWS, 0, 80, 0, 24, IAC, SE)},

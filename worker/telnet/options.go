@@ -70,6 +70,11 @@ type Options struct {
 	// TLS says the connection to the game is TLS: MTTS then sets bit 2048
 	// (SSL), so the game knows the link is encrypted.
 	TLS bool
+	// ScreenReader says the player reads the game through a screen reader
+	// (the page's screen-reader mode, at the attach that started this
+	// connection): MTTS then sets bit 64, so a game can drop decorative
+	// output.
+	ScreenReader bool
 }
 
 // DefaultGMCPSupports is the Core.Supports.Set list used when

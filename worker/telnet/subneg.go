@@ -64,13 +64,14 @@ func (e *Engine) endSubneg() (compress bool) {
 
 // MTTS bits (https://tintin.mudhalla.net/protocols/mtts/).
 const (
-	mttsANSI      = 1
-	mttsUTF8      = 4
-	mtts256Colors = 8
-	mttsProxy     = 128
-	mttsTrueColor = 256
-	mttsMNES      = 512
-	mttsSSL       = 2048
+	mttsANSI         = 1
+	mttsUTF8         = 4
+	mtts256Colors    = 8
+	mttsScreenReader = 64
+	mttsProxy        = 128
+	mttsTrueColor    = 256
+	mttsMNES         = 512
+	mttsSSL          = 2048
 )
 
 // mtts is the MTTS bit set describing Trellis right now: the UTF-8 bit
@@ -85,6 +86,9 @@ func (e *Engine) mtts() int {
 	}
 	if e.opts.TLS {
 		bits |= mttsSSL
+	}
+	if e.opts.ScreenReader {
+		bits |= mttsScreenReader
 	}
 	return bits
 }

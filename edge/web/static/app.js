@@ -349,7 +349,7 @@ function handleError(code, message) {
 
 const connection = new Connection({
   url: socketURL(location),
-  hello: () => helloFrame({ game, token, resume: memory.resume, cols: size.cols, rows: size.rows }),
+  hello: () => helloFrame({ game, token, resume: memory.resume, cols: size.cols, rows: size.rows, screenReader: profile.screenReader }),
   onMessage: (data) => {
     const frame = parseServerFrame(data);
     if (frame) handleFrame(frame);

@@ -72,8 +72,10 @@ export function backoffDelay(attempt, { base = 500, max = 15000, random = Math.r
 
 // Client frames.
 
-export function helloFrame({ game, token = '', resume = '', cols, rows }) {
-  return { type: 'hello', game, token: token || '', resume: resume || '', cols, rows };
+export function helloFrame({ game, token = '', resume = '', cols, rows, screenReader = false }) {
+  const f = { type: 'hello', game, token: token || '', resume: resume || '', cols, rows };
+  if (screenReader) f.screen_reader = true; // MTTS bit 64 for the game
+  return f;
 }
 
 export function inputFrame(text) {

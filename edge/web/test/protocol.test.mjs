@@ -107,6 +107,15 @@ test('client frames have the documented shapes', () => {
     cols: 80,
     rows: 24,
   });
+  assert.deepEqual(helloFrame({ game: 'demo', cols: 80, rows: 24, screenReader: true }), {
+    type: 'hello',
+    game: 'demo',
+    token: '',
+    resume: '',
+    cols: 80,
+    rows: 24,
+    screen_reader: true,
+  });
   assert.deepEqual(inputFrame('look'), { type: 'input', text: 'look' });
   assert.deepEqual(gmcpFrame('Core.Ping'), { type: 'gmcp', package: 'Core.Ping', data: {} });
   assert.deepEqual(resizeFrame(120, 40), { type: 'resize', cols: 120, rows: 40 });
