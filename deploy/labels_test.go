@@ -38,6 +38,12 @@ var dynamicLabels = map[string]string{
 	// control path's are listed; another one is rejected and counted in a
 	// series of its own.
 	"trellis_controller_commands_total: string(m.Command.Type)": "the command's type",
+	// A Disconnect carries its close code as data, and the error frame a
+	// close comes with is looked up from it (wire.CloseError). Both are
+	// built only from package wire's codes, which the lists are; edge's
+	// TestLabelListsCoverTheDeclaredCodes checks the lists against wire.
+	"trellis_edge_closes_total: strconv.Itoa(d.Code)": "a Disconnect's close code",
+	"trellis_edge_error_frames_total: code":           "sendError's code, from wire's constants or wire.CloseError",
 }
 
 // goPkg is one package's non-test sources.
@@ -347,9 +353,30 @@ func listedMetrics(t *testing.T, p *goPkg) []listedMetric {
 				}
 			}
 			for _, arg := range call.Args[1:] {
-				list := arg
+				list, lp, lf := arg, p, f
 				if id, ok := arg.(*ast.Ident); ok {
 					list = p.vars[id.Name]
+					if v, ok := list.(ast.Node); ok {
+						lf = p.file[v]
+					}
+				}
+				// A list made by a one-argument function of another list
+				// (closeLabels(wire.CloseCodes): the codes as strings) is
+				// read through its argument.
+				if c, ok := list.(*ast.CallExpr); ok && len(c.Args) == 1 {
+					list = c.Args[0]
+				}
+				// Another package's list (wire.ErrorCodes).
+				if sel, ok := list.(*ast.SelectorExpr); ok {
+					if x, ok := sel.X.(*ast.Ident); ok {
+						if dir, ok := importDir(lf, x.Name); ok {
+							lp = loadGoPkg(t, dir)
+							list = lp.vars[sel.Sel.Name]
+							if v, ok := list.(ast.Node); ok {
+								lf = lp.file[v]
+							}
+						}
+					}
 				}
 				lit, ok := list.(*ast.CompositeLit)
 				if !ok {
@@ -359,7 +386,7 @@ func listedMetrics(t *testing.T, p *goPkg) []listedMetric {
 				r := &resolver{t: t, seen: map[string]bool{}}
 				var vals []string
 				for _, elt := range lit.Elts {
-					vals = append(vals, r.values(p, f, nil, elt, 0)...)
+					vals = append(vals, r.values(lp, lf, nil, elt, 0)...)
 				}
 				for _, d := range r.dynamic {
 					t.Errorf("%s: %s: list element %s is not a constant", m.where, m.name, d)
