@@ -200,8 +200,9 @@ func gameAddr(t *testing.T, e *env, id string) string {
 	return g.Addr()
 }
 
-// TestTLSLinkSetsMTTSSSL: over TLS the MTTS bit set the game reads says
-// SSL (2048); over plain TCP it does not.
+// TestMTTSBitsFollowTheLinkAndThePlayer: over TLS the MTTS bit set the
+// game reads says SSL (2048), over plain TCP it does not; an attach from a
+// page in screen-reader mode adds 64.
 func TestMTTSBitsFollowTheLinkAndThePlayer(t *testing.T) {
 	now := time.Now()
 	self := issue(t, nil, []string{"127.0.0.1"}, now.Add(-time.Hour), now.Add(time.Hour))
