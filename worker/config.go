@@ -57,6 +57,12 @@ type Config struct {
 	// (the last value of each variable, replayed on attach) the same way.
 	MSDPMaxVars  int `split_words:"true" default:"128" desc:"MSDP variables whose last value is kept per session; past it the oldest is forgotten"`
 	MSDPMaxBytes int `split_words:"true" default:"65536" desc:"bytes of MSDP state kept per session; past it the oldest variables are forgotten"`
+	// The MXP decoder's bounds, for games that opted in to MXP (see
+	// worker/mxp.Config; the same defaults).
+	MXPMaxTag          int `split_words:"true" default:"4096" desc:"bytes of one MXP tag (between < and >); a longer tag is dropped"`
+	MXPMaxDepth        int `split_words:"true" default:"32" desc:"MXP tags open at once; tags past it are dropped"`
+	MXPMaxElementBytes int `split_words:"true" default:"16384" desc:"bytes of all of a session's MXP <!ELEMENT> definitions; later ones are ignored"`
+	MXPMaxEscape       int `split_words:"true" default:"8192" desc:"bytes of one incomplete escape sequence (an OSC from the game) held across reads; a longer one is dropped"`
 	// TypeaheadHold bounds how long a line typed before the game answered
 	// the previous one waits for the game's next prompt to show whether it
 	// was a password, before it is recorded redacted.
@@ -130,6 +136,10 @@ func (c *Config) Validate() error {
 		{c.MSDPMaxVars < 1, "MSDP_MAX_VARS", c.MSDPMaxVars, "at least 1"},
 		{c.MSDPMaxBytes < 1024, "MSDP_MAX_BYTES", c.MSDPMaxBytes, "at least 1024"},
 		{c.GameWriteQueue < 4096, "GAME_WRITE_QUEUE", c.GameWriteQueue, "at least 4096"},
+		{c.MXPMaxTag < 256, "MXP_MAX_TAG", c.MXPMaxTag, "at least 256"},
+		{c.MXPMaxDepth < 1, "MXP_MAX_DEPTH", c.MXPMaxDepth, "at least 1"},
+		{c.MXPMaxElementBytes < 1024, "MXP_MAX_ELEMENT_BYTES", c.MXPMaxElementBytes, "at least 1024"},
+		{c.MXPMaxEscape < 1024, "MXP_MAX_ESCAPE", c.MXPMaxEscape, "at least 1024"},
 		{c.OutputRate < -1 || (c.OutputRate >= 0 && c.OutputRate < 4096), "OUTPUT_RATE", c.OutputRate, "-1 (unlimited) or at least 4096"},
 		{c.TypeaheadHold < 100*time.Millisecond || c.TypeaheadHold > time.Minute, "TYPEAHEAD_HOLD", c.TypeaheadHold, "between 100ms and 1m"},
 	} {

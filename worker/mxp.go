@@ -18,7 +18,9 @@ type mxpFilter struct {
 // reset starts a fresh decoder for a new game connection: MXP state never
 // carries over a redial.
 func (f *mxpFilter) reset(cfg *Config) {
-	f.dec = mxp.New(mxp.Config{ClientName: cfg.ClientName, ClientVersion: cfg.ClientVersion})
+	f.dec = mxp.New(mxp.Config{ClientName: cfg.ClientName, ClientVersion: cfg.ClientVersion,
+		MaxTag: cfg.MXPMaxTag, MaxDepth: cfg.MXPMaxDepth, MaxElementTotal: cfg.MXPMaxElementBytes,
+		MaxEscape: cfg.MXPMaxEscape})
 }
 
 // text runs one text event through the decoder and queues the answers it
