@@ -264,6 +264,13 @@ function handleFrame(frame) {
       transcript.record(frame);
       break;
     case 'input':
+      // The worker's verdict on the oldest line this page sent and kept in
+      // history: a line it recorded redacted (typed ahead of a password
+      // prompt) leaves the history, so it is not stored in the browser.
+      if (unconfirmed.length > 0) {
+        const line = unconfirmed.shift();
+        if (frame.redacted && line !== null) lineHistory.forget(line);
+      }
       echoState.recorded(frame);
       applyMask();
       draw(frame);
@@ -404,7 +411,16 @@ function sendCommand(command, { prompt = false } = {}) {
   }
   lastSent = command;
   lineHistory.add(command, { secret: echoState.masked });
+  noteSent(echoState.masked ? null : command);
   input.focus({ preventScroll: true });
+}
+
+// Lines sent and not yet recorded by the game's session, oldest first (null
+// for one kept out of history already), bounded like the edge's queue.
+const unconfirmed = [];
+function noteSent(line) {
+  unconfirmed.push(line);
+  if (unconfirmed.length > 64) unconfirmed.shift();
 }
 
 installSearch(document, { onClose: () => input.focus({ preventScroll: true }) });
@@ -414,7 +430,8 @@ $('#input-form').addEventListener('submit', (event) => {
   const text = input.value;
   const masked = echoState.masked;
   // A password is sent as typed: no alias, no separator.
-  if (!sendLine(text, { raw: masked })) {
+  const sent = sendLine(text, { raw: masked });
+  if (sent === 0) {
     showNotice('Not connected: your line is kept and can be sent once the connection is back.');
     return;
   }
@@ -424,20 +441,23 @@ $('#input-form').addEventListener('submit', (event) => {
   const secret = echoState.sent(text);
   applyMask();
   lineHistory.add(text, { secret });
+  // One input record comes back per command sent; the first stands for
+  // the line as typed.
+  for (let i = 0; i < sent; i++) noteSent(i === 0 && !secret ? text : null);
   input.value = '';
 });
 
 /**
  * Sends a line as typed: split at the separator and aliases expanded
- * (unless raw). Returns false if nothing could be sent.
+ * (unless raw). Returns how many commands were sent (0: none could be).
  */
 function sendLine(text, { raw = false } = {}) {
   const commands = raw ? [text] : expandLine(text, rules);
   if (commands.length >= MAX_COMMANDS) showNotice(`An alias sends at most ${MAX_COMMANDS} commands; the rest were dropped.`);
   for (let i = 0; i < commands.length; i++) {
-    if (!connection.send(inputFrame(commands[i]))) return i > 0;
+    if (!connection.send(inputFrame(commands[i]))) return i;
   }
-  return true;
+  return commands.length;
 }
 
 function notifyPlayer(line) {
@@ -753,14 +773,21 @@ document.addEventListener(
     if (!macro && event.code.startsWith('Numpad') && input.value !== '') return;
     event.preventDefault();
     event.stopPropagation();
-    if (!sendLine(command)) showNotice('Not connected.');
+    sendUnrecorded(command);
   },
   true,
 );
 
+/** Sends a macro's or the keypad's command: not a line of the history. */
+function sendUnrecorded(command) {
+  const sent = sendLine(command);
+  if (sent === 0) showNotice('Not connected.');
+  for (let i = 0; i < sent; i++) noteSent(null);
+}
+
 for (const button of document.querySelectorAll('#keypad [data-command]')) {
   button.addEventListener('click', () => {
-    if (!sendLine(button.dataset.command)) showNotice('Not connected.');
+    sendUnrecorded(button.dataset.command);
   });
 }
 

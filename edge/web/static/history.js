@@ -42,6 +42,20 @@ export class InputHistory {
   }
 
   /**
+   * Removes the newest record of line: the game's session recorded it as
+   * a secret after all (a password typed ahead of its prompt), so it must
+   * not stay in memory or storage.
+   */
+  forget(line) {
+    this.lines = load(this.storage, this.key, this.lines);
+    const i = this.lines.lastIndexOf(line);
+    if (i < 0) return;
+    this.lines.splice(i, 1);
+    this.position = this.lines.length;
+    save(this.storage, this.key, this.lines);
+  }
+
+  /**
    * Moves one line back. current is what the input box holds now: leaving
    * the draft position remembers it so Down can bring it back.
    * @returns {string|null} the line to show, or null when already at the oldest.

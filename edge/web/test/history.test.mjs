@@ -112,3 +112,19 @@ test('corrupt or failing storage degrades to memory', () => {
   storage.setItem('j', JSON.stringify(['ok', 42, null, 'fine']));
   assert.deepEqual(new InputHistory({ storage, key: 'j' }).entries(), ['ok', 'fine']);
 });
+
+test('forget removes the newest record of a line from memory and storage', () => {
+  const storage = memoryStorage();
+  const h = new InputHistory({ storage });
+  h.add('look');
+  h.add('hunter2');
+  h.add('say hi');
+  h.add('hunter2');
+  h.forget('hunter2');
+  assert.deepEqual(h.lines, ['look', 'hunter2', 'say hi']);
+  h.forget('hunter2');
+  h.forget('not there');
+  assert.deepEqual(h.lines, ['look', 'say hi']);
+  assert.ok(!storage.getItem('trellis.history').includes('hunter2'));
+  assert.equal(h.previous(''), 'say hi');
+});
