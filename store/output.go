@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -572,15 +571,4 @@ func (p streamID) compare(q streamID) int {
 	default:
 		return cmp.Compare(p.seq, q.seq)
 	}
-}
-
-// next is the smallest id after p, false when p is the largest id there is.
-func (p streamID) next() (streamID, bool) {
-	switch {
-	case p.seq < math.MaxUint64:
-		return streamID{p.ms, p.seq + 1}, true
-	case p.ms < math.MaxUint64:
-		return streamID{p.ms + 1, 0}, true
-	}
-	return streamID{}, false
 }
