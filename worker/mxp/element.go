@@ -186,6 +186,21 @@ func (d *Decoder) expand(name string, e *element, args []attr) {
 // substitute replaces &name; for each argument of the element; &text;
 // (the <send> text) and unknown names stay.
 func substitute(s string, vals map[string]string) string {
+	return replaceRefs(s, 0, func(name string, b *strings.Builder) bool {
+		v, ok := vals[strings.ToLower(name)]
+		if !ok || name == "text" {
+			return false
+		}
+		b.WriteString(v)
+		return true
+	})
+}
+
+// replaceRefs rewrites the &name; references of s: repl writes the
+// replacement of name and reports whether it had one; a reference it has
+// none for stays as it is. maxName > 0 bounds a name: a longer one is not
+// a reference, and its '&' is text.
+func replaceRefs(s string, maxName int, repl func(name string, b *strings.Builder) bool) string {
 	if !strings.Contains(s, "&") {
 		return s
 	}
@@ -199,13 +214,12 @@ func substitute(s string, vals map[string]string) string {
 		b.WriteString(s[:i])
 		s = s[i:]
 		j := strings.IndexByte(s, ';')
-		if j < 0 {
-			b.WriteString(s)
-			return b.String()
+		if j < 0 || (maxName > 0 && j > maxName+1) {
+			b.WriteByte('&')
+			s = s[1:]
+			continue
 		}
-		if v, ok := vals[strings.ToLower(s[1:j])]; ok && s[1:j] != "text" {
-			b.WriteString(v)
-		} else {
+		if !repl(s[1:j], &b) {
 			b.WriteString(s[:j+1])
 		}
 		s = s[j+1:]

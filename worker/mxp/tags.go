@@ -514,31 +514,11 @@ func entityRune(name string) (r rune, ok bool) {
 // decodeEntities decodes the standard and numeric entities in an argument
 // value, leaving the rest (&text;, an element's &name;) for substitution.
 func decodeEntities(s string) string {
-	if !strings.Contains(s, "&") {
-		return s
-	}
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(s, '&')
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
+	return replaceRefs(s, maxEntity, func(name string, b *strings.Builder) bool {
+		r, ok := entityRune(name)
+		if ok && r >= 0 {
+			b.WriteRune(r)
 		}
-		b.WriteString(s[:i])
-		s = s[i:]
-		j := strings.IndexByte(s, ';')
-		if j < 0 || j > maxEntity+1 {
-			b.WriteByte('&')
-			s = s[1:]
-			continue
-		}
-		if r, ok := entityRune(s[1:j]); ok {
-			if r >= 0 {
-				b.WriteRune(r)
-			}
-		} else {
-			b.WriteString(s[:j+1])
-		}
-		s = s[j+1:]
-	}
+		return ok
+	})
 }
