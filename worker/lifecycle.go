@@ -238,6 +238,10 @@ func (w *Worker) finish(s *session, ev supervisor.Event) {
 	}
 	w.mu.Unlock()
 	if reason != endLeaseLost {
+		// Given up, not lost: a renewal round that still holds this
+		// session neither renews the lease nor reports it lost when Redis
+		// refuses it (the release below can reach Redis first).
+		s.lost.Store(true)
 		if err := w.st.ReleaseLease(ctx, s.lease); err != nil {
 			w.m.redisErrors.WithLabelValues("release_lease").Inc()
 		}

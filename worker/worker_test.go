@@ -524,3 +524,44 @@ func TestForgottenLeaseIsRestored(t *testing.T) {
 	e.input(u, "Ria")
 	e.waitText(u, "Password:")
 }
+
+// TestEndingSessionsAreNotReportedLost: sessions that end while a lease
+// renewal round is in flight (their release reaches Redis before the
+// round does) gave their lease up; the round must not report them as
+// leases lost (a warning, an event and the TrellisLeasesLost alert for
+// every player who left).
+func TestEndingSessionsAreNotReportedLost(t *testing.T) {
+	e := newEnv(t, demogame.Config{})
+	cfg := testConfig()
+	cfg.LeaseTTL = time.Second // a renewal round every 333 ms
+	w := e.startWorker(cfg)
+	const n = 200
+	var users []string
+	for i := range n {
+		u := e.user(fmt.Sprint("end", i))
+		users = append(users, u)
+		e.attach(u, "v1", "", "")
+	}
+	for _, u := range users {
+		e.waitState(u, store.StateConnected)
+	}
+	for round := range 3 {
+		for _, u := range users {
+			e.control(store.Command{Type: store.CmdStop, User: u, Game: "demo"})
+		}
+		waitFor(t, 20*time.Second, "sessions gone", func() bool { return w.Sessions() == 0 })
+		if round < 2 {
+			for _, u := range users {
+				e.attach(u, "v1", "", "")
+			}
+			waitFor(t, 20*time.Second, "sessions back", func() bool { return w.Sessions() == n })
+		}
+	}
+	lost := 0
+	for _, u := range users {
+		lost += countEvents(e.events(u), store.EvLeaseLost)
+	}
+	if lost > 0 {
+		t.Fatalf("%d lease lost events for sessions that were stopped, not taken over", lost)
+	}
+}
