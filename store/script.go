@@ -56,39 +56,51 @@ var (
 )
 
 // evalBatch runs script once per item in one pipelined round trip. Scripts
-// are called by hash (EVALSHA); if Redis does not know the script (first use,
-// or Redis restarted and lost its cache) it is loaded and the batch is sent
-// once more. The caller reads each command's own result: a failed item does
-// not fail the batch, only a failed round trip does.
+// are called by hash (EVALSHA). An item a node answers NOSCRIPT for (first
+// use, or that node restarted or was promoted and lost its cache) did not
+// run, so it alone is sent again, with the script's body (EVAL): the node
+// it goes to caches the script, and only that node is asked.
+//
+// Not Script.Load: on a cluster go-redis loads a script on every node,
+// replicas included, and waits for all of them. One replica that hangs
+// (paused, overloaded, partitioned) then fails every first use of a script
+// on the whole cluster for the read timeout: the unreplicated failover
+// drill's first lease renewal waited out its budget on the replica the drill
+// had paused, and the worker self-fenced.
+//
+// The caller reads each command's own result: a failed item does not fail
+// the batch, only a failed round trip does.
 func (s *Store) evalBatch(ctx context.Context, script *redis.Script, n int, item func(i int) (keys []string, args []any)) ([]*redis.Cmd, error) {
-	for attempt := 0; ; attempt++ {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, n)
-		for i := range n {
-			keys, args := item(i)
-			cmds[i] = script.EvalSha(ctx, pipe, keys, args...)
-		}
-		_, err := pipe.Exec(ctx)
-		if attempt == 0 && anyNoScript(cmds) {
-			if err := script.Load(ctx, s.rdb).Err(); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if err != nil && !isCommandError(cmds) {
-			return nil, err
-		}
-		return cmds, nil
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, n)
+	for i := range n {
+		keys, args := item(i)
+		cmds[i] = script.EvalSha(ctx, pipe, keys, args...)
 	}
+	_, err := pipe.Exec(ctx)
+	if missing := noScript(cmds); len(missing) > 0 {
+		pipe := s.rdb.Pipeline()
+		for _, i := range missing {
+			keys, args := item(i)
+			cmds[i] = script.Eval(ctx, pipe, keys, args...)
+		}
+		_, err = pipe.Exec(ctx)
+	}
+	if err != nil && !isCommandError(cmds) {
+		return nil, err
+	}
+	return cmds, nil
 }
 
-func anyNoScript(cmds []*redis.Cmd) bool {
-	for _, c := range cmds {
+// noScript lists the items Redis answered NOSCRIPT for.
+func noScript(cmds []*redis.Cmd) []int {
+	var missing []int
+	for i, c := range cmds {
 		if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			return true
+			missing = append(missing, i)
 		}
 	}
-	return false
+	return missing
 }
 
 // isCommandError reports whether the pipeline reached Redis and every

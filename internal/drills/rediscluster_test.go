@@ -475,6 +475,7 @@ func clusterFailover(t *testing.T, user string, unreplicated time.Duration) {
 	logClusterMetrics(t, workers, edges)
 	t.Logf("killed primary %s (slot %d) after %d flood lines at the browser; replica %s promoted, cluster healthy after %s", primary, redistest.Slot(outKey), seenAtKill, promoted, failover.Round(time.Millisecond))
 	t.Logf("after the cluster was healthy the processes logged %d refused connections to the dead primary, the last %s later", dials, deadFor)
+	fences := selfFenced(workers)
 	t.Logf("lease before %+v, after %+v (held=%v); game connections %d; WebSocket connections %d", before, after, ok, accepted, p.connections())
 	t.Logf("browser: %s", r)
 	t.Logf("gap frames: %s", gapFrames(frames, killed))
@@ -483,10 +484,10 @@ func clusterFailover(t *testing.T, user string, unreplicated time.Duration) {
 	if unreplicated > 0 {
 		name = "cluster-failover-unreplicated"
 	}
-	t.Logf("DRILL %s lost=%d gap=%d dup=%d recovery=%s silent=%d replayed=%d disorder=%d resets=%d written_again=%s stall=%s failover=%s flood_end=%s dead_primary_dials=%d/%s stream_holes=%d/%d game_conns=%d fence=%d->%d ran=%s",
+	t.Logf("DRILL %s lost=%d gap=%d dup=%d recovery=%s silent=%d replayed=%d disorder=%d resets=%d written_again=%s stall=%s failover=%s flood_end=%s dead_primary_dials=%d/%s stream_holes=%d/%d game_conns=%d fence=%d->%d self_fences=%d ran=%s",
 		name, r.missing, r.gapFrames, r.dup, recovery, r.silent, r.replayed, r.disorder, r.resets, writeResumed,
 		stall.Round(time.Millisecond), failover.Round(time.Millisecond), flooded.Round(time.Millisecond), dials, deadFor,
-		sr.holes, sr.holeEntries, accepted, before.Fence, after.Fence, time.Since(began).Round(time.Millisecond))
+		sr.holes, sr.holeEntries, accepted, before.Fence, after.Fence, fences, time.Since(began).Round(time.Millisecond))
 
 	p.checkOrder()
 	if r.distinct == 0 {
@@ -503,32 +504,19 @@ func clusterFailover(t *testing.T, user string, unreplicated time.Duration) {
 		// that followed them (the gap entry lands when the write is
 		// retried).
 		clusterTarget(t, r.silent == 0, "flood lines missing without a gap frame before the next line seen: %d, in stretches %v", r.silent, r.uncovered[:min(5, len(r.uncovered))]),
-		playsOn(t, floodErr == nil && echoErr == nil, unreplicated > 0 && selfFenced(workers) > 0, "the session plays on after the failover (flood end: %v; echo: %v)", errLine(floodErr), errLine(echoErr)),
-		playsOn(t, accepted == 1, unreplicated > 0 && selfFenced(workers) > 0, "the session kept its game connection (game connections %d)", accepted),
-		// Missed with the replica paused, for two reasons. Before renewals
-		// restored a lease Redis forgot: the renewals the dead primary
-		// acknowledged never reached the replica, whose copy expired. And
-		// in a loaded CI run after that fix: a renewal round stuck behind
-		// the flood for its whole budget before the kill, the next ones
-		// failed on the dead primary, and the worker self-fenced at the
-		// TTL (the player re-attached to a new game connection).
-		clusterFinding(t, ok && after.Fence == before.Fence, "the session kept its lease (fence %d -> %d)", before.Fence, after.Fence),
+		clusterTarget(t, floodErr == nil && echoErr == nil, "the session plays on after the failover (flood end: %v; echo: %v)", errLine(floodErr), errLine(echoErr)),
+		clusterTarget(t, accepted == 1, "the session kept its game connection (game connections %d)", accepted),
+		// Missed with the replica paused, for two reasons, both fixed.
+		// Before renewals restored a lease Redis forgot: the renewals the
+		// dead primary acknowledged never reached the replica, whose copy
+		// expired. And in two loaded CI runs after that: the session's
+		// first renewal round found no renew script on the nodes, and
+		// go-redis loads a script on every node, the paused replica
+		// included; the round waited out its budget on it, the failover's
+		// renewals failed, and the worker self-fenced at the TTL (store's
+		// TestScriptFirstUseIgnoresAHungReplica).
+		clusterTarget(t, ok && after.Fence == before.Fence && fences == 0, "the session kept its lease (fence %d -> %d, worker self-fences %d)", before.Fence, after.Fence, fences),
 		clusterFinding(t, dials == 0 || lastDial.Sub(healthy) < deadPrimaryGrace, "the processes stop sending commands to the dead primary within %s of the cluster being healthy (%d refused connections logged after it, the last %s later)", deadPrimaryGrace, dials, deadFor))
-}
-
-// playsOn asserts that the session played on, except in the unreplicated
-// drill when a worker self-fenced: seen in two of four CI runs (2026-12-02) and
-// in none of seven local ones (quiet or loaded), the first renewal round
-// of the session used its whole budget during the flood, before the kill,
-// and the failover's failed renewals then ran past the lease TTL. The
-// cause is not found; until it is, that case is a finding, reported every
-// run, and fails with TRELLIS_DRILL_ENFORCE=1.
-func playsOn(t *testing.T, ok, fenced bool, format string, args ...any) bool {
-	t.Helper()
-	if fenced && !ok {
-		return clusterFinding(t, ok, "a worker self-fenced (renewals past the lease TTL), so: "+format, args...)
-	}
-	return clusterTarget(t, ok, format, args...)
 }
 
 // selfFenced sums the workers' self-fence counters.

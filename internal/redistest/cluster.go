@@ -167,6 +167,26 @@ func (n *Node) kill() {
 	<-exited
 }
 
+// Pause stops the node's process (SIGSTOP) without killing it: it keeps
+// its sockets open and answers nothing, as a hung or overloaded server
+// does, until Resume. Pausing a node that is not running is an error.
+func (n *Node) Pause() error { return n.signal(syscall.SIGSTOP) }
+
+// Resume continues a node Pause stopped (SIGCONT).
+func (n *Node) Resume() error { return n.signal(syscall.SIGCONT) }
+
+func (n *Node) signal(sig syscall.Signal) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return fmt.Errorf("redistest: node %s is not running", n.Addr)
+	}
+	if err := n.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("redistest: signal %v to node %s: %w", sig, n.Addr, err)
+	}
+	return nil
+}
+
 // Cluster is a running local Redis Cluster: primaries and replicas on free
 // loopback ports, each in its own temporary directory, with no persistence.
 // Its methods are not safe for concurrent use with each other, but
