@@ -27,7 +27,8 @@ func runBench(ctx context.Context, args []string) error {
 	redisURL := fs.String("redis-url", "", "with --url: the stack's Redis, for the memory and command-count figures")
 	gameAddr := fs.String("game-addr", "", "with --url: host:port of that game, to run the direct-proxy baseline against it")
 	clients := fs.String("clients", "", "echo client counts, comma-separated (default 100,1000,10000; --quick 100,1000)")
-	rounds := fs.Int("rounds", 0, "lines each echo client sends, one per second (default 15; --quick 6)")
+	rounds := fs.Int("rounds", 0, "lines each echo client sends, one per second or per --echo-rate's period (default 15; --quick 6)")
+	echoRate := fs.Int("echo-rate", 0, "the most lines per second all echo clients send together: beyond that many clients, each sends a line per clients/rate seconds (default 1000)")
 	out := fs.String("o", "table", "output: table or json")
 	report := fs.String("report", "", "also write a Markdown report to this file")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process during the stack's largest echo run (or the flood, when echo is not run)")
@@ -101,6 +102,9 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if *rounds > 0 {
 		opts.EchoRounds = *rounds
+	}
+	if *echoRate > 0 {
+		opts.EchoRate = *echoRate
 	}
 	if *loginSessions > 0 {
 		opts.LoginSessions = *loginSessions

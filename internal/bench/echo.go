@@ -20,6 +20,8 @@ type EchoResult struct {
 	// ConnectFailed counts clients that never got a session.
 	ConnectFailed int           `json:"connect_failed"`
 	ConnectTime   time.Duration `json:"connect_ns"`
+	// Period is the time between two lines of one client.
+	Period time.Duration `json:"period_ns"`
 	// Rate is the input lines per second actually sent.
 	Rate float64 `json:"rate"`
 	// VsDirect compares the p50 and p99 with the direct proxy at the same
@@ -46,7 +48,7 @@ type echoPlan struct {
 // period, "bench <client> <round> <unixnano>", spread evenly over the
 // period across clients, and times the echo.
 func runEcho(ctx context.Context, t *Target, prefix string, plan echoPlan) EchoResult {
-	res := EchoResult{Target: t.Name, Clients: plan.clients, P50VsDirect: noRatio, P99VsDirect: noRatio}
+	res := EchoResult{Target: t.Name, Clients: plan.clients, Period: plan.period, P50VsDirect: noRatio, P99VsDirect: noRatio}
 	start := time.Now()
 	conns, failed, err := connectAll(ctx, t, prefix, plan.clients, plan.rate, plan.deadline)
 	res.ConnectTime = time.Since(start)

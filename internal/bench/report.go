@@ -71,9 +71,9 @@ func (r *Results) WriteTable(w io.Writer) error {
 	for _, a := range r.Attach {
 		p("\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", a.Target, ms(a.Ready.P50), ms(a.FirstByte.P50), ms(a.FirstByte.P99), a.P50VsDirect, a.P99VsDirect, a.Failed)
 	}
-	p("\nECHO (one line/s per client)\ttarget\tclients\tp50\tp90\tp99\tp99.9\tvs direct p50\tp99\tsent\tlost\tconnect\t\n")
+	p("\nECHO (a line per period per client)\ttarget\tclients\tperiod\tp50\tp90\tp99\tp99.9\tvs direct p50\tp99\tsent\tlost\tconnect\t\n")
 	for _, e := range r.Echo {
-		p("\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t\n", e.Target, e.Clients, ms(e.Latency.P50), ms(e.Latency.P90), ms(e.Latency.P99), ms(e.Latency.P999),
+		p("\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t\n", e.Target, e.Clients, e.Period, ms(e.Latency.P50), ms(e.Latency.P90), ms(e.Latency.P99), ms(e.Latency.P999),
 			e.P50VsDirect, e.P99VsDirect, e.Sent, e.Lost, e.ConnectTime.Round(time.Millisecond))
 	}
 	if rr := r.Reattach; rr != nil {
@@ -193,11 +193,11 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 		p("| %s | %s | %s | %s | %s | %s / %s | %d | %d |\n", a.Target, ms(a.Ready.P50), ms(a.FirstByte.P50), ms(a.FirstByte.P90), ms(a.FirstByte.P99), a.P50VsDirect, a.P99VsDirect, a.FirstByte.N, a.Failed)
 	}
 
-	p("\n### Echo: one line per second per client, round trip\n\n| target | clients | p50 | p90 | p99 | p99.9 | max | vs direct (p50 / p99) | samples | lost | lines/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("\n### Echo: each client a line per period, round trip\n\n| target | clients | period | p50 | p90 | p99 | p99.9 | max | vs direct (p50 / p99) | samples | lost | lines/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	echo := slices.Clone(r.Echo)
 	slices.SortStableFunc(echo, func(a, b EchoResult) int { return a.Clients - b.Clients })
 	for _, e := range echo {
-		p("| %s | %d | %s | %s | %s | %s | %s | %s / %s | %d | %d | %.0f |\n", e.Target, e.Clients, ms(e.Latency.P50), ms(e.Latency.P90), ms(e.Latency.P99), ms(e.Latency.P999), ms(e.Latency.Max),
+		p("| %s | %d | %s | %s | %s | %s | %s | %s | %s / %s | %d | %d | %.0f |\n", e.Target, e.Clients, e.Period, ms(e.Latency.P50), ms(e.Latency.P90), ms(e.Latency.P99), ms(e.Latency.P999), ms(e.Latency.Max),
 			e.P50VsDirect, e.P99VsDirect, e.Latency.N, e.Lost, e.Rate)
 	}
 	if rr := r.Reattach; rr != nil {

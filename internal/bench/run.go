@@ -56,6 +56,14 @@ type Env struct {
 type Options struct {
 	Clients         []int // echo client counts
 	EchoRounds      int   // lines per client in the echo scenario (the first is warm-up)
+	// EchoRate is the most lines per second all echo clients type
+	// together: each client types one line per second, or one per
+	// clients/EchoRate seconds when there are more clients than that. It
+	// keeps the offered load of the largest run at what a player typing
+	// a line every few seconds brings, instead of a line per second per
+	// session; the capacity in lines per second is the flood's and the
+	// smaller runs' figure.
+	EchoRate int
 	ConnectRate     int   // client connects per second
 	AttachSamples   int
 	ReattachSamples int
@@ -82,13 +90,22 @@ type Options struct {
 	Only []string
 }
 
+// echoPeriod is the time between two lines of one of n echo clients that
+// together type at most rate lines per second: one second, or longer.
+func echoPeriod(n, rate int) time.Duration {
+	if rate <= 0 || n <= rate {
+		return time.Second
+	}
+	return time.Duration(n) * time.Second / time.Duration(rate)
+}
+
 // Scenarios are the names Options.Only accepts, in the order they run.
 var Scenarios = []string{"login", "attach", "echo", "reattach", "flood", "cost"}
 
 // QuickOptions is `trellis bench --quick`: every scenario, small.
 func QuickOptions() Options {
 	return Options{
-		Clients: []int{100, 1000}, EchoRounds: 6, ConnectRate: 500,
+		Clients: []int{100, 1000}, EchoRounds: 6, EchoRate: 1000, ConnectRate: 500,
 		AttachSamples: 50, ReattachSamples: 30,
 		FloodLines: 200_000, FloodBytes: 100,
 		CostClients: 10, CostLines: 50, LoginSessions: 1000,
@@ -99,7 +116,7 @@ func QuickOptions() Options {
 // FullOptions is `trellis bench`: the figures of the design's targets.
 func FullOptions() Options {
 	return Options{
-		Clients: []int{100, 1000, 10_000}, EchoRounds: 15, ConnectRate: 500,
+		Clients: []int{100, 1000, 10_000}, EchoRounds: 15, EchoRate: 1000, ConnectRate: 500,
 		AttachSamples: 200, ReattachSamples: 100,
 		FloodLines: 1_000_000, FloodBytes: 100,
 		CostClients: 20, CostLines: 100, LoginSessions: 1000,
@@ -199,6 +216,7 @@ func (o *Options) defaults() {
 		}
 	}
 	setInt(&o.EchoRounds, q.EchoRounds)
+	setInt(&o.EchoRate, q.EchoRate)
 	setInt(&o.ConnectRate, q.ConnectRate)
 	setInt(&o.AttachSamples, q.AttachSamples)
 	setInt(&o.ReattachSamples, q.ReattachSamples)
@@ -313,10 +331,14 @@ func (r *runner) echo(ctx context.Context) {
 	largest := slices.Max(r.opts.Clients)
 	for _, n := range r.opts.Clients {
 		plan := func() echoPlan {
+			period := echoPeriod(n, r.opts.EchoRate)
+			// The deadline leaves room for the connects and every round
+			// when the rounds alone outlast the scenario timeout.
+			need := time.Duration(n/max(r.opts.ConnectRate, 1))*time.Second + time.Duration(r.opts.EchoRounds)*period + 30*time.Second
 			return echoPlan{
-				clients: n, rounds: r.opts.EchoRounds, period: time.Second,
+				clients: n, rounds: r.opts.EchoRounds, period: period,
 				rate: r.opts.ConnectRate, senders: min(n, 8),
-				deadline: time.Now().Add(r.opts.ScenarioTimeout),
+				deadline: time.Now().Add(max(r.opts.ScenarioTimeout, need)),
 			}
 		}
 		var direct *EchoResult

@@ -142,3 +142,17 @@ func TestComponentOf(t *testing.T) {
 		}
 	}
 }
+
+func TestEchoPeriodKeepsTheOfferedRate(t *testing.T) {
+	for _, c := range []struct {
+		n, rate int
+		want    time.Duration
+	}{
+		{100, 1000, time.Second}, {1000, 1000, time.Second}, {10_000, 1000, 10 * time.Second},
+		{3000, 2000, 1500 * time.Millisecond}, {10_000, 0, time.Second},
+	} {
+		if got := echoPeriod(c.n, c.rate); got != c.want {
+			t.Errorf("echoPeriod(%d, %d) = %s, want %s", c.n, c.rate, got, c.want)
+		}
+	}
+}
