@@ -54,8 +54,8 @@ type Env struct {
 
 // Options says how long and how hard to drive.
 type Options struct {
-	Clients         []int // echo client counts
-	EchoRounds      int   // lines per client in the echo scenario (the first is warm-up)
+	Clients    []int // echo client counts
+	EchoRounds int   // lines per client in the echo scenario (the first is warm-up)
 	// EchoRate is the most lines per second all echo clients type
 	// together: each client types one line per second, or one per
 	// clients/EchoRate seconds when there are more clients than that. It
@@ -63,8 +63,8 @@ type Options struct {
 	// a line every few seconds brings, instead of a line per second per
 	// session; the capacity in lines per second is the flood's and the
 	// smaller runs' figure.
-	EchoRate int
-	ConnectRate     int   // client connects per second
+	EchoRate        int
+	ConnectRate     int // client connects per second
 	AttachSamples   int
 	ReattachSamples int
 	FloodLines      int
