@@ -19,7 +19,7 @@ import (
 
 func runBench(ctx context.Context, args []string) error {
 	var lc LogConfig
-	fs := newFlags("bench", "bench [--quick] [--procs] [--redis single|cluster:N] [--cluster] [--url ws://host/ws --token-secret S] [-o table|json] [--report FILE]", logSection(&lc))
+	fs := newFlags("bench", "bench [--quick] [--procs] [--redis single|cluster:N] [--cluster] [--redis-cpu CORES] [--url ws://host/ws --token-secret S] [-o table|json] [--report FILE]", logSection(&lc))
 	quick := fs.Bool("quick", false, "every scenario, small (100 and 1,000 clients); about 75 s")
 	url := fs.String("url", "", "drive a running edge at this WebSocket URL (ws://host:port/ws) instead of an in-process stack")
 	secret := fs.String("token-secret", "", "with --url: the edge's TRELLIS_AUTH_SECRET, to mint tokens (default: $TRELLIS_AUTH_SECRET)")
@@ -37,6 +37,7 @@ func runBench(ctx context.Context, args []string) error {
 	only := fs.String("only", "", "run only these scenarios, comma-separated: "+strings.Join(bench.Scenarios, ", "))
 	timeout := fs.Duration("scenario-timeout", 0, "deadline of each scenario (default 3m; --quick 45s; --cluster 1m)")
 	redisMode := fs.String("redis", "single", "the Redis the in-process stack starts: single (one node) or cluster:N (a local Redis Cluster of N primaries, no replicas, loopback only)")
+	redisCPU := fs.String("redis-cpu", "", fmt.Sprintf("cap every redis-server the bench starts at this many cores (%g to %g), each in a cgroup of its own (needs root and a cgroup cpu controller), so that the Redis tier is the saturated resource; with --cluster it caps every topology in --cluster-modes that has no cap of its own (a topology can carry one: cluster:3@0.2). 0.05 suits a 2-core machine: one such primary is the bottleneck, and three plus the bench process still fit", bench.MinRedisCPU, float64(bench.MaxRedisCPU)))
 	compare := fs.Bool("cluster", false, "instead of the scenarios: compare Redis topologies in one run (--cluster-modes), taking turns: output messages/s of many sessions flooding at once, and echo latency (--clients, --rounds)")
 	modes := fs.String("cluster-modes", "single,cluster:1,cluster:3", "with --cluster: the topologies, in the order they take turns")
 	cmpRounds := fs.Int("cluster-rounds", 0, "with --cluster: how many turns each topology takes (default 2)")
@@ -63,6 +64,33 @@ func runBench(ctx context.Context, args []string) error {
 	cmpModes, err := bench.ParseRedisModes(*modes)
 	if err != nil {
 		return fmt.Errorf("%w: --cluster-modes %v", errUsage, err)
+	}
+	capped := mode.CPU > 0
+	for _, m := range cmpModes {
+		capped = capped || (*compare && m.CPU > 0)
+	}
+	if *redisCPU != "" {
+		cores, err := bench.ParseRedisCPU(*redisCPU)
+		if err != nil {
+			return fmt.Errorf("%w: --redis-cpu %v", errUsage, err)
+		}
+		if mode.CPU == 0 {
+			mode.CPU = cores
+		}
+		for i := range cmpModes {
+			if cmpModes[i].CPU == 0 {
+				cmpModes[i].CPU = cores
+			}
+		}
+		capped = true
+	}
+	if capped && (*procs || *url != "") {
+		return fmt.Errorf("%w: --redis-cpu caps the redis-servers of an in-process stack; it does not combine with --procs or --url", errUsage)
+	}
+	if capped {
+		if err := bench.CheckRedisCPU(); err != nil {
+			return fmt.Errorf("--redis-cpu: %w", err)
+		}
 	}
 	if *procs && (*url != "" || mode.Cluster() || *compare) {
 		return fmt.Errorf("%w: --procs starts its own stack on a single Redis; it does not combine with --url, --redis cluster or --cluster", errUsage)

@@ -23,6 +23,12 @@ func TestBenchTopologyFlags(t *testing.T) {
 		{[]string{"bench", "--procs", "--redis", "cluster:3"}, "--procs"},
 		{[]string{"bench", "--procs", "--cluster"}, "--procs"},
 		{[]string{"bench", "--serve-proxy", "127.0.0.1:0"}, "--game-addr"},
+		{[]string{"bench", "--cluster", "--redis-cpu", "0"}, "--redis-cpu"},
+		{[]string{"bench", "--cluster", "--redis-cpu", "abc"}, "--redis-cpu"},
+		{[]string{"bench", "--cluster", "--redis-cpu", "100"}, "--redis-cpu"},
+		{[]string{"bench", "--cluster", "--cluster-modes", "cluster:1@0"}, "--cluster-modes"},
+		{[]string{"bench", "--procs", "--redis-cpu", "0.1"}, "--redis-cpu"},
+		{[]string{"bench", "--url", "ws://127.0.0.1:1/ws", "--redis-cpu", "0.1"}, "--redis-cpu"},
 	} {
 		code, out := run(t, tc.args...)
 		if code != 2 || !strings.Contains(out, tc.want) {

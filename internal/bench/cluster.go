@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +25,10 @@ type RedisMode struct {
 	// Primaries is 0 for a single node (not a cluster), else the number
 	// of cluster primaries, each taking an equal share of the slots.
 	Primaries int
+	// CPU, when above 0, caps every redis-server of the stack at this
+	// many cores, each in a cgroup of its own (cgroup.go): a fixed budget
+	// per primary, as a primary with cores of its own would have.
+	CPU float64
 }
 
 // MaxPrimaries bounds cluster:N: every primary is a redis-server on this
@@ -33,18 +38,36 @@ const MaxPrimaries = 16
 // Cluster reports whether the mode is a Redis Cluster.
 func (m RedisMode) Cluster() bool { return m.Primaries > 0 }
 
-// String is the mode as ParseRedisMode reads it.
+// String is the mode as ParseRedisMode reads it: "single", "cluster:3",
+// and "@0.2" after it when capped.
 func (m RedisMode) String() string {
-	if !m.Cluster() {
-		return "single"
+	s := "single"
+	if m.Cluster() {
+		s = "cluster:" + strconv.Itoa(m.Primaries)
 	}
-	return "cluster:" + strconv.Itoa(m.Primaries)
+	if m.CPU > 0 {
+		s += "@" + strconv.FormatFloat(m.CPU, 'f', -1, 64)
+	}
+	return s
 }
 
 // ParseRedisMode reads "single" or "cluster:N" (N primaries, 1 to
-// MaxPrimaries); "cluster" alone is cluster:3.
+// MaxPrimaries), each optionally followed by "@CORES", the CPU cap per
+// redis-server (ParseRedisCPU); "cluster" alone is cluster:3.
 func ParseRedisMode(s string) (RedisMode, error) {
 	s = strings.TrimSpace(strings.ToLower(s))
+	s, capped, hasCap := strings.Cut(s, "@")
+	m, err := parseTopology(strings.TrimSpace(s))
+	if err != nil || !hasCap {
+		return m, err
+	}
+	if m.CPU, err = ParseRedisCPU(capped); err != nil {
+		return RedisMode{}, fmt.Errorf("%s@%s: the CPU cap %w", s, capped, err)
+	}
+	return m, nil
+}
+
+func parseTopology(s string) (RedisMode, error) {
 	switch s {
 	case "single", "":
 		return RedisMode{}, nil
@@ -53,7 +76,7 @@ func ParseRedisMode(s string) (RedisMode, error) {
 	}
 	n, ok := strings.CutPrefix(s, "cluster:")
 	if !ok {
-		return RedisMode{}, fmt.Errorf("%q: want single or cluster:N (N primaries)", s)
+		return RedisMode{}, fmt.Errorf("%q: want single or cluster:N (N primaries), optionally @CORES", s)
 	}
 	p, err := strconv.Atoi(n)
 	if err != nil || p < 1 || p > MaxPrimaries {
@@ -264,7 +287,38 @@ type CompareResult struct {
 	// appends.
 	AppendThroughput []ModeThroughput `json:"append_throughput"`
 	AppendScaling    Ratio            `json:"append_scaling"`
+	// Capped is the same scaling between stacks whose redis-servers ran
+	// at a fixed CPU each (RedisMode.CPU); Scaling above leaves them out.
+	Capped CappedScaling `json:"capped"`
 }
+
+// CappedScaling is output messages/s from 1 primary to the most, every
+// redis-server held to the same CPU: what the Redis tier's capacity does
+// as primaries are added, on a machine that cannot give each a core.
+type CappedScaling struct {
+	// CPU is the cap, cores per redis-server (0: no capped pair ran).
+	CPU      float64 `json:"cpu_per_redis_server,omitempty"`
+	Scaling  Ratio   `json:"scaling"`
+	From     string  `json:"from,omitempty"`
+	To       string  `json:"to,omitempty"`
+	FromRate float64 `json:"from_entries_per_s,omitempty"`
+	ToRate   float64 `json:"to_entries_per_s,omitempty"`
+	// MinLoad is the least CPU any primary of those stacks used in a
+	// saturation run, as a fraction of the cap, and Least says which:
+	// below CapSaturated the run did not saturate the Redis tier and the
+	// scaling says nothing about it.
+	MinLoad float64 `json:"min_load_of_cap"`
+	MaxLoad float64 `json:"max_load_of_cap"`
+	Least   string  `json:"least_loaded,omitempty"`
+	// AppendScaling is the store's appends alone between the same stacks.
+	AppendScaling Ratio `json:"append_scaling"`
+}
+
+// CapSaturated is the share of its cap a primary must use, in every
+// saturation run, for the Redis tier to count as the bottleneck. CFS
+// holds a busy process a little under its quota, and the flood ramps up
+// and tails off inside the measured span.
+const CapSaturated = 0.85
 
 // CompareEcho is one echo run of one mode in one round.
 type CompareEcho struct {
@@ -321,7 +375,8 @@ func RunCompare(ctx context.Context, stacks []*Stack, o CompareOptions) (*Result
 		return nil, errors.New("bench: no stack to compare")
 	}
 	res := &Results{Started: time.Now(), Machine: machine()}
-	cmp := &CompareResult{Rounds: o.Rounds, Scaling: noRatio, AppendScaling: noRatio, FlushBytes: o.FlushBytes}
+	cmp := &CompareResult{Rounds: o.Rounds, Scaling: noRatio, AppendScaling: noRatio, FlushBytes: o.FlushBytes,
+		Capped: CappedScaling{Scaling: noRatio, AppendScaling: noRatio}}
 	res.Compare = cmp
 	most := 0
 	for i, s := range stacks {
@@ -401,8 +456,51 @@ func (c *CompareResult) summarize() {
 			c.AppendThroughput = append(c.AppendThroughput, a.mean())
 		}
 	}
-	c.Scaling, c.ScalingFrom, c.ScalingTo = scaling(c.Throughput)
-	c.AppendScaling, _, _ = scaling(c.AppendThroughput)
+	c.Scaling, c.ScalingFrom, c.ScalingTo = scaling(c.Throughput, false)
+	c.AppendScaling, _, _ = scaling(c.AppendThroughput, false)
+	c.summarizeCapped()
+}
+
+// summarizeCapped is the scaling between the capped stacks, and how close
+// to its cap every primary of them ran.
+func (c *CompareResult) summarizeCapped() {
+	cs := CappedScaling{Scaling: noRatio, AppendScaling: noRatio}
+	cs.Scaling, cs.From, cs.To = scaling(c.Throughput, true)
+	var appendFrom string
+	cs.AppendScaling, appendFrom, _ = scaling(c.AppendThroughput, true)
+	if m, err := ParseRedisMode(appendFrom); err == nil {
+		cs.CPU = m.CPU
+	}
+	if cs.Scaling.Valid() {
+		from, _ := ParseRedisMode(cs.From)
+		cs.CPU = from.CPU
+		cs.MinLoad = math.Inf(1)
+		for _, t := range c.Throughput {
+			switch t.Redis {
+			case cs.From:
+				cs.FromRate = t.EntriesPerSec
+			case cs.To:
+				cs.ToRate = t.EntriesPerSec
+			}
+		}
+		for _, s := range c.Saturation {
+			if (s.Redis != cs.From && s.Redis != cs.To) || s.Error != "" || s.Elapsed <= 0 {
+				continue
+			}
+			for i, r := range s.CPU.Redis {
+				load := r / cs.CPU
+				cs.MaxLoad = max(cs.MaxLoad, load)
+				if load < cs.MinLoad {
+					cs.MinLoad = load
+					cs.Least = fmt.Sprintf("%s round %d, primary %d of %d: %.3f cores", s.Redis, s.Round, i+1, len(s.CPU.Redis), r)
+				}
+			}
+		}
+		if math.IsInf(cs.MinLoad, 1) {
+			cs.MinLoad = 0
+		}
+	}
+	c.Capped = cs
 }
 
 func (t *ModeThroughput) add(entries, mbps, xadd float64, cpu CPUShare) {
@@ -441,18 +539,31 @@ func (t ModeThroughput) mean() ModeThroughput {
 	return t
 }
 
-// scaling is entries/s of the cluster with most primaries over cluster:1's.
-func scaling(ts []ModeThroughput) (Ratio, string, string) {
+// scaling is entries/s of the cluster with most primaries over cluster:1's,
+// among the uncapped stacks or among the capped ones (the first capped
+// cluster:1, and larger clusters at the same cap).
+func scaling(ts []ModeThroughput, capped bool) (Ratio, string, string) {
 	var from, to *ModeThroughput
 	best := 1
 	for i := range ts {
 		t := &ts[i]
 		m, err := ParseRedisMode(t.Redis)
-		if err != nil || t.Runs == 0 {
+		if err != nil || t.Runs == 0 || (m.CPU > 0) != capped {
 			continue
 		}
-		if m.Primaries == 1 {
+		if m.Primaries == 1 && from == nil {
 			from = t
+		}
+	}
+	if from == nil {
+		return noRatio, "", ""
+	}
+	cap0, _ := ParseRedisMode(from.Redis)
+	for i := range ts {
+		t := &ts[i]
+		m, err := ParseRedisMode(t.Redis)
+		if err != nil || t.Runs == 0 || m.CPU != cap0.CPU {
+			continue
 		}
 		if m.Primaries > best {
 			best, to = m.Primaries, t

@@ -44,6 +44,32 @@ func (c *CompareResult) Verdict() Verdict {
 	return v
 }
 
+// CappedVerdict is the same target with every redis-server held to the
+// same CPU: judged only when each capped primary ran at its cap, since
+// only then was the Redis tier what set the pace.
+func (c *CompareResult) CappedVerdict() Verdict {
+	cs := c.Capped
+	v := Verdict{Target: fmt.Sprintf("Redis tier at a fixed CPU per primary: 1 -> 3 primaries, output messages/s >= %.1fx", TargetClusterScaling)}
+	if !cs.Scaling.Valid() {
+		v.Measured = "not measured (needs capped stacks: --redis-cpu, with cluster:1 and a larger cluster)"
+		return v
+	}
+	v.Target = fmt.Sprintf("Redis tier at a fixed CPU per primary (%g cores each): 1 -> 3 primaries, output messages/s >= %.1fx", cs.CPU, TargetClusterScaling)
+	v.Measured = fmt.Sprintf("%s (%s -> %s: %.0f -> %.0f entries/s); primaries at %.0f-%.0f%% of their cap", cs.Scaling, cs.From, cs.To,
+		cs.FromRate, cs.ToRate, 100*cs.MinLoad, 100*cs.MaxLoad)
+	if cs.MinLoad < CapSaturated {
+		v.Measured += fmt.Sprintf("; NOT SATURATED: %s, under %.0f%% of its %g-core cap, so something other than the capped Redis tier set the pace", cs.Least, 100*CapSaturated, cs.CPU)
+		return v
+	}
+	met := float64(cs.Scaling) >= TargetClusterScaling
+	v.Met = &met
+	return v
+}
+
+// Verdicts are the comparison's rows: the machine as it is, then the
+// Redis tier at a fixed CPU per primary.
+func (c *CompareResult) Verdicts() []Verdict { return []Verdict{c.Verdict(), c.CappedVerdict()} }
+
 // sortedEcho orders echo rows by client count, then mode as run, then round.
 func (c *CompareResult) sortedEcho() []CompareEcho {
 	rank := map[string]int{}
@@ -108,10 +134,14 @@ func (r *Results) writeCompareTable(w io.Writer) error {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	v := c.Verdict()
-	fmt.Fprintf(w, "  %-5s %s: %s\n", verdictWord(v.Met), v.Target, v.Measured)
+	for _, v := range c.Verdicts() {
+		fmt.Fprintf(w, "  %-5s %s: %s\n", verdictWord(v.Met), v.Target, v.Measured)
+	}
 	if c.AppendScaling.Valid() {
 		fmt.Fprintf(w, "  store appends alone, 1 -> most primaries: %s\n", c.AppendScaling)
+	}
+	if c.Capped.AppendScaling.Valid() {
+		fmt.Fprintf(w, "  store appends alone, capped at %g cores per redis-server, 1 -> most primaries: %s\n", c.Capped.CPU, c.Capped.AppendScaling)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
@@ -125,8 +155,14 @@ func (r *Results) writeCompareTable(w io.Writer) error {
 func (r *Results) writeCompareMarkdown(w io.Writer) {
 	c := r.Compare
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	v := c.Verdict()
-	p("| target | measured | verdict |\n|---|---|---|\n| %s | %s | %s |\n\n", v.Target, v.Measured, verdictWord(v.Met))
+	p("| target | measured | verdict |\n|---|---|---|\n")
+	for _, v := range c.Verdicts() {
+		p("| %s | %s | %s |\n", v.Target, v.Measured, verdictWord(v.Met))
+	}
+	p("\n")
+	if c.Capped.CPU > 0 || slices.ContainsFunc(c.Modes, func(m string) bool { return strings.Contains(m, "@") }) {
+		p("A topology written NAME@CORES ran every redis-server in a cgroup of its own with a CPU quota of CORES cores (a CFS period of %s, longer under 0.05 cores): a fixed budget per primary, so that the Redis tier, not the Trellis process, is the saturated resource. Its primaries' CPU is in the \"CPU redis-server(s)\" columns; a capped primary well under its cap means that run did not saturate Redis.\n\n", cpuCapPeriod(1))
+	}
 
 	if len(c.Saturation) > 0 {
 		s0 := c.Saturation[0]
@@ -151,8 +187,12 @@ func (r *Results) writeCompareMarkdown(w io.Writer) {
 	}
 	if len(c.Append) > 0 {
 		a0 := c.Append[0]
-		p("\n### Store appends alone at saturation\n\n%d writers, each appending one 80-byte entry to each of its %d leased sessions per pipelined call (the worker flusher's round trip), for %s per run; no edge, game or clients. 1 -> most primaries: %s.\n\n",
+		p("\n### Store appends alone at saturation\n\n%d writers, each appending one 80-byte entry to each of its %d leased sessions per pipelined call (the worker flusher's round trip), for %s per run; no edge, game or clients. 1 -> most primaries: %s",
 			a0.Writers, a0.Batch, a0.Elapsed.Round(100*time.Millisecond), c.AppendScaling)
+		if c.Capped.AppendScaling.Valid() {
+			p("; capped at %g cores per redis-server: %s", c.Capped.CPU, c.Capped.AppendScaling)
+		}
+		p(".\n\n")
 		p("| redis | runs | entries/s | CPU trellis process | CPU redis-server(s) | CPU other | trellis CPU per entry | Redis CPU per entry |\n|---|---|---|---|---|---|---|---|\n")
 		for _, t := range c.AppendThroughput {
 			p("| %s | %d | %.0f | %.2f | %s | %.2f | %s | %s |\n", t.Redis, t.Runs, t.EntriesPerSec, t.CPU.Trellis, cores(t.CPU.Redis), t.CPU.Other,

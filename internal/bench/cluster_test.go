@@ -2,7 +2,12 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -267,4 +272,144 @@ func TestRunCompareTiny(t *testing.T) {
 func stacksPrimaries(mode string) int {
 	m, _ := ParseRedisMode(mode)
 	return m.Primaries
+}
+
+func TestParseRedisCPU(t *testing.T) {
+	for in, want := range map[string]float64{"0.2": 0.2, " 1 ": 1, "0.05": 0.05, "0.01": 0.01, "64": 64} {
+		if got, err := ParseRedisCPU(in); err != nil || got != want {
+			t.Errorf("ParseRedisCPU(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "0.009", "-1", "65", "x", "NaN", "Inf", "0.2cores"} {
+		if got, err := ParseRedisCPU(bad); err == nil {
+			t.Errorf("ParseRedisCPU(%q) = %v, want an error", bad, got)
+		} else if !strings.Contains(err.Error(), "cores per redis-server") {
+			t.Errorf("ParseRedisCPU(%q): %v does not say what the value is", bad, err)
+		}
+	}
+	m, err := ParseRedisMode("cluster:3@0.2")
+	if err != nil || m != (RedisMode{Primaries: 3, CPU: 0.2}) || m.String() != "cluster:3@0.2" {
+		t.Errorf("ParseRedisMode(cluster:3@0.2) = %+v (%s), %v", m, m, err)
+	}
+	for _, bad := range []string{"cluster:3@", "cluster:3@0", "single@x", "cluster:0@0.2"} {
+		if m, err := ParseRedisMode(bad); err == nil {
+			t.Errorf("ParseRedisMode(%q) = %+v, want an error", bad, m)
+		}
+	}
+}
+
+// A capped stack puts each redis-server in a cgroup of its own with the
+// quota asked for, and takes the groups away when it closes.
+func TestRedisCPUCap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-servers and whole stacks")
+	}
+	if err := CheckRedisCPU(); err != nil {
+		t.Skipf("no cgroup CPU caps here: %v", err)
+	}
+	ctx := context.Background()
+	st, err := StartStack(ctx, StackOptions{Redis: RedisMode{Primaries: 2, CPU: 0.3}, IdleGrace: 500 * time.Millisecond, NoHeapSampling: true, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			st.Close()
+		}
+	}()
+	snap, err := readRedis(ctx, st.Env().Redis)
+	if err != nil || len(snap.Pids) != 2 {
+		t.Fatalf("redis pids %v, %v; want 2", snap.Pids, err)
+	}
+	dirs := st.cpuCap.dirs()
+	if len(dirs) != 2 || dirs[0] == dirs[1] {
+		t.Fatalf("cgroups %v: want one for each of the 2 redis-servers", dirs)
+	}
+	for _, pid := range snap.Pids {
+		rel, err := cgroupOf(pid, st.cpuCap.v2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := st.cpuCap.dirOf(rel)
+		if !slices.Contains(dirs, dir) {
+			t.Errorf("redis-server %d is in %s, not in one of the stack's groups %v", pid, dir, dirs)
+			continue
+		}
+		procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if strings.Fields(string(procs))[0] != strconv.Itoa(pid) || len(strings.Fields(string(procs))) != 1 {
+			t.Errorf("group %s holds %q, want redis-server %d alone", dir, procs, pid)
+		}
+		if st.cpuCap.v2 {
+			if b, _ := os.ReadFile(filepath.Join(dir, "cpu.max")); strings.TrimSpace(string(b)) != "6000 20000" {
+				t.Errorf("%s cpu.max %q, want 6000 20000 (0.3 cores)", dir, b)
+			}
+		} else {
+			q, _ := os.ReadFile(filepath.Join(dir, "cpu.cfs_quota_us"))
+			p, _ := os.ReadFile(filepath.Join(dir, "cpu.cfs_period_us"))
+			sh, _ := os.ReadFile(filepath.Join(dir, "cpu.shares"))
+			if strings.TrimSpace(string(q)) != "6000" || strings.TrimSpace(string(p)) != "20000" || strings.TrimSpace(string(sh)) != "10240" {
+				t.Errorf("%s quota %q period %q shares %q, want 6000 of 20000 µs (0.3 cores) at 10240 shares", dir, q, p, sh)
+			}
+		}
+	}
+	// The stack works through its capped Redis.
+	res, err := Run(ctx, st.Env(), Options{Only: []string{"cost"}, CostClients: 2, CostLines: 3, ScenarioTimeout: 20 * time.Second})
+	if err != nil || res.Cost == nil || res.Cost.Error != "" {
+		t.Errorf("cost scenario on the capped stack: %v, %+v", err, res.Cost)
+	}
+	closed = true
+	if err := st.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cgroup %s still there after Close: %v", d, err)
+		}
+	}
+}
+
+// The capped verdict is judged only when every capped primary ran at its
+// cap; otherwise it says the run did not saturate Redis.
+func TestCappedVerdict(t *testing.T) {
+	sat := func(mode string, eps float64, redis ...float64) SaturationResult {
+		return SaturationResult{Redis: mode, Round: 1, EntriesPerSec: eps, Elapsed: time.Second, CPU: CPUShare{Redis: redis}}
+	}
+	c := &CompareResult{
+		Modes: []string{"cluster:1", "cluster:3", "cluster:1@0.1", "cluster:3@0.1"},
+		Saturation: []SaturationResult{
+			sat("cluster:1", 1000, 0.3), sat("cluster:3", 1050, 0.1, 0.1, 0.1),
+			sat("cluster:1@0.1", 300, 0.099), sat("cluster:3@0.1", 870, 0.097, 0.095, 0.098),
+		},
+	}
+	c.summarize()
+	if v := c.Verdict(); v.Met == nil || *v.Met || !strings.Contains(v.Measured, "1.05x (cluster:1 -> cluster:3)") {
+		t.Errorf("uncapped verdict %+v, want MISS at 1.05x between the uncapped stacks", v)
+	}
+	v := c.CappedVerdict()
+	if v.Met == nil || !*v.Met || !strings.Contains(v.Target, "fixed CPU per primary (0.1 cores each)") ||
+		!strings.Contains(v.Measured, "2.90x (cluster:1@0.1 -> cluster:3@0.1: 300 -> 870 entries/s); primaries at 95-99% of their cap") {
+		t.Errorf("capped verdict %+v, want MET at 2.90x", v)
+	}
+	c.Saturation[3].CPU.Redis[1] = 0.05
+	c.summarize()
+	if v := c.CappedVerdict(); v.Met != nil || !strings.Contains(v.Measured, "NOT SATURATED: cluster:3@0.1 round 1, primary 2 of 3: 0.050 cores") {
+		t.Errorf("capped verdict with a primary at half its cap: %+v, want n/a saying so", v)
+	}
+	res := &Results{Compare: c, Started: time.Unix(0, 0)}
+	var md strings.Builder
+	if err := res.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| Redis tier at a fixed CPU per primary (0.1 cores each)", "| n/a |", "NAME@CORES", "| output messages/s >= 2.5x from 1 to 3 primaries | 1.05x"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	// Without capped stacks the row is there, not measured.
+	c.Modes, c.Saturation = c.Modes[:2], c.Saturation[:2]
+	c.summarize()
+	if v := c.CappedVerdict(); v.Met != nil || !strings.Contains(v.Measured, "--redis-cpu") {
+		t.Errorf("capped verdict without capped stacks: %+v", v)
+	}
 }

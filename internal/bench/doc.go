@@ -29,6 +29,16 @@
 // at once, the store's appends alone, and echo latency, each with the CPU
 // this process, every redis-server and the rest of the machine used.
 //
+// A mode with a CPU cap (RedisMode.CPU, `--redis-cpu 0.05` or
+// `cluster:3@0.05`; cgroup.go) puts each redis-server of its stack in a
+// cgroup of its own with that quota (and a large weight, so that a busy
+// machine does not hold it under its quota), so that N primaries get N
+// times the budget of one, as N machines would give them, and the Redis
+// tier rather than this process is the saturated resource on a small
+// machine. The
+// capped stacks get a verdict of their own, judged only when every capped
+// primary ran at its cap (CapSaturated) during the saturation runs.
+//
 // With ProcStack (`trellis bench --procs`) the stack runs as an operator
 // runs it: redis-server, the edge, the worker, three demo games (bench
 // mode; login with MCCP2; login without) and the direct proxy are each a

@@ -51,7 +51,7 @@ func (r *Results) WriteJSON(w io.Writer) error {
 	enc.SetIndent("", "  ")
 	verdicts := r.Verdicts()
 	if r.Compare != nil {
-		verdicts = []Verdict{r.Compare.Verdict()}
+		verdicts = r.Compare.Verdicts()
 	}
 	return enc.Encode(struct {
 		*Results

@@ -39,6 +39,8 @@ type StackOptions struct {
 	WebsockifyMax int
 	// Redis is the Redis the stack starts: a single node (the zero value)
 	// or a local cluster of some primaries without replicas.
+	// Redis.CPU caps each redis-server (needs root and a cgroup cpu
+	// controller; StartStack fails without them).
 	Redis RedisMode
 	// NoHeapSampling leaves the heap profile's sampling rate alone: the
 	// idle-memory attribution needs it fine, the cluster comparison does
@@ -68,6 +70,7 @@ type Stack struct {
 	errMu  sync.Mutex
 	errs   []error
 	ws     *exec.Cmd
+	cpuCap *cpuCapper // nil when Redis is not capped
 }
 
 // memProfileRate is the heap profile's sampling rate during a run.
@@ -130,6 +133,11 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 	rc.OutputMaxLen, rc.EventsMaxAge, rc.ControlMaxLen = 5000, time.Hour, 1_000_000
 	if s.Store, err = store.Open(rc); err != nil {
 		return nil, err
+	}
+	if o.Redis.CPU > 0 {
+		if err := s.capRedis(ctx, o.Redis); err != nil {
+			return nil, err
+		}
 	}
 
 	gameLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -215,6 +223,28 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 	return s, nil
 }
 
+// capRedis puts each primary's redis-server in a CPU cgroup of its own.
+// The pids come from the servers themselves (INFO server), so every
+// process that serves slots is capped, whichever way it was started.
+func (s *Stack) capRedis(ctx context.Context, m RedisMode) (err error) {
+	if s.cpuCap, err = newCPUCapper(m.CPU); err != nil {
+		return err
+	}
+	snap, err := readRedis(ctx, s.Store.Client())
+	if err != nil {
+		return fmt.Errorf("%s: finding the redis-server processes to cap: %w", m, err)
+	}
+	if want := max(m.Primaries, 1); len(snap.Pids) != want {
+		return fmt.Errorf("%s: found %d redis-server processes to cap (pids %v), want %d", m, len(snap.Pids), snap.Pids, want)
+	}
+	for _, pid := range snap.Pids {
+		if _, err := s.cpuCap.place(pid); err != nil {
+			return fmt.Errorf("%s: redis-server %d: %w", m, pid, err)
+		}
+	}
+	return nil
+}
+
 // Env is what Run drives for this stack.
 func (s *Stack) Env() Env { return s.env }
 
@@ -248,6 +278,15 @@ func (s *Stack) Close() error {
 	}
 	if s.Cluster != nil {
 		s.Cluster.Close()
+	}
+	if s.cpuCap != nil {
+		// After the servers are gone, so their groups are empty; a server
+		// that outlived its Close is moved back first.
+		if err := s.cpuCap.Close(); err != nil {
+			s.errMu.Lock()
+			s.errs = append(s.errs, err)
+			s.errMu.Unlock()
+		}
 	}
 	s.errMu.Lock()
 	defer s.errMu.Unlock()
