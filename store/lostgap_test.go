@@ -84,7 +84,7 @@ func TestAppendLostGap(t *testing.T) {
 
 	// The live owner's sequence is untouched: its next seq is written, its
 	// repeat is still a duplicate.
-	if r, _ := s.AppendOutputs(ctx, []Append{{Key: key, Out: Output{Kind: OutText, Text: "again", Fence: cur.Fence, Seq: 1}}}); !r[0].Duplicate {
+	if r, _ := s.AppendOutputs(ctx, []Append{{Key: key, Out: Output{Kind: OutText, Text: "again", Fence: cur.Fence, Seq: 1}, Retry: true}}); !r[0].Duplicate {
 		t.Errorf("repeat of the owner's seq 1 after a lost gap: %+v", r[0])
 	}
 	if r, _ := s.AppendOutputs(ctx, []Append{{Key: key, Out: Output{Kind: OutText, Text: "next", Fence: cur.Fence, Seq: 2}}}); r[0].Err != nil || r[0].Duplicate {
@@ -149,12 +149,13 @@ func TestAppendDropsGMCPPackages(t *testing.T) {
 	seq := uint64(0)
 	write := func(o Output) AppendResult {
 		t.Helper()
+		retry := o.Seq != 0 // a number given: the entry is sent again
 		if o.Seq == 0 {
 			seq++
 			o.Seq = seq
 		}
 		o.Fence = l.Fence
-		res, err := s.AppendOutputs(ctx, []Append{{Key: key, Out: o}})
+		res, err := s.AppendOutputs(ctx, []Append{{Key: key, Out: o, Retry: retry}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,12 +238,13 @@ func TestAppendDropsMSDPVariables(t *testing.T) {
 	seq := uint64(0)
 	write := func(o Output) AppendResult {
 		t.Helper()
+		retry := o.Seq != 0 // a number given: the entry is sent again
 		if o.Seq == 0 {
 			seq++
 			o.Seq = seq
 		}
 		o.Fence = l.Fence
-		res, err := s.AppendOutputs(ctx, []Append{{Key: key, Out: o}})
+		res, err := s.AppendOutputs(ctx, []Append{{Key: key, Out: o, Retry: retry}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -90,11 +91,18 @@ const OutputEntryOverhead = 64
 // unfenced write, allowed only while nobody holds the lease (a controller
 // reporting a session it could not start).
 //
-// A fenced entry carries its sequence number; the last one written is kept
-// in the lease hash (which lives and dies with the fence). An entry whose
-// number is not above it was written already, by a round trip whose reply
-// was lost (Redis went away after applying it): it is acknowledged as DUP
-// and not written twice (nor are its GMCP packages dropped twice).
+// De-duplication costs nothing on a first attempt and is paid only by a
+// retry. A fenced entry carries its sequence number within its fence, and
+// the live fence writes its entries in the order of their numbers. An entry
+// sent again after a round trip whose outcome is unknown (Redis may have
+// applied it and then lost the reply) is a retry: Append.Retry when the
+// caller re-sends it, and every send after the first of one AppendOutputs
+// call (a go-redis retry of the pipeline, a re-send after NOSCRIPT), which
+// the store itself marks (see retryArg). Only a retry makes the script read
+// the stream's tail: if the newest numbered entry there is this fence's and
+// its number is at least the retry's, the entry was written already; it is
+// acknowledged as DUP and not written twice (nor are its GMCP packages
+// dropped twice). A first attempt reads the lease's fence and nothing else.
 //
 // A status entry also sets the state of the session record, if the record
 // is this fence's (so `trellis sessions` shows what the player sees).
@@ -103,12 +111,48 @@ const OutputEntryOverhead = 64
 type Append struct {
 	Key SessionKey
 	Out Output // Fence is the writer's lease fence (0: unfenced)
+	// Retry says the entry was sent before, by a round trip whose outcome
+	// is unknown (it failed, and Redis may have applied it): the store then
+	// checks whether it was written (Duplicate) instead of writing it
+	// again. A re-sent entry without it may be written twice. It needs
+	// Out.Seq, the number the first attempt carried.
+	Retry bool
+}
+
+// retryArg is the retry argument (ARGV[5]) of one append: "0" on the first
+// send, the entry's number when the caller says it is a retry or the same
+// command is sent again. go-redis encodes a command's arguments each time
+// it writes the command to a connection, so a pipeline it re-sends on its
+// own (after a connection broke with the replies unread) carries the mark
+// too, as does a batch the store re-sends. Encoding it without sending it
+// (a write that failed) only makes the next send a retry: it costs a read
+// of the stream's tail, never a double write.
+type retryArg struct {
+	seq   uint64
+	retry bool
+	sends atomic.Int32
+}
+
+// MarshalBinary is called by go-redis as it writes the command.
+func (r *retryArg) MarshalBinary() ([]byte, error) {
+	if r.sends.Add(1) > 1 || r.retry {
+		return strconv.AppendUint(nil, r.seq, 10), nil
+	}
+	return []byte("0"), nil
+}
+
+// String shows the argument in go-redis's messages without counting a send.
+func (r *retryArg) String() string {
+	if r.sends.Load() > 1 || r.retry {
+		return strconv.FormatUint(r.seq, 10)
+	}
+	return "0"
 }
 
 // AppendResult is the outcome of one Append: the new stream id, or an error
-// (ErrStaleFence when the writer lost the lease). Duplicate reports an entry
-// whose sequence number was written before (a retry of a write whose reply
-// was lost); it is not an error and ID is empty.
+// (ErrStaleFence when the writer lost the lease). Duplicate reports a retry
+// whose entry was written before (its first reply was lost); it is not an
+// error and ID is empty.
 type AppendResult struct {
 	ID        string
 	Duplicate bool
@@ -133,6 +177,10 @@ func (s *Store) AppendOutputs(ctx context.Context, batch []Append) ([]AppendResu
 		return nil, nil
 	}
 	payloads := make([]string, len(batch))
+	// One retry argument per entry for the whole call: a re-sent batch
+	// builds its commands again, and the second encoding of an argument
+	// marks its command a retry.
+	retries := make([]retryArg, len(batch))
 	now := s.now().UnixMilli()
 	for i := range batch {
 		o := batch[i].Out
@@ -144,6 +192,9 @@ func (s *Store) AppendOutputs(ctx context.Context, batch []Append) ([]AppendResu
 			return nil, fmt.Errorf("encode output for %s: %w", batch[i].Key, err)
 		}
 		payloads[i] = string(b)
+		if o.Fence != 0 && o.Seq != 0 {
+			retries[i].seq, retries[i].retry = o.Seq, batch[i].Retry
+		}
 	}
 	cmds, err := s.evalBatch(ctx, s.appendScriptFor(), len(batch), func(i int) ([]string, []any) {
 		a := batch[i]
@@ -158,7 +209,11 @@ func (s *Store) AppendOutputs(ctx context.Context, batch []Append) ([]AppendResu
 		}
 		k := a.Key
 		args := make([]any, 0, 11+len(a.Out.DropGMCP)+len(a.Out.DropMSDP))
-		args = append(args, s.outputMaxLen, a.Out.Fence, payloads[i], pkg, a.Out.Seq, state, now,
+		var retry any = "0"
+		if retries[i].seq != 0 {
+			retry = &retries[i]
+		}
+		args = append(args, s.outputMaxLen, a.Out.Fence, payloads[i], pkg, retry, state, now,
 			s.outputMaxBytes, OutputEntryOverhead, len(a.Out.DropGMCP), hash)
 		for _, p := range a.Out.DropGMCP {
 			args = append(args, p)

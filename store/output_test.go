@@ -437,27 +437,27 @@ func TestAppendRefusesRepeatedSeq(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write := func(seq uint64, text string) AppendResult {
+	write := func(seq uint64, text string, retry bool) AppendResult {
 		t.Helper()
-		res, err := s.AppendOutputs(ctx, []Append{{Key: key, Out: Output{Kind: OutText, Text: text, Fence: l.Fence, Seq: seq}}})
+		res, err := s.AppendOutputs(ctx, []Append{{Key: key, Out: Output{Kind: OutText, Text: text, Fence: l.Fence, Seq: seq}, Retry: retry}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return res[0]
 	}
-	if r := write(1, "one"); r.Err != nil || r.Duplicate || r.ID == "" {
+	if r := write(1, "one", false); r.Err != nil || r.Duplicate || r.ID == "" {
 		t.Fatalf("first write: %+v", r)
 	}
-	if r := write(2, "two"); r.Err != nil || r.Duplicate {
+	if r := write(2, "two", false); r.Err != nil || r.Duplicate {
 		t.Fatalf("second write: %+v", r)
 	}
 	// A retry of a write whose reply was lost, and an older one.
 	for _, seq := range []uint64{2, 1} {
-		if r := write(seq, "again"); r.Err != nil || !r.Duplicate || r.ID != "" {
+		if r := write(seq, "again", true); r.Err != nil || !r.Duplicate || r.ID != "" {
 			t.Fatalf("repeat of seq %d: %+v, want duplicate", seq, r)
 		}
 	}
-	if r := write(3, "three"); r.Err != nil || r.Duplicate {
+	if r := write(3, "three", false); r.Err != nil || r.Duplicate {
 		t.Fatalf("third write: %+v", r)
 	}
 	got, _, err := s.ReadOutput(ctx, key, "", 100)
@@ -478,7 +478,7 @@ func TestAppendRefusesRepeatedSeq(t *testing.T) {
 	if l, err = s.AcquireLease(ctx, key, "w2", "s2", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if r := write(1, "new fence"); r.Err != nil || r.Duplicate {
+	if r := write(1, "new fence", true); r.Err != nil || r.Duplicate {
 		t.Fatalf("first write of a new fence: %+v", r)
 	}
 }

@@ -500,6 +500,9 @@ type proxyConn struct {
 	client, server net.Conn
 	holdUp         atomic.Bool // client to server
 	holdDown       atomic.Bool // server to client
+	// cutDown closes the connection when the next reply arrives from the
+	// server, unread: Redis ran the commands, the client never hears so.
+	cutDown atomic.Bool
 }
 
 // delayUp, when set, holds each chunk going to the server this long: the
@@ -551,6 +554,9 @@ func (p *tcpProxy) pipe(pc *proxyConn, dst, src net.Conn, hold *atomic.Bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if n > 0 && hold == &pc.holdDown && pc.cutDown.Load() {
+			return
+		}
 		for hold.Load() && !p.closed.Load() {
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -596,6 +602,16 @@ func (p *tcpProxy) hold(up, down bool) {
 	for _, c := range p.conns {
 		c.holdUp.Store(up)
 		c.holdDown.Store(down)
+	}
+}
+
+// cutReplies makes the connections open now break as their next reply
+// arrives; new connections are forwarded as usual.
+func (p *tcpProxy) cutReplies() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.cutDown.Store(true)
 	}
 }
 

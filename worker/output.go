@@ -574,6 +574,10 @@ func (f *flusher) run(ctx context.Context) error {
 type taken struct {
 	s       *session
 	from, n int
+	// numbered is the last Seq the outbox had handed out before this take:
+	// entries numbered at or below it were sent before (given back by a
+	// write whose outcome is unknown) and go as retries.
+	numbered uint64
 }
 
 // flush writes what the dirty sessions hold, in one round trip (or a few,
@@ -603,13 +607,16 @@ func (f *flusher) flush(ctx context.Context) error {
 				break
 			}
 			from := len(outs)
+			s.out.mu.Lock()
+			numbered := s.out.seq
+			s.out.mu.Unlock()
 			var more bool
 			outs, _, more = s.out.take(s.lease.Fence, f.w.id, min(maxBatch-len(outs), shareEntries), share, outs)
 			for j := from; j < len(outs); j++ {
 				spent += entrySize(&outs[j])
 			}
 			if len(outs) > from {
-				takes = append(takes, taken{s: s, from: from, n: len(outs) - from})
+				takes = append(takes, taken{s: s, from: from, n: len(outs) - from, numbered: numbered})
 			} else {
 				s.out.written()
 			}
@@ -638,7 +645,7 @@ func (f *flusher) flush(ctx context.Context) error {
 		batch := make([]store.Append, len(outs))
 		for _, t := range takes {
 			for i := t.from; i < t.from+t.n; i++ {
-				batch[i] = store.Append{Key: t.s.key, Out: outs[i]}
+				batch[i] = store.Append{Key: t.s.key, Out: outs[i], Retry: outs[i].Seq <= t.numbered}
 			}
 		}
 		res, err := f.w.st.AppendOutputs(ctx, batch)

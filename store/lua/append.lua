@@ -2,7 +2,7 @@
 -- (output_bound.lua is prepended to this file: it defines bound_output.)
 --
 -- KEYS[1]  out       stream <tag>:out (also the name of the pub/sub channel)
--- KEYS[2]  lease     hash   <tag>:lease: fence, seq (the last seq written)
+-- KEYS[2]  lease     hash   <tag>:lease: fence
 -- KEYS[3]  gmcp      hash   <tag>:gmcp: GMCP package -> "<id> <json>"
 -- KEYS[4]  session   hash   <tag>:session: the session record
 -- KEYS[5]  outmeta   hash   <tag>:outmeta: byte count of the stream
@@ -13,7 +13,10 @@
 -- ARGV[3]  payload   the entry's JSON
 -- ARGV[4]  package   GMCP package (in KEYS[3]) or MSDP variable (in KEYS[7],
 --                    see ARGV[11]) to remember this entry under, or ""
--- ARGV[5]  seq       the entry's sequence number within its fence, "0": none
+-- ARGV[5]  retry     on a retry (the entry was sent before, by a round trip
+--                    whose outcome is unknown): its sequence number within
+--                    its fence, checked against the stream; "0" on a first
+--                    attempt, or for an entry without a number
 -- ARGV[6]  state     session state to record for a status entry, or ""
 -- ARGV[7]  now       unix milliseconds, for the session record
 -- ARGV[8]  maxbytes  bytes kept at most (payload + overhead per entry)
@@ -25,19 +28,44 @@
 --                    after ARGV[4] is set, so a name both set and dropped is
 --                    not kept)
 --
--- Returns the new entry's id; the status "DUP" for a seq written before (a
--- retry whose first reply was lost: nothing is written again); or an error
+-- Returns the new entry's id; the status "DUP" for a retry whose entry was
+-- written before (its first reply was lost: nothing is written again); or an error
 -- "STALE ..." when the fence is not the live lease's (fence 0: when a lease
 -- is held).
-local lease = redis.call('HMGET', KEYS[2], 'fence', 'seq')
-local f = lease[1]
+
+-- written(out, fence, seq): whether the stream holds an entry of this fence
+-- numbered seq or higher. Only a retry asks. The live fence's entries are
+-- written in the order of their numbers, and the newest entry of a stream is
+-- never trimmed, so the newest entry of this fence is the highest number it
+-- wrote. Newer entries can only be ones without a number (gap entries of
+-- writers that lost their lease, unfenced entries written while no lease was
+-- held): they are skipped. An entry numbered by another fence is older than
+-- every entry of this one (no other fence writes while this one is live): if
+-- it comes first, this fence wrote nothing that is still kept.
+-- The payload starts as Go's encoding/json writes store.Output:
+-- {"k":"<kind>","f":<fence>,"n":<seq>,... (output_test.go pins that).
+-- The first page almost always decides; pages grow, so that even a stream
+-- of nothing but unnumbered entries is read in a few calls.
+local function written(out, fence, seq)
+  local from, count = '+', 8
+  while true do
+    local page = redis.call('XREVRANGE', out, from, '-', 'COUNT', count)
+    for _, e in ipairs(page) do
+      local ef, en = string.match(e[2][2], '^{"k":"%a+","f":(%d+),"n":(%d+)[,}]')
+      if en then return tonumber(ef) == fence and tonumber(en) >= seq end
+    end
+    if #page < count then return false end
+    from, count = '(' .. page[#page][1], math.min(count * 8, 1024)
+  end
+end
+
+local f = redis.call('HGET', KEYS[2], 'fence')
 if ARGV[2] == '0' then
   if f then return redis.error_reply('STALE lease is held') end
 elseif f ~= ARGV[2] then
   return redis.error_reply('STALE fence')
-elseif ARGV[5] ~= '0' then
-  if tonumber(ARGV[5]) <= tonumber(lease[2] or '0') then return redis.status_reply('DUP') end
-  redis.call('HSET', KEYS[2], 'seq', ARGV[5])
+elseif ARGV[5] ~= '0' and written(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[5])) then
+  return redis.status_reply('DUP')
 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'v', ARGV[3])
 bound_output(KEYS[1], KEYS[5], KEYS[6], id, #ARGV[3] + tonumber(ARGV[9]), tonumber(ARGV[8]))
