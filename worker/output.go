@@ -306,7 +306,10 @@ func (b *outbox) take(fence int64, worker string, max, maxBytes int, dst []store
 	for i < len(b.pending) && b.pending[i].Seq != 0 && fits() {
 		takeOne()
 	}
-	if b.lost > 0 && max > 0 {
+	// The gap takes the next number, so it waits until no given-back
+	// (numbered) entry is left: behind it, their retry would be refused as
+	// already written, since the stream's newest number would pass theirs.
+	if b.lost > 0 && max > 0 && (i == len(b.pending) || b.pending[i].Seq == 0) {
 		gap = b.lost
 		b.lost = 0
 		b.seq++

@@ -213,3 +213,37 @@ func TestOutboxDoesNotCoalesceIntoNumberedEntries(t *testing.T) {
 		t.Fatalf("new entry %+v", out[1])
 	}
 }
+
+// A gap entry is numbered when it is taken. Taken while entries given back
+// by a failed write still wait (the round's byte share was used up), it
+// would carry a higher number than theirs, and their retry would then be
+// refused as already written: lost, with no gap of their own.
+func TestOutboxGapWaitsForGivenBackEntries(t *testing.T) {
+	var b outbox
+	for _, s := range []string{"aaaa", "bbbb", "cccc"} {
+		b.push(store.Output{Kind: store.OutText, Text: s, Prompt: true}, 1000, 1<<20)
+	}
+	first, _, _ := b.take(1, "w", 10, 1<<30, nil)
+	if len(first) != 3 {
+		t.Fatalf("first take: %+v", first)
+	}
+	b.giveBack(first, 1<<20)
+	b.lost = 100 // and some output was dropped meanwhile
+	var all []store.Output
+	for round := 0; round < 10 && (len(b.pending) > 0 || b.lost > 0); round++ {
+		// A byte share that fits one entry a round.
+		out, _, _ := b.take(1, "w", 10, entrySize(&first[0]), nil)
+		b.written()
+		all = append(all, out...)
+	}
+	var last uint64
+	for i, o := range all {
+		if o.Seq <= last {
+			t.Fatalf("entry %d (%s %q) numbered %d after %d: its retry would be taken for a duplicate; took %+v", i, o.Kind, o.Text, o.Seq, last, all)
+		}
+		last = o.Seq
+	}
+	if len(all) != 4 || all[3].Kind != store.OutGap {
+		t.Fatalf("took %+v; want the three given-back entries, then the gap", all)
+	}
+}
