@@ -65,3 +65,34 @@ func cpuTime() int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// BenchmarkEcho measures one echo through an idle connection: the
+// browser's input line (the reader, the route, PUBLISH on real Redis), the
+// test worker's read of it and its output entry (XADD and PUBLISH), the
+// hub's fan-out, the writer's run and the browser's read, one at a time.
+// cpu-ns/op is this process's CPU (edge, test worker and browser), not
+// Redis's.
+func BenchmarkEcho(b *testing.B) {
+	e := newEnv(b, func(c *Config) { c.InputRate, c.InputBurst = 1e6, 1e6 })
+	user := newUser()
+	w := e.worker("w1", store.SessionKey{User: user, Game: "demo"})
+	c := e.hello(user, "demo", "")
+	line := strings.Repeat("x", 70)
+	b.ResetTimer()
+	w0, cpu0 := writeSyscalls(), cpuTime()
+	for b.Loop() {
+		c.send(map[string]any{"type": "input", "text": line})
+		in := w.nextInput()
+		id := w.text(in.Text + "\n")
+		for {
+			f := c.next()
+			if f.ID == id {
+				break
+			}
+		}
+	}
+	if w0 >= 0 {
+		b.ReportMetric(float64(writeSyscalls()-w0)/float64(b.N), "write-syscalls/op")
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}

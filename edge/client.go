@@ -31,16 +31,19 @@ const (
 )
 
 // client is one browser connection: the protocol, with the socket behind
-// a transport (transport.go). Two goroutines own it:
+// a transport (transport.go). An idle client has one goroutine, the
+// socket's reader (wsTransport.readLoop): it hands each message to
+// receive, which answers hello and relays input; once it ends, stop waits
+// for the writer and leave leaves the hub and publishes the detach.
 //
-//   - the reader (the socket's: wsTransport.readLoop) hands each message
-//     to receive, which answers hello and relays input; once it ends, stop
-//     waits for the writer and leave leaves the hub and publishes the
-//     detach;
-//   - the writer (writer.go) is the only one that writes to the
-//     transport. It sends the welcome and the backlog, then live output in
-//     stream order, drops ids it already sent, re-reads the stream when it
-//     sees a hole, and pings.
+// The writer (writer.go) is the only one that writes to the transport. It
+// is a goroutine started by poke when there is something to send (output,
+// an error frame, a ping the server's pinger asked for, the close) and
+// ending when the queues are empty, so the thousands of browsers that sit
+// idle cost no writer stack; at most one runs at a time, and the state it
+// keeps between runs (w) passes from one to the next under qmu. It sends
+// the welcome and the backlog, then live output in stream order, drops ids
+// it already sent, re-reads the stream when it sees a hole, and pings.
 //
 // The hub hands live output to deliver, which never blocks: it appends to
 // a bounded queue, and a browser that lets the queue fill is cut with
@@ -51,9 +54,10 @@ type client struct {
 	id    string // viewer id
 	ip    string
 	guest string // the guest id from the upgrade request's cookie, if any
-	// log is replaced once, by the reader on hello (adding user and game),
-	// while the writer may log a failed write: hence atomic.
-	log    atomic.Pointer[slog.Logger]
+	// who names the player in log lines once hello did (the reader sets
+	// it, the writer may log): the logger is made when a line is logged,
+	// which is rare, rather than kept per connection.
+	who    atomic.Pointer[logWho]
 	ctx    context.Context // canceled when the connection ends
 	cancel context.CancelFunc
 
@@ -85,12 +89,28 @@ type client struct {
 	// stream, which holds every record such a worker could still make,
 	// and reports the lines it does not find.
 	leaseGone int64
-	wake      chan struct{} // capacity 1: "look at the queues"
+	// pingDue: the pinger asked for a keep-alive.
+	pingDue bool
+	// dirty: something was queued since the writer last looked.
+	dirty bool
+	// writing: a writer goroutine runs (at most one does).
+	writing bool
+	// finished: the writer sent the close (or gave up on the socket); no
+	// writer starts again.
+	finished bool
+
+	// w is the writer's state, kept between its runs; only the running
+	// writer touches it.
+	w       writer
+	writers sync.WaitGroup // the writer goroutine, while one runs
+
+	// nextPing is when the pinger next asks for a ping (Unix ns).
+	nextPing atomic.Int64
 
 	closeOnce sync.Once
 	done      chan struct{} // closed when the connection is to be closed
 	disc      Disconnect    // why; set before done is closed
-	written   chan struct{} // closed when the writer returned
+	written   chan struct{} // closed when the writer sent the close
 }
 
 type attachJob struct {
@@ -115,24 +135,34 @@ func newClient(srv *Server, t transport, ip, guest string) *client {
 		ctx:     ctx,
 		cancel:  cancel,
 		limiter: newLimiter(&srv.cfg),
-		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		written: make(chan struct{}),
 	}
-	c.log.Store(srv.log.With("viewer", id))
+	c.w.c = c
+	c.w.pending = c.w.inline[:0]
+	c.nextPing.Store(time.Now().Add(srv.cfg.PingInterval).UnixNano())
 	return c
 }
 
-func (c *client) logger() *slog.Logger { return c.log.Load() }
+// logWho is who a connection is, for its log lines.
+type logWho struct{ user, game string }
 
-// start starts the writer.
-func (c *client) start() { go c.writeLoop() }
+func (c *client) logger() *slog.Logger {
+	if w := c.who.Load(); w != nil {
+		if w.game != "" {
+			return c.srv.log.With("viewer", c.id, "user", w.user, "game", w.game)
+		}
+		return c.srv.log.With("viewer", c.id, "user", w.user)
+	}
+	return c.srv.log.With("viewer", c.id)
+}
 
 // stop ends the connection once the reader is done: the writer may still
 // be sending the close frame, and stop waits for it.
 func (c *client) stop() {
 	c.closeWith(disconnectGone)
 	<-c.written
+	c.writers.Wait()
 	c.cancel()
 }
 
@@ -155,10 +185,36 @@ func (c *client) leave() {
 	}
 }
 
+// poke has the writer look at the queues, starting one if none runs.
 func (c *client) poke() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	c.qmu.Lock()
+	start := c.pokeLocked()
+	c.qmu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// pokeLocked marks the queues dirty, with qmu held. It reports that the
+// caller must start the writer (go c.writeLoop) once it let go of qmu.
+func (c *client) pokeLocked() bool {
+	c.dirty = true
+	if c.writing || c.finished {
+		return false
+	}
+	c.writing = true
+	c.writers.Add(1)
+	return true
+}
+
+// ping asks the writer for a keep-alive (the server's pinger calls it).
+func (c *client) ping() {
+	c.qmu.Lock()
+	c.pingDue = true
+	start := c.pokeLocked()
+	c.qmu.Unlock()
+	if start {
+		go c.writeLoop()
 	}
 }
 
@@ -178,8 +234,11 @@ func (c *client) deliver(o store.Output) {
 		return
 	}
 	c.live = append(c.live, o)
+	start := c.pokeLocked()
 	c.qmu.Unlock()
-	c.poke()
+	if start {
+		go c.writeLoop()
+	}
 }
 
 // requestResync asks the writer to re-read the stream from the last id it
@@ -236,6 +295,7 @@ func (c *client) closeWith(d Disconnect) {
 		c.disc = d
 		c.srv.m.closes.WithLabelValues(strconv.Itoa(d.Code)).Inc()
 		close(c.done)
+		c.poke() // a writer sends the close
 	})
 }
 
@@ -365,7 +425,7 @@ func (c *client) hello(m inbound) error {
 		c.logger().Info("hello refused", "reason", err)
 		return Disconnect{Code: wire.CloseUnauthorized, Reason: "not signed in or the sign-in expired"}
 	}
-	c.log.Store(c.logger().With("user", user))
+	c.who.Store(&logWho{user: user})
 	game, err := srv.st.GetGame(ctx, m.Game)
 	if errors.Is(err, store.ErrUnknownGame) {
 		return Disconnect{Code: wire.CloseUnknownGame, Reason: fmt.Sprintf("no game %.40q here", m.Game)}
@@ -373,7 +433,7 @@ func (c *client) hello(m inbound) error {
 	if err != nil {
 		return fmt.Errorf("look up game: %w", err)
 	}
-	c.log.Store(c.logger().With("game", game.ID))
+	c.who.Store(&logWho{user: user, game: game.ID})
 	key := store.SessionKey{User: user, Game: game.ID}
 	c.cols.Store(int32(clampWindow(m.Cols)))
 	c.rows.Store(int32(clampWindow(m.Rows)))

@@ -17,11 +17,14 @@
 //
 // # How a connection works
 //
-// Each browser connection is a client (client.go) with two goroutines: the
-// socket's reader (ws.go) hands each message to the client, which answers
-// hello, input, gmcp, msdp and resize; the writer (writer.go) is the only
-// one that writes, through a transport (transport.go: a frame, several
-// frames in one write(2), a close carrying a Disconnect, a ping). The
+// Each browser connection is a client (client.go). The socket's reader
+// (ws.go), its one goroutine while it is idle, hands each message to the
+// client, which answers hello, input, gmcp, msdp and resize; the writer
+// (writer.go) is the only one that writes, through a transport
+// (transport.go: a frame, several frames in one write(2), a close carrying
+// a Disconnect, a ping). It is a goroutine started when there is something
+// to write and ending when nothing is left; one goroutine of the server
+// (the pinger) asks each writer for its keep-alive pings. The
 // WebSocket is one transport; tests drive the protocol through one in
 // memory. A Disconnect (close code and reason) is an error: what decides
 // that a connection ends returns one. Input goes through the session

@@ -97,7 +97,11 @@ func New(cfg Config, verifier *auth.Verifier, st *store.Store, logger *slog.Logg
 	s.hub = newHub(st, logger, s.m)
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   1024,
+		// Held by every connection for as long as it lives (gorilla's
+		// reader waits in it): what browsers send is a hello and lines of
+		// input, a few hundred bytes, and a larger message is read
+		// straight past the buffer.
+		ReadBufferSize: 512,
 		// Write buffers come from a pool, so idle connections hold none and
 		// a large one costs nothing at rest; it must fit a whole output
 		// entry (the worker writes up to 16 KiB of text per entry), or
@@ -196,6 +200,7 @@ func (s *Server) serve(ctx context.Context, ln, adminLn net.Listener) error {
 	g.Go(func() error { s.hub.run(bg); return nil })
 	g.Go(func() error { s.heartbeat(bg); return nil })
 	g.Go(func() error { s.watchdog(bg); return nil })
+	g.Go(func() error { s.pinger(bg); return nil })
 
 	s.serving.Store(true)
 	s.event(store.EvEdgeStarted)
@@ -277,6 +282,44 @@ func (s *Server) heartbeat(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// pingSlots is how many times per PingInterval the pinger looks for
+// clients due a ping: a ping goes out at most PingInterval/pingSlots late,
+// and the clients' pings stay spread over the interval as their
+// connections were.
+const pingSlots = 8
+
+// pinger asks each browser's writer for a keep-alive every PingInterval.
+// One goroutine for all of them, so an idle browser needs no writer (and
+// no timer) of its own; the ping itself is the writer's, the only one
+// that writes.
+func (s *Server) pinger(ctx context.Context) {
+	every := s.cfg.PingInterval
+	t := time.NewTicker(every / pingSlots)
+	defer t.Stop()
+	var due []*client
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			at := now.UnixNano()
+			s.mu.Lock()
+			for c := range s.clients {
+				if c.nextPing.Load() <= at {
+					c.nextPing.Store(at + int64(every))
+					due = append(due, c)
+				}
+			}
+			s.mu.Unlock()
+			for i, c := range due {
+				c.ping()
+				due[i] = nil
+			}
+			due = due[:0]
 		}
 	}
 }

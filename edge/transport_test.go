@@ -102,7 +102,6 @@ func (e *env) memClient(tr *memTransport) *memClient {
 		tr = &memTransport{}
 	}
 	c := newClient(e.srv, tr, "127.0.0.1", "")
-	c.start()
 	// Stopped before the edge (cleanups run last first), as the reader's
 	// end would.
 	e.t.Cleanup(func() {

@@ -3,7 +3,6 @@ package edge
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/trellis-mud/trellis/internal/wire"
 	"github.com/trellis-mud/trellis/store"
@@ -18,7 +17,8 @@ const (
 	maxBatchBytes  = 64 << 10
 )
 
-// writer state, owned by the writer goroutine.
+// writer state, owned by the running writer goroutine and kept between
+// runs in client.w.
 type writer struct {
 	c        *client
 	attached bool
@@ -35,37 +35,60 @@ type writer struct {
 	inline       [4][]byte // pending's array while batches are small
 }
 
+// writeLoop is one run of the writer (started by poke): it sends what is
+// queued until nothing is, then returns, leaving its state in c.w for the
+// next run. The run that sees the connection closing sends the close and
+// is the last.
 func (c *client) writeLoop() {
-	defer close(c.written)
-	w := &writer{c: c}
-	w.pending = w.inline[:0]
-	ping := time.NewTicker(c.srv.cfg.PingInterval)
-	defer ping.Stop()
+	defer c.writers.Done()
+	w := &c.w
 	for {
-		select {
-		case <-c.done:
+		c.qmu.Lock()
+		closing := c.closing()
+		if !c.dirty && !closing {
+			// Under qmu, so a poke after this starts a new run.
+			c.writing = false
+			c.qmu.Unlock()
+			return
+		}
+		c.dirty = false
+		ping := c.pingDue
+		c.pingDue = false
+		c.qmu.Unlock()
+		if closing {
 			w.finish()
 			return
-		case <-ping.C:
+		}
+		if ping {
 			if err := c.t.Ping(); err != nil {
 				w.abort(err)
 				return
 			}
-		case <-c.wake:
-			err := w.flush()
-			if err == nil {
-				err = w.commit()
-			}
-			if err != nil {
-				if c.closing() {
-					w.finish()
-					return
-				}
-				w.abort(err)
+		}
+		err := w.flush()
+		if err == nil {
+			err = w.commit()
+		}
+		if err != nil {
+			if c.closing() {
+				w.finish()
 				return
 			}
+			w.abort(err)
+			return
 		}
 	}
+}
+
+// ended marks the writer done for good: no run starts again, and stop and
+// the reader's drain may go on.
+func (w *writer) ended() {
+	c := w.c
+	c.qmu.Lock()
+	c.finished = true
+	c.live = nil // nobody will send it
+	c.qmu.Unlock()
+	close(c.written)
 }
 
 // abort ends a connection whose writes fail: the browser is gone.
@@ -73,6 +96,7 @@ func (w *writer) abort(err error) {
 	w.c.logger().Debug("write failed", "err", err)
 	w.c.closeWith(disconnectGone)
 	_ = w.c.t.Close(disconnectGone) // fails at once, and drops the socket
+	w.ended()
 }
 
 // finish sends what is pending, the queued error frames and the close
@@ -92,6 +116,7 @@ func (w *writer) finish() {
 		w.c.logger().Debug("write failed", "err", err)
 	}
 	_ = c.t.Close(c.disc)
+	w.ended()
 }
 
 // write adds a frame to the batch, handing the batch to the transport when

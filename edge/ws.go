@@ -89,11 +89,11 @@ func (t *wsTransport) Close(d Disconnect) error {
 	return t.conn.SetReadDeadline(time.Now().Add(t.timeout))
 }
 
-// runWS runs one upgraded connection: the client's writer in a new
-// goroutine, the socket's reader in this one; it returns once both ended,
-// the socket is closed and the client left its session.
+// runWS runs one upgraded connection: the socket's reader in this
+// goroutine (the client's writer runs when there is something to write);
+// it returns once both ended, the socket is closed and the client left its
+// session.
 func (s *Server) runWS(c *client, t *wsTransport) {
-	c.start()
 	t.readLoop(c)
 	c.stop()
 	_ = t.conn.Close()
@@ -141,7 +141,7 @@ func (t *wsTransport) readLoop(c *client) {
 		if err != nil {
 			return // includes the hard limit on the wire: gorilla already sent 1009
 		}
-		c.receive(mt == websocket.TextMessage, data, tooBig)
+		t.receive(c, mt == websocket.TextMessage, data, tooBig)
 		if c.closing() {
 			t.drain(c)
 			return
@@ -150,6 +150,27 @@ func (t *wsTransport) readLoop(c *client) {
 			_ = t.conn.SetReadDeadline(time.Now().Add(pongWait))
 		}
 	}
+}
+
+// receive hands a message to the client. Until hello it does so on a
+// goroutine of its own, waiting for it: answering a hello goes deep (the
+// game lookup, the subscription, the session count, the attach, all Redis
+// calls), and a goroutine's stack keeps the size it grew to until a
+// garbage collection finds it mostly unused, so every connection that sits
+// idle after its hello would hold that stack. Later messages are answered
+// on the reader's stack: doing the same for each input line was measured
+// to cost more CPU per echo than it saved memory (BENCHMARKS.md).
+func (t *wsTransport) receive(c *client, text bool, data []byte, tooBig bool) {
+	if c.helloDone {
+		c.receive(text, data, tooBig)
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.receive(text, data, tooBig)
+	}()
+	<-done
 }
 
 // drain reads and discards until the browser answers the close frame or
