@@ -3,6 +3,7 @@ package worker
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -12,7 +13,8 @@ import (
 // own registry), /healthz (liveness: 200 while the process serves, even
 // while it drains or is fenced) and /readyz (readiness: 200 while the
 // worker takes work, 503 while it drains, is fenced or is full). Both
-// health endpoints answer with the same JSON body (Health).
+// health endpoints answer with the same JSON body (Health). With
+// TRELLIS_WORKER_PPROF it also serves /debug/pprof/.
 func (w *Worker) Handler() http.Handler { return w.http }
 
 func (w *Worker) adminHandler() http.Handler {
@@ -20,6 +22,15 @@ func (w *Worker) adminHandler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(w.m.reg, promhttp.HandlerOpts{Registry: w.m.reg}))
 	mux.HandleFunc("GET /healthz", w.healthz)
 	mux.HandleFunc("GET /readyz", w.readyz)
+	if w.cfg.Pprof {
+		// pprof.Index serves the named profiles (heap, goroutine, allocs...)
+		// under its prefix; the other four are handlers of their own.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -96,3 +96,21 @@ func TestHealthFenced(t *testing.T) {
 	waitFor(t, 10*time.Second, "renewals again", func() bool { return !w.fenced.Load() })
 	checkHealth(t, w.Worker, StatusOK)
 }
+
+// Profiles are served only when asked for: they show what sessions hold.
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	e := newEnv(t, demogame.Config{})
+	off, err := New(testConfig(), e.st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get(t, off.Handler(), "/debug/pprof/heap", 404)
+	cfg := testConfig()
+	cfg.Pprof = true
+	on, err := New(cfg, e.st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get(t, on.Handler(), "/debug/pprof/heap", 200)
+	get(t, on.Handler(), "/debug/pprof/goroutine?debug=1", 200)
+}

@@ -30,6 +30,10 @@ type Config struct {
 	FlushDelay    time.Duration `split_words:"true" default:"0s" desc:"extra time output is coalesced before a write (0: write as soon as the previous write returned)"`
 	FlushBytes    int           `split_words:"true" default:"16384" desc:"output of one session that triggers a write at once"`
 	SessionBuffer int           `split_words:"true" default:"1048576" desc:"bytes of output kept per session while Redis is away (oldest dropped)"`
+	// Pprof is off by default: profiles show what sessions hold (names,
+	// the text in flight), so they are for an operator on a private admin
+	// listener, not for whoever can reach /metrics.
+	Pprof bool `split_words:"true" default:"false" desc:"also serve Go's /debug/pprof/ profiles (heap, goroutine, CPU) on the admin listener"`
 	// RefuseCompression answers MCCP2 offers with DONT: compression saves
 	// bandwidth to distant games but costs about 40 KiB per session.
 	RefuseCompression bool          `split_words:"true" default:"false" desc:"refuse MCCP2 compression from games (saves ~40 KiB per session; for games on the workers' network)"`

@@ -167,6 +167,23 @@ func (b *outbox) pushLocked(o store.Output, flushBytes int) {
 	b.bytes += entrySize(&o)
 }
 
+// idlePendingCap is the most entries an empty outbox keeps room for. An
+// entry is about 250 bytes before its text, so the 64 kept before would pin
+// 16 KiB on every session that once had a burst (a login, a room full of
+// arrivals) for as long as it then sat idle: more than the whole idle
+// session should cost. Growing the slice again on the next burst is a few
+// small allocations per round trip to Redis, which costs far more.
+const idlePendingCap = 4
+
+// keepPending returns the empty pending slice p, or nil when its array is
+// larger than an idle session should hold.
+func keepPending(p []store.Output) []store.Output {
+	if cap(p) > idlePendingCap {
+		return nil
+	}
+	return p
+}
+
 // splitText cuts the head of at most limit bytes off s: after the last
 // newline in the second half of that window if there is one, else at a
 // UTF-8 character boundary, and never inside an ANSI escape sequence (the
@@ -269,7 +286,7 @@ func (b *outbox) take(fence int64, worker string, max, maxBytes int, dst []store
 	defer b.mu.Unlock()
 	b.queued = false
 	if b.closed || (len(b.pending) == 0 && b.lost == 0) {
-		b.pending, b.bytes = b.pending[:0], 0
+		b.pending, b.bytes = keepPending(b.pending[:0]), 0
 		return dst, 0, false
 	}
 	b.inflight = true
@@ -328,8 +345,8 @@ func (b *outbox) take(fence int64, worker string, max, maxBytes int, dst []store
 	rest := copy(b.pending, b.pending[i:])
 	clear(b.pending[rest:])
 	b.pending = b.pending[:rest]
-	if rest == 0 && cap(b.pending) > 64 {
-		b.pending = nil // a burst should not pin memory on an idle session
+	if rest == 0 {
+		b.pending = keepPending(b.pending)
 	}
 	b.wakeRoomLocked()
 	more = rest > 0 || b.lost > 0

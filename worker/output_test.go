@@ -247,3 +247,45 @@ func TestOutboxGapWaitsForGivenBackEntries(t *testing.T) {
 		t.Fatalf("took %+v; want the three given-back entries, then the gap", all)
 	}
 }
+
+// A burst of entries that cannot coalesce (each ends at a prompt: a room
+// announcing twenty arrivals) must not leave its array pinned to the session
+// once written, however it was taken; the next output grows a new one.
+func TestOutboxReleasesBurstArrayWhenDrained(t *testing.T) {
+	var b outbox
+	burst := func() {
+		for range 20 {
+			b.push(store.Output{Kind: store.OutText, Text: "\nSomeone arrives.\n> ", Prompt: true}, 16384, 1<<20)
+		}
+	}
+	burst()
+	// Taken in two rounds, as the flusher's share among many sessions does.
+	out, _, more := b.take(1, "w", 12, 1<<30, nil)
+	if len(out) != 12 || !more {
+		t.Fatalf("first take: %d entries, more %v", len(out), more)
+	}
+	b.written()
+	out, _, more = b.take(1, "w", 12, 1<<30, nil)
+	if len(out) != 8 || more {
+		t.Fatalf("second take: %d entries, more %v", len(out), more)
+	}
+	b.written()
+	if c := cap(b.pending); c > idlePendingCap {
+		t.Fatalf("drained outbox keeps room for %d entries (at most %d)", c, idlePendingCap)
+	}
+	// Drained by a take that found nothing new (queued twice).
+	burst()
+	out, _, _ = b.take(1, "w", 100, 1<<30, nil)
+	b.written()
+	if len(out) != 20 {
+		t.Fatalf("third take: %d entries", len(out))
+	}
+	if out, _, _ = b.take(1, "w", 100, 1<<30, nil); len(out) != 0 || cap(b.pending) > idlePendingCap {
+		t.Fatalf("empty take: %d entries, room for %d", len(out), cap(b.pending))
+	}
+	// The next output after idling is kept and numbered on.
+	b.push(store.Output{Kind: store.OutText, Text: "hello"}, 16384, 1<<20)
+	if out, _, _ = b.take(1, "w", 100, 1<<30, nil); len(out) != 1 || out[0].Text != "hello" || out[0].Seq != 41 {
+		t.Fatalf("after idle: %+v", out)
+	}
+}

@@ -189,6 +189,9 @@ func (s *ProcStack) StartTrellis(ctx context.Context) error {
 		// not the per-session output cap.
 		"TRELLIS_WORKER_OUTPUT_RATE=-1",
 	)
+	if v := os.Getenv("TRELLIS_WORKER_PPROF"); v != "" { // to profile the worker: passed through
+		worker = append(worker, "TRELLIS_WORKER_PPROF="+v)
+	}
 	if err := s.start(ctx, "worker", []string{"worker"}, worker, ""); err != nil {
 		return err
 	}
