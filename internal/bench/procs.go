@@ -120,8 +120,10 @@ func StartProcStack(ctx context.Context, o ProcOptions) (_ *ProcStack, err error
 		args []string
 	}{
 		{benchGame, []string{"-bench"}},
-		{LoginGameMCCP, nil},
-		{LoginGamePlain, []string{"-no-mccp2"}},
+		// Quiet: a thousand arrivals told to everyone online would be an
+		// O(n²) storm still draining when idle memory is read.
+		{LoginGameMCCP, []string{"-quiet"}},
+		{LoginGamePlain, []string{"-quiet", "-no-mccp2"}},
 	}
 	for _, g := range games {
 		addr, err := freeAddr()

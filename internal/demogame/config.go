@@ -25,6 +25,13 @@ type Config struct {
 	// see mxp.go.
 	MXP bool
 
+	// Quiet keeps arrivals and departures to the player who made them:
+	// nobody else is told. The bench logs a thousand players in at once to
+	// measure idle sessions, and every arrival told to everyone online
+	// made that an O(n²) storm of output still draining when memory was
+	// read. "say" still reaches the others.
+	Quiet bool
+
 	// Bench turns the game into an echo server for measurements: no
 	// negotiation, no login, every received line is sent straight back
 	// (its exact bytes plus CR LF). "flood <n> [bytes]" still works.
@@ -67,13 +74,14 @@ func Defaults() Config {
 }
 
 // RegisterFlags binds the fields of c to command-line flags on fs:
-// -name, -bench, -negotiation-wait, -mxp, and -no-echo ... -no-new-environ.
+// -name, -bench, -quiet, -negotiation-wait, -mxp, and -no-echo ... -no-new-environ.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	def := Defaults()
 	fs.StringVar(&c.Name, "name", def.Name, "MUD name shown in the banner and MSSP")
 	fs.BoolVar(&c.Bench, "bench", false, "echo server for benchmarks: no negotiation, no login, every line echoed")
 	fs.DurationVar(&c.NegotiationWait, "negotiation-wait", def.NegotiationWait, "how long to wait for option answers before the banner")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", def.WriteTimeout, "disconnect a client that does not read for this long")
+	fs.BoolVar(&c.Quiet, "quiet", false, "do not tell other players of arrivals and departures (the bench's logged-in idle sessions)")
 	fs.BoolVar(&c.MXP, "mxp", false, "offer MXP: look shows an exit link and a coloured word")
 	fs.StringVar(&c.TLSCertFile, "tls-cert", "", "PEM certificate: serve TLS (with -tls-key)")
 	fs.StringVar(&c.TLSKeyFile, "tls-key", "", "PEM private key of -tls-cert")

@@ -346,6 +346,25 @@ func TestSayReachesOthersInTheRoom(t *testing.T) {
 	a.waitFor("Ben leaves.")
 }
 
+func TestQuietKeepsArrivalsToThemselves(t *testing.T) {
+	_, addr := startServer(t, Config{Quiet: true})
+	a := dialClient(t, addr, acceptAll())
+	a.login("ann", "pw")
+	b := dialClient(t, addr, acceptAll())
+	b.login("ben", "pw")
+	b.sendLine("quit")
+	b.waitFor("<EOF>")
+	// What Ann hears next is the last thing said to her: had Ben's
+	// arrival or departure been told, it would come before.
+	c := dialClient(t, addr, acceptAll())
+	c.login("cal", "pw")
+	c.sendLine("say marker")
+	a.waitFor("Cal says: marker")
+	if txt := a.text(); strings.Contains(txt, "arrives.") || strings.Contains(txt, "leaves.") {
+		t.Errorf("a quiet game told Ann of an arrival or a departure:\n%s", txt)
+	}
+}
+
 func TestEchoIsVerbatim(t *testing.T) {
 	_, addr := startServer(t, Config{})
 	c := dialClient(t, addr, acceptAll())

@@ -350,7 +350,9 @@ func (s *session) enterPassword(password string) {
 	} else {
 		s.textf("Welcome back, %s.\r\n", s.name)
 	}
-	s.broadcast(s.name + " arrives.")
+	if !s.srv.cfg.Quiet {
+		s.broadcast(s.name + " arrives.")
+	}
 	s.look()
 	s.sendVitals()
 	s.prompt("> ")
@@ -371,7 +373,7 @@ func (s *session) logout() {
 	if s.player == nil {
 		return
 	}
-	if s.srv.world.leave(s.player) {
+	if s.srv.world.leave(s.player) && !s.srv.cfg.Quiet {
 		s.broadcast(s.name + " leaves.") // not when taken over: the name is still here
 	}
 	s.player = nil
