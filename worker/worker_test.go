@@ -108,7 +108,7 @@ func TestManyAttachesAcrossTwoWorkersStartEachOnce(t *testing.T) {
 		wg.Go(func() { e.attach(users[i], "b", "", "") })
 	}
 	wg.Wait()
-	waitFor(t, 30*time.Second, "all sessions connected", func() bool {
+	waitFor(t, 90*time.Second, "all sessions connected", func() bool {
 		for _, u := range users {
 			if l, ok := e.lease(u); !ok || l.Fence != 1 {
 				return false
@@ -549,12 +549,12 @@ func TestEndingSessionsAreNotReportedLost(t *testing.T) {
 		for _, u := range users {
 			e.control(store.Command{Type: store.CmdStop, User: u, Game: "demo"})
 		}
-		waitFor(t, 20*time.Second, "sessions gone", func() bool { return w.Sessions() == 0 })
+		waitFor(t, 60*time.Second, "sessions gone", func() bool { return w.Sessions() == 0 })
 		if round < 2 {
 			for _, u := range users {
 				e.attach(u, "v1", "", "")
 			}
-			waitFor(t, 20*time.Second, "sessions back", func() bool { return w.Sessions() == n })
+			waitFor(t, 60*time.Second, "sessions back", func() bool { return w.Sessions() == n })
 		}
 	}
 	lost := 0
