@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -95,4 +97,71 @@ func BenchmarkEcho(b *testing.B) {
 		b.ReportMetric(float64(writeSyscalls()-w0)/float64(b.N), "write-syscalls/op")
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// relayBenchText is game text of about size bytes: lines of 80 bytes with
+// some colour, as a flood's entries carry them.
+func relayBenchText(size int) string {
+	line := "\x1b[1;32mThe bench game\x1b[0m prints line after line of text, \"quoted\" & plain"
+	line += strings.Repeat(".", 79-len(line)) + "\n"
+	return strings.Repeat(line, max(1, size/len(line)))
+}
+
+// BenchmarkRelayEntry is the edge's CPU for one live entry, from the
+// message pub/sub delivers to the browser's frame: "full" decodes the
+// stored JSON and encodes the frame again (the path before), "relay"
+// decodes the routing fields and splices the stored text into the frame.
+// Entries of 16 KiB (a flood's, as the worker packs them) and of one 80
+// byte line (an echo's).
+func BenchmarkRelayEntry(b *testing.B) {
+	for _, size := range []int{80, 16 << 10} {
+		o := store.Output{Kind: store.OutText, Fence: 3, Seq: 12345, Text: relayBenchText(size), Time: 1700000000000}
+		stored, err := json.Marshal(o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msg := "1700000000000-42 " + string(stored)
+		for _, path := range []struct {
+			name  string
+			parse func(string) (store.Output, error)
+		}{{"full", store.ParseOutputMessage}, {"relay", store.ParseRelayMessage}} {
+			b.Run(fmt.Sprintf("%s/%dB", path.name, size), func(b *testing.B) {
+				b.SetBytes(int64(len(msg)))
+				b.ReportAllocs()
+				for b.Loop() {
+					o, err := path.parse(msg)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := encodeOutput(o, true); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkFloodEntry is one live entry through the whole edge: the test
+// worker's append (XADD and PUBLISH on real Redis), the hub's decode and
+// fan-out, the writer's frame and write, the browser's read. cpu-ns/op is
+// this process's CPU (edge, test worker, browser), not Redis's.
+func BenchmarkFloodEntry(b *testing.B) {
+	for _, size := range []int{80, 16 << 10} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			e := newEnv(b, nil)
+			user := newUser()
+			w := e.worker("w1", store.SessionKey{User: user, Game: "demo"})
+			c := e.hello(user, "demo", "")
+			text := relayBenchText(size)
+			b.SetBytes(int64(len(text)))
+			cpu0 := cpuTime()
+			for b.Loop() {
+				id := w.text(text)
+				for c.next().ID != id {
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
 }

@@ -25,8 +25,9 @@ const subscribeWait = 5 * time.Second
 // the connections; the hub is its Handler. Each viewer's join subscribes
 // the session channel and its leave unsubscribes it (the store counts
 // them, so Redis hears of the first and the last). Each live message is
-// decoded once and handed to every viewer of its session without blocking
-// (clients queue it).
+// decoded once, its text left as the stored JSON for the writers to copy
+// into their frames (store.ParseRelayMessage), and handed to every viewer
+// of its session without blocking (clients queue it).
 //
 // SUBSCRIBE and UNSUBSCRIBE are never sent or waited for under h.mu: a
 // Redis slow to confirm one session's subscription must not stop the
@@ -266,8 +267,9 @@ func (h *hub) Recovered(channels []string) {
 
 // Message fans one live output message out to its session's viewers.
 func (h *hub) Message(channel, payload string) {
-	o, err := store.ParseOutputMessage(payload)
+	o, err := store.ParseRelayMessage(payload)
 	if err != nil {
+		h.m.badOutput.Inc()
 		h.log.Warn("undecodable output message", "channel", channel, "err", err)
 		return
 	}

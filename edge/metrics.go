@@ -25,6 +25,9 @@ type metrics struct {
 	resyncs       listedCounter // by cause: resyncCauses
 	failovers     prometheus.Counter
 	redisErrors   prometheus.Counter
+	// badOutput counts output entries from Redis the edge could not
+	// decode or turn into a frame: skipped, never sent half-made.
+	badOutput prometheus.Counter
 	// inputLost counts lines reported lost, by why (inputLostWhys);
 	// inputUntracked the lines forgotten past maxOutstanding, whose loss
 	// could not be reported.
@@ -79,13 +82,15 @@ func newMetrics() *metrics {
 			Name: "trellis_edge_failover_attaches_total", Help: "Attaches re-published by the watchdog after a lease vanished or changed."}),
 		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "trellis_edge_redis_errors_total", Help: "Failed Redis calls."}),
+		badOutput: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trellis_edge_bad_output_total", Help: "Output entries read from Redis (live or from the stream) that could not be decoded or framed, and were skipped."}),
 		inputLost: listed(prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trellis_edge_input_lost_total", Help: "Input lines relayed to a worker that never recorded them (the player was told), by why."}, []string{"why"}), inputLostWhys),
 		inputUntracked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "trellis_edge_input_untracked_total", Help: "Input lines forgotten unconfirmed because a browser had too many outstanding; their loss would go unreported."}),
 	}
 	m.reg.MustRegister(m.connections, m.refused, m.subscriptions, m.framesIn, m.framesOut, m.inputs,
-		m.errors, m.closes, m.resyncs, m.failovers, m.redisErrors, m.inputLost, m.inputUntracked,
+		m.errors, m.closes, m.resyncs, m.failovers, m.redisErrors, m.badOutput, m.inputLost, m.inputUntracked,
 		shared.BuildInfo(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -129,15 +129,27 @@ func encodeOutput(o store.Output, withID bool) ([]byte, error) {
 	if !withID {
 		id = ""
 	}
+	// The text of text and input entries read for relaying is still JSON,
+	// as encoding/json wrote it (store.Output.RawText): copied into the
+	// frame it gives the bytes json.Marshal of the frame would, without
+	// decoding and encoding the text again. Ids are stream ids, which JSON
+	// writes as they are; anything else goes the slow way.
+	passID := id == "" || store.ValidStreamID(id)
 	var v any
 	switch o.Kind {
 	case store.OutText:
-		v = outputFrame{Type: wire.TypeOutput, ID: id, Text: o.Text, Prompt: o.Prompt}
+		if o.RawText != "" && passID {
+			return appendOutputFrame(id, o.RawText, o.Prompt), nil
+		}
+		v = outputFrame{Type: wire.TypeOutput, ID: id, Text: o.PlainText(), Prompt: o.Prompt}
 	case store.OutInput:
-		if o.Redacted {
+		switch {
+		case o.Redacted:
 			v = inputFrame{Type: wire.TypeInput, ID: id, Redacted: true}
-		} else {
-			v = inputFrame{Type: wire.TypeInput, ID: id, Text: o.Text}
+		case o.RawText != "" && passID:
+			return appendInputFrame(id, o.RawText), nil
+		default:
+			v = inputFrame{Type: wire.TypeInput, ID: id, Text: o.PlainText()}
 		}
 	case store.OutGMCP:
 		data := o.Data
@@ -154,9 +166,9 @@ func encodeOutput(o store.Output, withID bool) ([]byte, error) {
 	case store.OutEcho:
 		v = echoFrame{Type: wire.TypeEcho, ID: id, Server: o.Echo}
 	case store.OutStatus:
-		v = statusFrame{Type: wire.TypeStatus, ID: id, State: o.State, Message: o.Text}
+		v = statusFrame{Type: wire.TypeStatus, ID: id, State: o.State, Message: o.PlainText()}
 	case store.OutGap:
-		msg := o.Text
+		msg := o.PlainText()
 		if msg == "" {
 			msg = "some output was lost"
 		}
@@ -165,6 +177,33 @@ func encodeOutput(o store.Output, withID bool) ([]byte, error) {
 		return nil, fmt.Errorf("output entry %s: unknown kind %q", o.ID, o.Kind)
 	}
 	return json.Marshal(v)
+}
+
+// appendOutputFrame is json.Marshal(outputFrame{...}) for a text already
+// encoded as a JSON string and an id JSON writes as it is.
+func appendOutputFrame(id, textJSON string, prompt bool) []byte {
+	const head, mid = `{"type":"` + wire.TypeOutput + `","id":"`, `","text":`
+	b := make([]byte, 0, len(head)+len(id)+len(mid)+len(textJSON)+len(`,"prompt":false}`))
+	b = append(b, head...)
+	b = append(b, id...)
+	b = append(b, mid...)
+	b = append(b, textJSON...)
+	if prompt {
+		return append(b, `,"prompt":true}`...)
+	}
+	return append(b, `,"prompt":false}`...)
+}
+
+// appendInputFrame is json.Marshal(inputFrame{...}) for a line that is not
+// redacted, already encoded as a (non-empty) JSON string.
+func appendInputFrame(id, textJSON string) []byte {
+	const head, mid = `{"type":"` + wire.TypeInput + `","id":"`, `","text":`
+	b := make([]byte, 0, len(head)+len(id)+len(mid)+len(textJSON)+1)
+	b = append(b, head...)
+	b = append(b, id...)
+	b = append(b, mid...)
+	b = append(b, textJSON...)
+	return append(b, '}')
 }
 
 func mustJSON(v any) []byte {

@@ -238,11 +238,12 @@ func (w *writer) attach(job *attachJob) error {
 	c := w.c
 	st := c.srv.st
 	key := job.sess.key
-	page, err := st.ReadBacklog(c.ctx, key, job.resume, backlogPage)
+	page, err := st.RelayBacklog(c.ctx, key, job.resume, backlogPage)
 	if err != nil {
 		c.internal("read backlog", err)
 		return errClosing
 	}
+	w.skipped(page)
 	reset := job.unplaced || page.Reset
 	if err := w.write(encodeWelcome(job.user, job.game, job.resume != "" && !page.Gap && !reset)); err != nil {
 		return err
@@ -300,11 +301,12 @@ func (w *writer) readFrom(cause string) error {
 		c.srv.m.resyncs.WithLabelValues(cause).Inc()
 	}
 	for range backlogPages {
-		page, err := c.srv.st.ReadBacklog(c.ctx, w.sess.key, w.lastID, backlogPage)
+		page, err := c.srv.st.RelayBacklog(c.ctx, w.sess.key, w.lastID, backlogPage)
 		if err != nil {
 			c.internal("re-read output", err)
 			return errClosing
 		}
+		w.skipped(page)
 		if page.Reset {
 			return w.lostPosition(page.Entries)
 		}
@@ -354,6 +356,14 @@ func (w *writer) lostPosition(fromStart []store.Output) error {
 	w.lastID = newest
 	w.sess.rewind(newest)
 	return w.write(encodeResetGap("the server lost some recent output; some of it may not have reached you"))
+}
+
+// skipped counts and logs the entries of a read that could not be decoded.
+func (w *writer) skipped(page store.OutputPage) {
+	if page.Skipped > 0 {
+		w.c.srv.m.badOutput.Add(float64(page.Skipped))
+		w.c.logger().Warn("skipping undecodable output entries", "entries", page.Skipped)
+	}
 }
 
 func (w *writer) sendAll(entries []store.Output) error {
@@ -407,6 +417,7 @@ func (w *writer) send(o store.Output, withID bool) error {
 	}
 	b, err := encodeOutput(o, withID)
 	if err != nil {
+		w.c.srv.m.badOutput.Inc()
 		w.c.logger().Warn("skipping output entry", "err", err)
 		if withID && o.Seq > 0 {
 			w.fence, w.seq = o.Fence, o.Seq // skipped, not missing

@@ -42,11 +42,17 @@ const (
 // the stream stores and the channel carries; keep field names short, they
 // are paid for in every entry.
 type Output struct {
-	ID       string          `json:"-"` // stream id, set on read
-	Kind     OutputKind      `json:"k"`
-	Fence    int64           `json:"f,omitempty"` // the writer's lease fence
-	Seq      uint64          `json:"n,omitempty"` // per (fence) sequence number: a hole means a lost live message
-	Text     string          `json:"t,omitempty"`
+	ID    string     `json:"-"` // stream id, set on read
+	Kind  OutputKind `json:"k"`
+	Fence int64      `json:"f,omitempty"` // the writer's lease fence
+	Seq   uint64     `json:"n,omitempty"` // per (fence) sequence number: a hole means a lost live message
+	Text  string     `json:"t,omitempty"`
+	// RawText is set instead of Text by the relay readers
+	// (ParseRelayMessage, RelayBacklog) on text and input entries: the
+	// text as its stored JSON string, quotes included, known to be written
+	// exactly as encoding/json writes that text (see relay.go), so it can
+	// be copied into JSON as is. Not stored.
+	RawText  string          `json:"-"`
 	Prompt   bool            `json:"p,omitempty"`
 	Redacted bool            `json:"r,omitempty"`
 	Package  string          `json:"g,omitempty"`
@@ -328,6 +334,9 @@ type OutputPage struct {
 	// last entry the reader had, whose fence and number let it see a hole
 	// in the numbers of the entries that follow (writes Redis lost).
 	At *Output
+	// Skipped counts the entries of this read that could not be decoded
+	// (not in Entries), for the reader to count and log.
+	Skipped int
 }
 
 // ReadBacklog returns up to count entries after the position after
@@ -355,6 +364,16 @@ type OutputPage struct {
 // second: a Reset for a position newer than the newest entry (the read from
 // the start), and an empty stream (the server's clock).
 func (s *Store) ReadBacklog(ctx context.Context, key SessionKey, after string, count int64) (OutputPage, error) {
+	return s.readBacklog(ctx, key, after, count, decodeOutput)
+}
+
+// RelayBacklog is ReadBacklog for relaying: the text of text and input
+// entries stays JSON, in RawText (see relay.go).
+func (s *Store) RelayBacklog(ctx context.Context, key SessionKey, after string, count int64) (OutputPage, error) {
+	return s.readBacklog(ctx, key, after, count, decodeRelayEntry)
+}
+
+func (s *Store) readBacklog(ctx context.Context, key SessionKey, after string, count int64, decode func(redis.XMessage) (Output, error)) (OutputPage, error) {
 	var page OutputPage
 	out := s.ks.out(key)
 	fresh := after == "" || after == "0" || after == "0-0"
@@ -402,7 +421,7 @@ func (s *Store) ReadBacklog(ctx context.Context, key SessionKey, after string, c
 		default:
 			page.Gap = pos.compare(mustParseID(first[0].ID)) < 0
 			if len(msgs) > 0 && msgs[0].ID == pos.String() {
-				if o, err := decodeOutput(msgs[0]); err == nil {
+				if o, err := decode(msgs[0]); err == nil {
 					page.At = &o
 				}
 				msgs = msgs[1:]
@@ -412,8 +431,9 @@ func (s *Store) ReadBacklog(ctx context.Context, key SessionKey, after string, c
 	}
 	page.Entries = make([]Output, 0, len(msgs))
 	for _, m := range msgs {
-		o, err := decodeOutput(m)
+		o, err := decode(m)
 		if err != nil {
+			page.Skipped++
 			continue // an entry nobody can read is skipped, not fatal to the resume
 		}
 		page.Entries = append(page.Entries, o)
