@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -187,5 +188,43 @@ func TestHostileTextReachesTheBrowserByteForByte(t *testing.T) {
 	}
 	if got := counterValue(t, e.srv.m.badOutput); got != bad1+1 {
 		t.Errorf("bad output counted %v after the backlog, want %v", got, bad1+1)
+	}
+}
+
+// A backlog page is full when it read backlogPage entries, decodable or
+// not: a page of 499 good entries and one undecodable one is followed by
+// the next page, not taken for the end of the stream.
+func TestBacklogPageWithAnUndecodableEntryIsFull(t *testing.T) {
+	e := newEnv(t, nil)
+	user := newUser()
+	key := store.SessionKey{User: user, Game: "demo"}
+	w := e.worker("w1", key)
+	for i := range backlogPage - 1 {
+		w.text(fmt.Sprintf("line %d\n", i))
+	}
+	ctx := context.Background()
+	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.st.OutputChannel(key), Values: []string{"v", `{"k":"text","t":"\u00"}`}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		w.text(fmt.Sprintf("after %d\n", i))
+	}
+	c := e.hello(user, "demo", "")
+	for want := 0; want < backlogPage+2; {
+		var f frame
+		if err := json.Unmarshal(c.readRaw(), &f); err != nil {
+			t.Fatal(err)
+		}
+		if f.ID == "" {
+			continue // the welcome
+		}
+		exp := fmt.Sprintf("line %d\n", want)
+		if want >= backlogPage-1 {
+			exp = fmt.Sprintf("after %d\n", want-(backlogPage-1))
+		}
+		if f.Text != exp {
+			t.Fatalf("entry %d: %q, want %q", want, f.Text, exp)
+		}
+		want++
 	}
 }

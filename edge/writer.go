@@ -287,7 +287,8 @@ func (w *writer) attach(job *attachJob) error {
 	if err := w.sendAll(page.Entries); err != nil {
 		return err
 	}
-	if len(page.Entries) == backlogPage {
+	// A page is full when it read backlogPage entries, decodable or not.
+	if len(page.Entries)+page.Skipped == backlogPage {
 		return w.readFrom("")
 	}
 	return nil
@@ -319,7 +320,7 @@ func (w *writer) readFrom(cause string) error {
 		if err := w.sendAll(page.Entries); err != nil {
 			return err
 		}
-		if len(page.Entries) < backlogPage {
+		if len(page.Entries)+page.Skipped < backlogPage {
 			return nil
 		}
 	}
