@@ -44,6 +44,8 @@ func runBench(ctx context.Context, args []string) error {
 	floodSessions := fs.Int("cluster-sessions", 0, "with --cluster: sessions flooding at once (default 200)")
 	floodLines := fs.Int("cluster-lines", 0, "with --cluster: lines each flooding session asks for (default 5000)")
 	floodBytes := fs.Int("cluster-line-bytes", 0, "with --cluster: bytes per flood line (default 100)")
+	workers := fs.Int("cluster-workers", 1, "with --cluster: workers in each stack, each with one output flusher (one pipelined round trip in flight, which waits for its slowest primary)")
+	unbalanced := fs.Bool("cluster-unbalanced", false, "with --cluster: let the flooding sessions hash over the primaries as their names fall (a few hundred split 10-15% unevenly) instead of giving every primary the same number of sessions, as tens of thousands would")
 	flushBytes := fs.Int("cluster-flush-bytes", 0, "with --cluster: the workers' FLUSH_BYTES, the most one output message holds (default: the worker's, 16384)")
 	procs := fs.Bool("procs", false, "run the stack as separate processes of this binary (redis-server, edge, worker, demo games, direct proxy; this process holds only the clients): 10,000 sessions within one process's open-file limit, memory per process from outside, and the logged-in scenario")
 	loginSessions := fs.Int("login-sessions", 0, "with --procs: sessions logged in to each demo game (MCCP2 on, off) for the logged-in idle memory (default 1000)")
@@ -155,6 +157,7 @@ func runBench(ctx context.Context, args []string) error {
 	if *compare {
 		co := bench.DefaultCompareOptions()
 		co.Rounds, co.Sessions, co.Lines, co.LineBytes, co.FlushBytes = *cmpRounds, *floodSessions, *floodLines, *floodBytes, *flushBytes
+		co.Unbalanced, co.Workers = *unbalanced, *workers
 		if *clients != "" {
 			co.EchoClients = opts.Clients
 		}
@@ -270,7 +273,7 @@ func runCompare(ctx context.Context, args []string, modes []bench.RedisMode, o b
 	}()
 	for _, m := range modes {
 		fmt.Fprintf(os.Stderr, "bench: starting a stack on %s redis\n", m)
-		st, err := bench.StartStack(ctx, bench.StackOptions{MaxSessions: largest*2 + 1000, Redis: m, NoHeapSampling: true, FlushBytes: o.FlushBytes, Log: log})
+		st, err := bench.StartStack(ctx, bench.StackOptions{MaxSessions: largest*2 + 1000, Redis: m, NoHeapSampling: true, FlushBytes: o.FlushBytes, Workers: o.Workers, Log: log})
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -60,7 +61,10 @@ type conn struct {
 	// entries counts frames that carried a stream id: output stream
 	// entries the stack wrote and relayed.
 	entries int64
-	gaps    int // gap frames: the stack reported lost output
+	// live, when set, counts the same frames for a watcher on another
+	// goroutine (the saturation probe).
+	live *atomic.Int64
+	gaps int // gap frames: the stack reported lost output
 }
 
 var dialer = websocket.Dialer{
@@ -146,6 +150,9 @@ func (c *conn) next() (frame, error) {
 	if f.ID != "" {
 		c.lastID = f.ID
 		c.entries++
+		if c.live != nil {
+			c.live.Add(1)
+		}
 	}
 	switch f.Type {
 	case "output":

@@ -121,18 +121,51 @@ type SaturationResult struct {
 	XAddPerSec     float64  `json:"xadd_per_s"`
 	CommandsPerSec float64  `json:"commands_per_s"`
 	CPU            CPUShare `json:"cpu"`
-	Error          string   `json:"error,omitempty"`
+	// Primaries is each redis-server's part (satprobe.go), in the order
+	// of CPU.Redis; Steady the window in which every session was
+	// flooding (nil when too short to measure).
+	Primaries []PrimaryLoad `json:"primaries,omitempty"`
+	// Balanced says the sessions were named so that every primary held
+	// the same number (balancedUsers); otherwise they hashed as they fell.
+	Balanced bool          `json:"balanced,omitempty"`
+	Steady   *SteadyWindow `json:"steady,omitempty"`
+	Error    string        `json:"error,omitempty"`
 }
 
 // runSaturation connects sessions clients, has every one ask the game for
 // lines numbered lines at once, and waits for the last line of each.
-func runSaturation(ctx context.Context, t *Target, rdb redis.UniversalClient, prefix string, sessions, lines, size, rate int, deadline time.Time) SaturationResult {
-	res := SaturationResult{Sessions: sessions, Lines: lines, LineBytes: size}
-	conns, failed, err := connectAll(ctx, t, prefix, sessions, rate, deadline)
+// keyOf, when set, names a key of a user's session, so that each session
+// is counted on the primary holding it.
+// With balance, the sessions are named so that every primary holds the
+// same number (balancedUsers).
+func runSaturation(ctx context.Context, t *Target, rdb redis.UniversalClient, keyOf func(user string) string, balance bool, prefix string, sessions, lines, size, rate int, deadline time.Time) SaturationResult {
+	res := SaturationResult{Sessions: sessions, Lines: lines, LineBytes: size, Balanced: balance}
+	users := make([]string, sessions)
+	for i := range users {
+		users[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	var err error
+	if balance && rdb != nil {
+		if users, err = balancedUsers(ctx, rdb, keyOf, prefix, sessions); err != nil {
+			res.Error = err.Error()
+			return res
+		}
+	}
+	conns, failed, err := connectUsers(ctx, t, users, rate, deadline, nil)
 	defer closeAll(conns)
 	if failed > 0 {
 		res.Error = fmt.Sprintf("%d of %d sessions failed to connect; first: %v", failed, sessions, err)
 		return res
+	}
+	var probe *satProbe
+	if rdb != nil {
+		if probe, err = newSatProbe(ctx, rdb, users, keyOf); err != nil {
+			res.Error = fmt.Sprintf("mapping sessions to primaries: %v", err)
+			return res
+		}
+		for i, c := range conns {
+			c.live = probe.counter(i)
+		}
 	}
 	var before redisSnapshot
 	if rdb != nil {
@@ -146,7 +179,7 @@ func runSaturation(ctx context.Context, t *Target, rdb redis.UniversalClient, pr
 	type tally struct {
 		lines, entries, lost int64
 		gaps                 int
-		last                 time.Time
+		first, last          time.Time
 		err                  error
 	}
 	tallies := make([]tally, len(conns))
@@ -171,11 +204,19 @@ func runSaturation(ctx context.Context, t *Target, rdb redis.UniversalClient, pr
 				}
 				next = max(next, n+1)
 				tl.last = time.Now()
+				if tl.first.IsZero() {
+					tl.first = tl.last
+				}
 				return n == lines
 			})
 			tl.lost += int64(lines - (next - 1))
 			tl.entries, tl.gaps = c.entries-e0, c.gaps-g0
 		}()
+	}
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	var probing sync.WaitGroup
+	if probe != nil {
+		probing.Go(func() { probe.run(probeCtx) })
 	}
 	t0 := time.Now()
 	cmd := fmt.Sprintf("flood %d %d", lines, size)
@@ -186,6 +227,8 @@ func runSaturation(ctx context.Context, t *Target, rdb redis.UniversalClient, pr
 	}
 	close(start)
 	readers.Wait()
+	stopProbe()
+	probing.Wait()
 	cpu1 := sampleCPU(before.Pids)
 	var after redisSnapshot
 	if rdb != nil {
@@ -195,7 +238,9 @@ func runSaturation(ctx context.Context, t *Target, rdb redis.UniversalClient, pr
 		}
 	}
 	var last time.Time
-	for _, tl := range tallies {
+	spans := make([]sessionSpan, len(tallies))
+	for i, tl := range tallies {
+		spans[i] = sessionSpan{first: tl.first, last: tl.last}
 		res.LinesReceived += tl.lines
 		res.Entries += tl.entries
 		res.Lost += tl.lost
@@ -208,6 +253,9 @@ func runSaturation(ctx context.Context, t *Target, rdb redis.UniversalClient, pr
 		}
 	}
 	res.CPU = cpuSince(cpu0, cpu1)
+	if probe != nil {
+		res.Primaries, res.Steady = probe.result(t0, spans)
+	}
 	if last.IsZero() {
 		return res
 	}
@@ -235,6 +283,13 @@ type CompareOptions struct {
 	Rounds int
 	// Sessions flood at once, Lines lines of LineBytes bytes each.
 	Sessions, Lines, LineBytes int
+	// Unbalanced lets the flooding sessions hash over the primaries as
+	// their names fall instead of giving each primary the same number
+	// (balancedUsers).
+	Unbalanced bool
+	// Workers is the workers each stack runs, recorded in the result
+	// (the caller starts the stacks with it).
+	Workers int
 	// FlushBytes is the stacks' worker FLUSH_BYTES, recorded in the
 	// result (the caller starts the stacks with it).
 	FlushBytes int
@@ -280,6 +335,7 @@ type CompareResult struct {
 	// Scaling is entries/s of the mode with most primaries over that of
 	// cluster:1 (noRatio without both).
 	FlushBytes  int    `json:"flush_bytes,omitempty"`
+	Workers     int    `json:"workers,omitempty"`
 	Scaling     Ratio  `json:"scaling"`
 	ScalingFrom string `json:"scaling_from,omitempty"`
 	ScalingTo   string `json:"scaling_to,omitempty"`
@@ -312,6 +368,21 @@ type CappedScaling struct {
 	Least   string  `json:"least_loaded,omitempty"`
 	// AppendScaling is the store's appends alone between the same stacks.
 	AppendScaling Ratio `json:"append_scaling"`
+	// Steady is the same from the steady windows only (SteadyWindow):
+	// entries/s and each primary's CPU while every session was still
+	// flooding, without the ramp and the tail in which a primary whose
+	// last sessions are draining has less to do whatever its capacity.
+	// The capped verdict is judged on it when both stacks had a window.
+	Steady         Ratio   `json:"steady_scaling"`
+	SteadyFromRate float64 `json:"steady_from_entries_per_s,omitempty"`
+	SteadyToRate   float64 `json:"steady_to_entries_per_s,omitempty"`
+	SteadyMinLoad  float64 `json:"steady_min_load_of_cap"`
+	SteadyMaxLoad  float64 `json:"steady_max_load_of_cap"`
+	SteadyLeast    string  `json:"steady_least_loaded,omitempty"`
+	// SteadyRuns and SteadyMissing count the saturation runs of the two
+	// stacks with and without a steady window.
+	SteadyRuns    int `json:"steady_runs"`
+	SteadyMissing int `json:"steady_missing"`
 }
 
 // CapSaturated is the share of its cap a primary must use, in every
@@ -375,8 +446,8 @@ func RunCompare(ctx context.Context, stacks []*Stack, o CompareOptions) (*Result
 		return nil, errors.New("bench: no stack to compare")
 	}
 	res := &Results{Started: time.Now(), Machine: machine()}
-	cmp := &CompareResult{Rounds: o.Rounds, Scaling: noRatio, AppendScaling: noRatio, FlushBytes: o.FlushBytes,
-		Capped: CappedScaling{Scaling: noRatio, AppendScaling: noRatio}}
+	cmp := &CompareResult{Rounds: o.Rounds, Scaling: noRatio, AppendScaling: noRatio, FlushBytes: o.FlushBytes, Workers: max(o.Workers, 1),
+		Capped: CappedScaling{Scaling: noRatio, AppendScaling: noRatio, Steady: noRatio}}
 	res.Compare = cmp
 	most := 0
 	for i, s := range stacks {
@@ -409,13 +480,22 @@ func RunCompare(ctx context.Context, stacks []*Stack, o CompareOptions) (*Result
 				r.opts.CPUProfile = o.CPUProfile
 				stopProfile = r.startProfile()
 			}
-			sat := runSaturation(ctx, &env.Stack, env.Redis, r.prefix("s"), o.Sessions, o.Lines, o.LineBytes, o.ConnectRate,
+			keyOf := func(u string) string { return s.Store.OutputChannel(store.SessionKey{User: u, Game: env.Stack.Game}) }
+			sat := runSaturation(ctx, &env.Stack, env.Redis, keyOf, !o.Unbalanced, r.prefix("s"), o.Sessions, o.Lines, o.LineBytes, o.ConnectRate,
 				time.Now().Add(o.ScenarioTimeout))
 			stopProfile()
 			sat.Redis, sat.Round = s.Mode.String(), round
 			cmp.Saturation = append(cmp.Saturation, sat)
 			r.progress("saturation %s round %d: %.0f entries/s, %.1f MB/s, lost %d; cpu trellis %.2f redis %.2f other %.2f",
 				sat.Redis, round, sat.EntriesPerSec, sat.MBps, sat.Lost, sat.CPU.Trellis, sat.CPU.RedisTotal, sat.CPU.Other)
+			if w := sat.Steady; w.Valid() {
+				r.progress("  steady %s-%s: %.0f entries/s, redis %s, trellis %.2f", w.Start.Round(time.Millisecond), w.End.Round(time.Millisecond),
+					w.EntriesPerSec, cores(w.Redis), w.Trellis)
+			}
+			for i, p := range sat.Primaries {
+				r.progress("  primary %d (pid %d): %d sessions, %d entries, done at %s, cpu %.3f, steady %s, throttled %s",
+					i+1, p.Pid, p.Sessions, p.Entries, p.Done.Round(time.Millisecond), p.CPU, orDash(p.Steady), throttled(p.Throttled))
+			}
 
 			for _, n := range o.EchoClients {
 				r.settle(ctx)
@@ -464,7 +544,7 @@ func (c *CompareResult) summarize() {
 // summarizeCapped is the scaling between the capped stacks, and how close
 // to its cap every primary of them ran.
 func (c *CompareResult) summarizeCapped() {
-	cs := CappedScaling{Scaling: noRatio, AppendScaling: noRatio}
+	cs := CappedScaling{Scaling: noRatio, AppendScaling: noRatio, Steady: noRatio}
 	cs.Scaling, cs.From, cs.To = scaling(c.Throughput, true)
 	var appendFrom string
 	cs.AppendScaling, appendFrom, _ = scaling(c.AppendThroughput, true)
@@ -499,8 +579,55 @@ func (c *CompareResult) summarizeCapped() {
 		if math.IsInf(cs.MinLoad, 1) {
 			cs.MinLoad = 0
 		}
+		c.steadyCapped(&cs)
 	}
 	c.Capped = cs
+}
+
+// steadyCapped fills cs's steady figures from the saturation runs of
+// cs.From and cs.To that had a steady window.
+func (c *CompareResult) steadyCapped(cs *CappedScaling) {
+	cs.Steady = noRatio
+	var from, to []float64
+	cs.SteadyMinLoad = math.Inf(1)
+	for _, s := range c.Saturation {
+		if (s.Redis != cs.From && s.Redis != cs.To) || s.Error != "" || s.Elapsed <= 0 {
+			continue
+		}
+		if !s.Steady.Valid() {
+			cs.SteadyMissing++
+			continue
+		}
+		cs.SteadyRuns++
+		if s.Redis == cs.From {
+			from = append(from, s.Steady.EntriesPerSec)
+		} else {
+			to = append(to, s.Steady.EntriesPerSec)
+		}
+		for i, r := range s.Steady.Redis {
+			load := r / cs.CPU
+			cs.SteadyMaxLoad = max(cs.SteadyMaxLoad, load)
+			if load < cs.SteadyMinLoad {
+				cs.SteadyMinLoad = load
+				cs.SteadyLeast = fmt.Sprintf("%s round %d, primary %d of %d: %.3f cores", s.Redis, s.Round, i+1, len(s.Steady.Redis), r)
+			}
+		}
+	}
+	if math.IsInf(cs.SteadyMinLoad, 1) {
+		cs.SteadyMinLoad = 0
+	}
+	if len(from) == 0 || len(to) == 0 {
+		return
+	}
+	mean := func(v []float64) float64 {
+		t := 0.0
+		for _, x := range v {
+			t += x
+		}
+		return t / float64(len(v))
+	}
+	cs.SteadyFromRate, cs.SteadyToRate = mean(from), mean(to)
+	cs.Steady = ratio(cs.SteadyToRate, cs.SteadyFromRate)
 }
 
 func (t *ModeThroughput) add(entries, mbps, xadd float64, cpu CPUShare) {

@@ -55,13 +55,30 @@ func (c *CompareResult) CappedVerdict() Verdict {
 		return v
 	}
 	v.Target = fmt.Sprintf("Redis tier at a fixed CPU per primary (%g cores each): 1 -> 3 primaries, output messages/s >= %.1fx", cs.CPU, TargetClusterScaling)
-	v.Measured = fmt.Sprintf("%s (%s -> %s: %.0f -> %.0f entries/s); primaries at %.0f-%.0f%% of their cap", cs.Scaling, cs.From, cs.To,
+	whole := fmt.Sprintf("whole runs %s (%s -> %s: %.0f -> %.0f entries/s), primaries at %.0f-%.0f%% of their cap", cs.Scaling, cs.From, cs.To,
 		cs.FromRate, cs.ToRate, 100*cs.MinLoad, 100*cs.MaxLoad)
-	if cs.MinLoad < CapSaturated {
-		v.Measured += fmt.Sprintf("; NOT SATURATED: %s, under %.0f%% of its %g-core cap, so something other than the capped Redis tier set the pace", cs.Least, 100*CapSaturated, cs.CPU)
+	// Judged on the steady windows, while every session was flooding:
+	// over a whole run each primary also idles through the ramp and its
+	// last sessions' tail, which is the flood's shape, not the tier.
+	if !cs.Steady.Valid() {
+		// The whole runs, ramp and tail included, are the stricter test:
+		// judged on them when even they kept every primary at its cap.
+		v.Measured = whole + fmt.Sprintf(" (no steady window, every session flooding for %s or more, for one of the stacks: %d of %d runs had none)", minSteady, cs.SteadyMissing, cs.SteadyRuns+cs.SteadyMissing)
+		if cs.MinLoad < CapSaturated {
+			v.Measured += fmt.Sprintf("; NOT SATURATED: %s over its whole run, under %.0f%% of its %g-core cap", cs.Least, 100*CapSaturated, cs.CPU)
+			return v
+		}
+		met := float64(cs.Scaling) >= TargetClusterScaling
+		v.Met = &met
 		return v
 	}
-	met := float64(cs.Scaling) >= TargetClusterScaling
+	v.Measured = fmt.Sprintf("%s in the steady windows (%.0f -> %.0f entries/s, %d of %d runs had one), primaries at %.0f-%.0f%% of their cap there; %s",
+		cs.Steady, cs.SteadyFromRate, cs.SteadyToRate, cs.SteadyRuns, cs.SteadyRuns+cs.SteadyMissing, 100*cs.SteadyMinLoad, 100*cs.SteadyMaxLoad, whole)
+	if cs.SteadyMinLoad < CapSaturated {
+		v.Measured += fmt.Sprintf("; NOT SATURATED: %s in its steady window, under %.0f%% of its %g-core cap, so something other than the capped Redis tier set the pace", cs.SteadyLeast, 100*CapSaturated, cs.CPU)
+		return v
+	}
+	met := float64(cs.Steady) >= TargetClusterScaling
 	v.Met = &met
 	return v
 }
@@ -111,6 +128,15 @@ func (r *Results) writeCompareTable(w io.Writer) error {
 	for _, s := range c.Saturation {
 		p("\t%s\t%d\t%d\t%.0f\t%.0f\t%.1f\t%.0f\t%.0f\t%d\t%.2f\t%s\t%.2f\t\n", s.Redis, s.Round, s.Sessions, s.EntriesPerSec, s.LinesPerSec, s.MBps,
 			s.XAddPerSec, s.CommandsPerSec, s.Lost, s.CPU.Trellis, cores(s.CPU.Redis), s.CPU.Other)
+	}
+	if slices.ContainsFunc(c.Saturation, func(s SaturationResult) bool { return len(s.Primaries) > 0 }) {
+		p("\nPER PRIMARY (saturation)\tredis\tround\tprimary\tsessions\tentries\tdone at\tcpu\tcpu steady\tthrottled steady\t\n")
+		for _, s := range c.Saturation {
+			for i, l := range s.Primaries {
+				p("\t%s\t%d\t%d of %d\t%d\t%d\t%s\t%.3f\t%s\t%s\t\n", s.Redis, s.Round, i+1, len(s.Primaries), l.Sessions, l.Entries,
+					l.Done.Round(time.Millisecond), l.CPU, orDash(l.Steady), throttled(l.Throttled))
+			}
+		}
 	}
 	p("\nTHROUGHPUT (mean of rounds)\tredis\truns\tentries/s\tMB/s\txadd/s\tcpu trellis\tcpu redis\tcpu other\ttrellis cpu/entry\tredis cpu/entry\t\n")
 	for _, t := range c.Throughput {
@@ -173,7 +199,9 @@ func (r *Results) writeCompareMarkdown(w io.Writer) {
 		if c.FlushBytes > 0 {
 			flush = fmt.Sprintf("FLUSH_BYTES %d", c.FlushBytes)
 		}
-		p("An entry is one output stream entry (XADD) delivered to a client, at most %s; CPU is in cores (1.00 = one CPU busy the whole time).\n\n", flush)
+		p("An entry is one output stream entry (XADD) delivered to a client, at most %s; CPU is in cores (1.00 = one CPU busy the whole time). ", flush)
+		p("Each stack ran %d worker(s), each with one output flusher (one pipelined round trip in flight); the sessions were %s.\n\n", max(c.Workers, 1),
+			map[bool]string{true: "named so that every primary held the same number", false: "hashed over the primaries as their names fell"}[s0.Balanced])
 		p("| redis | runs | entries/s | MB/s | XADD/s (Redis) | CPU trellis process | CPU redis-server(s) | CPU other | trellis CPU per entry | Redis CPU per entry |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, t := range c.Throughput {
 			p("| %s | %d | %.0f | %.1f | %.0f | %.2f | %s | %.2f | %s | %s |\n", t.Redis, t.Runs, t.EntriesPerSec, t.MBps, t.XAddPerSec, t.CPU.Trellis, cores(t.CPU.Redis), t.CPU.Other,
@@ -183,6 +211,17 @@ func (r *Results) writeCompareMarkdown(w io.Writer) {
 		for _, s := range c.Saturation {
 			p("| %s | %d | %.0f | %.0f | %.1f | %.0f | %.0f | %d | %d | %s | %.2f | %s | %.2f |\n", s.Redis, s.Round, s.EntriesPerSec, s.LinesPerSec, s.MBps,
 				s.XAddPerSec, s.CommandsPerSec, s.Lost, s.Gaps, s.Elapsed.Round(time.Millisecond), s.CPU.Trellis, cores(s.CPU.Redis), s.CPU.Other)
+		}
+	}
+	if slices.ContainsFunc(c.Saturation, func(s SaturationResult) bool { return len(s.Primaries) > 0 }) {
+		p("\nEach primary in each run: the sessions whose keys it holds (%s), the entries their clients got, when its last session got its last line, its CPU over the run and over the steady window (every session still flooding), and the share of CFS periods in that window in which it used up its quota:\n\n",
+			map[bool]string{true: "named so that every primary holds the same number", false: "hashed as their names fell"}[c.Saturation[0].Balanced])
+		p("| redis | round | primary | sessions | entries | done at | CPU | CPU steady | throttled steady |\n|---|---|---|---|---|---|---|---|---|\n")
+		for _, s := range c.Saturation {
+			for i, l := range s.Primaries {
+				p("| %s | %d | %d of %d | %d | %d | %s | %.3f | %s | %s |\n", s.Redis, s.Round, i+1, len(s.Primaries), l.Sessions, l.Entries,
+					l.Done.Round(time.Millisecond), l.CPU, orDash(l.Steady), throttled(l.Throttled))
+			}
 		}
 	}
 	if len(c.Append) > 0 {
@@ -220,4 +259,20 @@ func (r *Results) writeCompareMarkdown(w io.Writer) {
 			p("- error: %s\n", e)
 		}
 	}
+}
+
+// throttled is a share as a percentage, "-" when unknown (negative).
+func throttled(v float64) string {
+	if v < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*v)
+}
+
+// orDash is cores to three places, "-" when unknown (negative).
+func orDash(v float64) string {
+	if v < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", v)
 }

@@ -221,6 +221,24 @@ func TestRunCompareTiny(t *testing.T) {
 		if s.Error != "" || s.Lost != 0 || s.LinesReceived != 3*300 || s.Entries <= 0 || s.XAddPerSec <= 0 || len(s.CPU.Redis) != stacksPrimaries(s.Redis) {
 			t.Errorf("saturation %+v", s)
 		}
+		// Every primary is probed, holds its share of the sessions, and
+		// their entries add up to what the clients got.
+		if len(s.Primaries) != stacksPrimaries(s.Redis) || !s.Balanced {
+			t.Errorf("saturation %s: %d primaries probed (balanced %v), want %d", s.Redis, len(s.Primaries), s.Balanced, stacksPrimaries(s.Redis))
+			continue
+		}
+		var sessions int
+		var entries int64
+		for _, p := range s.Primaries {
+			sessions += p.Sessions
+			entries += p.Entries
+			if p.Sessions < 3/len(s.Primaries) || p.Sessions > 3/len(s.Primaries)+1 || p.CPU <= 0 {
+				t.Errorf("saturation %s: primary %+v, want its share of 3 sessions and some CPU", s.Redis, p)
+			}
+		}
+		if sessions != 3 || entries != s.Entries {
+			t.Errorf("saturation %s: primaries hold %d sessions and %d entries, the run %d and %d", s.Redis, sessions, entries, 3, s.Entries)
+		}
 	}
 	for _, a := range c.Append {
 		if a.Error != "" || a.Entries <= 0 || a.CommandsPerSec <= 0 {
@@ -372,8 +390,11 @@ func TestRedisCPUCap(t *testing.T) {
 // The capped verdict is judged only when every capped primary ran at its
 // cap; otherwise it says the run did not saturate Redis.
 func TestCappedVerdict(t *testing.T) {
+	// Each run's steady window has the whole run's figures unless a test
+	// changes them.
 	sat := func(mode string, eps float64, redis ...float64) SaturationResult {
-		return SaturationResult{Redis: mode, Round: 1, EntriesPerSec: eps, Elapsed: time.Second, CPU: CPUShare{Redis: redis}}
+		return SaturationResult{Redis: mode, Round: 1, EntriesPerSec: eps, Elapsed: time.Second, CPU: CPUShare{Redis: redis},
+			Steady: &SteadyWindow{Start: 0, End: 2 * time.Second, EntriesPerSec: eps, Redis: slices.Clone(redis)}}
 	}
 	c := &CompareResult{
 		Modes: []string{"cluster:1", "cluster:3", "cluster:1@0.1", "cluster:3@0.1"},
@@ -388,14 +409,39 @@ func TestCappedVerdict(t *testing.T) {
 	}
 	v := c.CappedVerdict()
 	if v.Met == nil || !*v.Met || !strings.Contains(v.Target, "fixed CPU per primary (0.1 cores each)") ||
-		!strings.Contains(v.Measured, "2.90x (cluster:1@0.1 -> cluster:3@0.1: 300 -> 870 entries/s); primaries at 95-99% of their cap") {
+		!strings.Contains(v.Measured, "2.90x in the steady windows (300 -> 870 entries/s, 2 of 2 runs had one), primaries at 95-99% of their cap there") {
 		t.Errorf("capped verdict %+v, want MET at 2.90x", v)
 	}
-	c.Saturation[3].CPU.Redis[1] = 0.05
+	c.Saturation[3].Steady.Redis[1] = 0.05
 	c.summarize()
-	if v := c.CappedVerdict(); v.Met != nil || !strings.Contains(v.Measured, "NOT SATURATED: cluster:3@0.1 round 1, primary 2 of 3: 0.050 cores") {
+	if v := c.CappedVerdict(); v.Met != nil || !strings.Contains(v.Measured, "NOT SATURATED: cluster:3@0.1 round 1, primary 2 of 3: 0.050 cores in its steady window") {
 		t.Errorf("capped verdict with a primary at half its cap: %+v, want n/a saying so", v)
 	}
+	// A primary under its cap over the whole run (the ramp, its sessions'
+	// tail) but at it while every session flooded: judged, on the window.
+	c.Saturation[3].Steady.Redis[1] = 0.096
+	c.Saturation[3].Steady.EntriesPerSec = 900
+	c.Saturation[3].CPU.Redis[1] = 0.07
+	c.summarize()
+	if v := c.CappedVerdict(); v.Met == nil || !*v.Met || !strings.Contains(v.Measured, "3.00x in the steady windows") || !strings.Contains(v.Measured, "whole runs 2.90x") ||
+		!strings.Contains(v.Measured, "primaries at 70-99% of their cap") {
+		t.Errorf("capped verdict saturated in the window only: %+v, want MET at 3.00x with the whole runs shown", v)
+	}
+	// Without a steady window for one stack: judged on the whole runs
+	// when even they kept every primary at its cap, else n/a.
+	c.Saturation[2].Steady = nil
+	c.summarize()
+	if v := c.CappedVerdict(); v.Met != nil || !strings.Contains(v.Measured, "no steady window") || !strings.Contains(v.Measured, "NOT SATURATED: cluster:3@0.1 round 1, primary 2 of 3: 0.070 cores over its whole run") {
+		t.Errorf("capped verdict without a steady window for cluster:1: %+v, want n/a", v)
+	}
+	c.Saturation[3].CPU.Redis[1] = 0.09
+	c.summarize()
+	if v := c.CappedVerdict(); v.Met == nil || !*v.Met || !strings.Contains(v.Measured, "whole runs 2.90x") {
+		t.Errorf("capped verdict on saturated whole runs without a steady window: %+v, want MET at 2.90x", v)
+	}
+	c.Saturation[2].Steady = &SteadyWindow{End: 2 * time.Second, EntriesPerSec: 300, Redis: []float64{0.099}}
+	c.Saturation[3].Steady.Redis[1] = 0.05
+	c.summarize()
 	res := &Results{Compare: c, Started: time.Unix(0, 0)}
 	var md strings.Builder
 	if err := res.WriteMarkdown(&md); err != nil {

@@ -22,6 +22,16 @@ func connectAll(ctx context.Context, t *Target, prefix string, n, rate int, dead
 // session takes input (logging in to the game, say), within the same
 // handshake limit and deadline.
 func connectAllThen(ctx context.Context, t *Target, prefix string, n, rate int, deadline time.Time, then func(c *conn, i int) error) ([]*conn, int, error) {
+	users := make([]string, n)
+	for i := range users {
+		users[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	return connectUsers(ctx, t, users, rate, deadline, then)
+}
+
+// connectUsers is connectAllThen with the users named.
+func connectUsers(ctx context.Context, t *Target, users []string, rate int, deadline time.Time, then func(c *conn, i int) error) ([]*conn, int, error) {
+	n := len(users)
 	conns := make([]*conn, n)
 	var (
 		mu     sync.Mutex
@@ -39,7 +49,7 @@ func connectAllThen(ctx context.Context, t *Target, prefix string, n, rate int, 
 			break
 		}
 		g.Go(func() error {
-			c, err := dial(gctx, t, fmt.Sprintf("%s-%d", prefix, i), "")
+			c, err := dial(gctx, t, users[i], "")
 			if err == nil {
 				if err = c.waitReady(deadline); err == nil && then != nil {
 					err = then(c, i)

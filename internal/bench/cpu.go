@@ -87,9 +87,12 @@ type cpuSample struct {
 func sampleCPU(redisPids []int) cpuSample {
 	s := cpuSample{at: time.Now()}
 	s.self, _ = procCPU(0)
+	// A capped redis-server uses a few hundredths of a core: over a
+	// 4-second flood that is some 20 of /proc's 10 ms ticks, so a tick
+	// more or less moves its share of the cap by 5%. schedstat counts
+	// nanoseconds.
 	for _, pid := range redisPids {
-		d, _ := procCPU(pid)
-		s.redis = append(s.redis, d)
+		s.redis = append(s.redis, schedCPU(pid))
 	}
 	s.machine, _ = machineCPU()
 	return s

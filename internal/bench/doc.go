@@ -39,6 +39,25 @@
 // capped stacks get a verdict of their own, judged only when every capped
 // primary ran at its cap (CapSaturated) during the saturation runs.
 //
+// Every saturation run is probed (satprobe.go): which primary holds each
+// session's keys, the entries and the CPU of each primary every 100 ms
+// (schedstat, nanoseconds), and the steady window in which every session
+// was still flooding; the capped verdict is judged on that window. The
+// flooding sessions are named so that every primary holds the same number
+// (a few hundred hashed sessions split 10-15% unevenly, the tens of
+// thousands of a deployment within a percent or two), and StackOptions.Workers
+// runs several workers: a worker's one output flusher waits for its
+// slowest primary in every round trip, so one worker alone measures that
+// round trip rather than the Redis tier.
+//
+// The logged-in scenario takes a single redis-server's memory apart before
+// and after its sessions (redismem.go): INFO memory, keys by kind with
+// MEMORY USAGE, output stream entries by kind, client connections by the
+// process holding them, and judges Redis on what an idle session costs:
+// used_memory growth less the client pools' growth (a fixed cost) and the
+// demo game's arrival lines (every player in its one room sees every later
+// login: O(sessions) per session).
+//
 // With ProcStack (`trellis bench --procs`) the stack runs as an operator
 // runs it: redis-server, the edge, the worker, three demo games (bench
 // mode; login with MCCP2; login without) and the direct proxy are each a

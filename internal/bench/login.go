@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -25,7 +26,24 @@ type LoginIdleResult struct {
 	// figures are per session that did.
 	FirstFailure string     `json:"first_failure,omitempty"`
 	Procs        []ProcIdle `json:"procs"`
-	Error        string     `json:"error,omitempty"`
+	// RedisBefore and RedisAfter are the redis-server's memory split up
+	// (redismem.go) before the sessions connect and once they are idle;
+	// RedisGrowth is the difference per session, as report lines.
+	RedisBefore *RedisBreakdown `json:"redis_before,omitempty"`
+	RedisAfter  *RedisBreakdown `json:"redis_after,omitempty"`
+	RedisGrowth []string        `json:"redis_growth_per_session,omitempty"`
+	// RedisIdle is what one idle session costs Redis (used_memory per
+	// session) without two things that do not grow with it, from the
+	// breakdowns: RedisClients, the growth of the client connections
+	// (the processes' pools, fresh before the sessions, grow to their
+	// POOL_SIZE while the sessions log in: a fixed cost), and
+	// RedisArrivals, the demo game's "X arrives." lines, which every
+	// player in its one room gets for each later login (O(sessions) per
+	// session). -1 when not measured.
+	RedisIdle     int64  `json:"redis_idle_per_session"`
+	RedisClients  int64  `json:"redis_clients_per_session"`
+	RedisArrivals int64  `json:"redis_arrivals_per_session"`
+	Error         string `json:"error,omitempty"`
 }
 
 // login measures, for each of env.LoginGames, the memory that
@@ -55,6 +73,10 @@ func (r *runner) login(ctx context.Context) {
 			rd, _ := procOf(res.Procs, "redis")
 			r.progress("login %s (mccp2 %v): %d sessions; RSS per session edge %s, worker %s, redis %s", g.ID, g.MCCP, res.Sessions, kib(ed.RSS), kib(e.RSS), kib(rd.RSS))
 		}
+		for _, l := range res.RedisGrowth {
+			r.progress("  redis per session: %s", l)
+		}
+
 		r.settle(ctx)
 	}
 	if err := r.env.Restart(ctx); err != nil {
@@ -63,12 +85,26 @@ func (r *runner) login(ctx context.Context) {
 }
 
 func runLoginIdle(ctx context.Context, env Env, g LoginGame, prefix string, n, rate int, deadline time.Time) LoginIdleResult {
-	res := LoginIdleResult{Game: g.ID, MCCP: g.MCCP}
+	res := LoginIdleResult{Game: g.ID, MCCP: g.MCCP, RedisIdle: -1}
 	t := env.Stack
 	t.Game = g.ID
 	// A fresh process settles (pools, first GC) before the baseline.
 	_ = sleepUntil(ctx, time.Now().Add(time.Second))
 	before := env.Memory(ctx)
+	breakdown := func() *RedisBreakdown {
+		if env.Redis == nil {
+			return nil
+		}
+		procs := map[int]string{os.Getpid(): "bench"}
+		for _, p := range env.Memory(ctx) {
+			if p.Name != "redis" {
+				procs[p.Pid] = p.Name
+			}
+		}
+		b := readBreakdown(ctx, env.Redis, socketOwners(procs))
+		return &b
+	}
+	res.RedisBefore = breakdown()
 	conns, failed, err := connectAllThen(ctx, &t, prefix, n, rate, deadline, func(c *conn, i int) error {
 		return c.loginAs(playerName(i), deadline)
 	})
@@ -89,6 +125,10 @@ func runLoginIdle(ctx context.Context, env Env, g LoginGame, prefix string, n, r
 	// Let the games' post-login output (room, GMCP) reach the stream.
 	_ = sleepUntil(ctx, time.Now().Add(2*time.Second))
 	res.Procs = procGrowth(before, env.Memory(ctx), res.Sessions)
+	if res.RedisAfter = breakdown(); res.RedisBefore != nil && res.RedisAfter != nil {
+		res.RedisGrowth = breakdownDelta(*res.RedisBefore, *res.RedisAfter, res.Sessions)
+		res.RedisIdle, res.RedisClients, res.RedisArrivals = idleRedis(*res.RedisBefore, *res.RedisAfter, res.Sessions)
+	}
 	return res
 }
 
@@ -148,4 +188,19 @@ func playerName(i int) string {
 			return string(b)
 		}
 	}
+}
+
+// idleRedis splits used_memory growth per session into what an idle
+// session costs, the client connections' growth and the demo game's
+// arrival lines (see LoginIdleResult.RedisIdle); idle is -1 when a
+// breakdown failed.
+func idleRedis(before, after RedisBreakdown, n int) (idle, clients, arrivals int64) {
+	if n <= 0 || before.Error != "" || after.Error != "" || after.Info["used_memory"] == 0 {
+		return -1, 0, 0
+	}
+	k := int64(n)
+	used := (after.Info["used_memory"] - before.Info["used_memory"]) / k
+	clients = (after.Info["mem_clients_normal"] - before.Info["mem_clients_normal"]) / k
+	arrivals = (after.OutKinds[ArrivalKind].Bytes - before.OutKinds[ArrivalKind].Bytes) / k
+	return used - clients - arrivals, clients, arrivals
 }

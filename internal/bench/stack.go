@@ -46,6 +46,12 @@ type StackOptions struct {
 	// idle-memory attribution needs it fine, the cluster comparison does
 	// not measure memory and would pay for it in CPU.
 	NoHeapSampling bool
+	// Workers is how many workers the stack runs (default 1). Each has one
+	// output flusher with one pipelined round trip in flight, which on a
+	// cluster waits for its slowest primary; production runs many workers,
+	// and a saturation run with one only would measure that one round
+	// trip's latency rather than the Redis tier.
+	Workers int
 	// FlushBytes is the worker's FLUSH_BYTES, the most one output entry
 	// holds (0: the worker's default).
 	FlushBytes int
@@ -56,11 +62,13 @@ type StackOptions struct {
 // process), the demo game in bench mode, a worker and an edge, plus the
 // baselines in front of the same game. Close stops all of it.
 type Stack struct {
-	Mode     RedisMode
-	Redis    *redistest.Server  // a single node; nil on a cluster
-	Cluster  *redistest.Cluster // nil on a single node
-	Store    *store.Store
-	Worker   *worker.Worker
+	Mode    RedisMode
+	Redis   *redistest.Server  // a single node; nil on a cluster
+	Cluster *redistest.Cluster // nil on a single node
+	Store   *store.Store
+	Worker  *worker.Worker
+	// Extra are the workers after the first (StackOptions.Workers).
+	Extra    []*worker.Worker
 	Edge     *edge.Server
 	GameAddr string
 	env      Env
@@ -168,6 +176,16 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	s.goRun("worker", func() error { return s.Worker.Run(runCtx) })
+	for i := 2; i <= o.Workers; i++ {
+		wc := wc
+		wc.Name = fmt.Sprintf("bench-%d", i)
+		w, err := worker.New(wc, s.Store, o.Log.With("component", "worker", "worker", wc.Name))
+		if err != nil {
+			return nil, fmt.Errorf("worker %s: %w", wc.Name, err)
+		}
+		s.Extra = append(s.Extra, w)
+		s.goRun("worker "+wc.Name, func() error { return w.Run(runCtx) })
+	}
 
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -209,7 +227,7 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 		Direct:        &Target{Name: "direct", URL: "ws://" + proxyLn.Addr().String() + "/", Protocol: JSON, Game: benchGame},
 		Redis:         s.Store.Client(),
 		InProcess:     true,
-		Sessions:      s.Worker.Sessions,
+		Sessions:      s.sessions,
 		WebsockifyMax: o.WebsockifyMax,
 		Log:           o.Log,
 	}
@@ -243,6 +261,15 @@ func (s *Stack) capRedis(ctx context.Context, m RedisMode) (err error) {
 		}
 	}
 	return nil
+}
+
+// sessions is the live game sessions of every worker.
+func (s *Stack) sessions() int {
+	n := s.Worker.Sessions()
+	for _, w := range s.Extra {
+		n += w.Sessions()
+	}
+	return n
 }
 
 // Env is what Run drives for this stack.
