@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -127,24 +128,35 @@ func primaries(ctx context.Context, rdb redis.UniversalClient) (pids []int, addr
 		pids = append(pids, byAddr[a])
 		index[a] = i
 	}
-	slots, err := cc.ClusterSlots(ctx).Result()
+	shards, err := cc.ClusterShards(ctx).Result()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("CLUSTER SLOTS: %w", err)
+		return nil, nil, nil, fmt.Errorf("CLUSTER SHARDS: %w", err)
 	}
 	owner := make([]int, 16384)
 	for i := range owner {
 		owner[i] = -1
 	}
-	for _, r := range slots {
-		if len(r.Nodes) == 0 {
+	for _, sh := range shards {
+		primary := -1
+		for _, nd := range sh.Nodes {
+			if nd.Role != "master" {
+				continue
+			}
+			host := nd.Endpoint
+			if host == "" || host == "?" {
+				host = nd.IP
+			}
+			if i, ok := index[net.JoinHostPort(host, strconv.FormatInt(nd.Port, 10))]; ok {
+				primary = i
+			}
+		}
+		if primary < 0 {
 			continue
 		}
-		i, ok := index[r.Nodes[0].Addr]
-		if !ok {
-			continue
-		}
-		for s := r.Start; s <= r.End && s < len(owner); s++ {
-			owner[s] = i
+		for _, r := range sh.Slots {
+			for s := max(r.Start, 0); s <= r.End && s < int64(len(owner)); s++ {
+				owner[s] = primary
+			}
 		}
 	}
 	return pids, addrs, func(s int) int { return owner[s] }, nil
