@@ -511,6 +511,11 @@ func TestForgottenLeaseIsRestored(t *testing.T) {
 		cur, ok := e.lease(u)
 		return ok && cur.Fence == l.Fence && cur.Owner == l.Owner && cur.Session == l.Session
 	})
+	// The event is written after the renewal's reply, so it may land a
+	// moment after the lease is seen back.
+	waitFor(t, 10*time.Second, "the lease restored event", func() bool {
+		return countEvents(e.events(u), store.EvLeaseRestored) > 0
+	})
 	if n := countEvents(e.events(u), store.EvLeaseRestored); n != 1 {
 		t.Errorf("%d lease restored events, want 1", n)
 	}
