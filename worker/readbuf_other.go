@@ -10,6 +10,8 @@ import (
 // rawReader: off unix, every game connection reads through conn.Read.
 func rawReader(net.Conn) syscall.RawConn { return nil }
 
-func readPooled(syscall.RawConn, *[]byte) (int, error) { panic("readPooled without a raw reader") }
+func readPooled(syscall.RawConn, *[]byte, int, func()) (int, error) {
+	panic("readPooled without a raw reader")
+}
 
 func putReadBuf(buf *[]byte) { *buf = nil }

@@ -10,10 +10,35 @@ import (
 	"syscall"
 )
 
-// readBufs holds the minimum-size read buffers of game connections that
-// are between reads. An idle session waits for its game without one (see
-// readPooled), so thousands of quiet sessions share a handful.
-var readBufs = sync.Pool{New: func() any { b := make([]byte, minReadBuffer); return &b }}
+// readBufs holds the read buffers of game connections that are between
+// reads, one pool per size (minReadBuffer doubled up to maxReadBuffer). An
+// idle session waits for its game without one (see readPooled), so
+// thousands of quiet sessions share a handful, and a busy one takes its
+// grown size back from the pool after each wait.
+var readBufs [readBufClasses]sync.Pool
+
+// readBufClasses is the number of buffer sizes: 2, 4, ..., 64 KiB.
+const readBufClasses = 6
+
+// readBufClass is the pool of a buffer of n bytes, or -1 for a size the
+// read loop never makes.
+func readBufClass(n int) int {
+	for c, size := 0, minReadBuffer; c < readBufClasses; c, size = c+1, size*2 {
+		if n == size {
+			return c
+		}
+	}
+	return -1
+}
+
+func getReadBuf(size int) []byte {
+	if c := readBufClass(size); c >= 0 {
+		if b, ok := readBufs[c].Get().(*[]byte); ok {
+			return *b
+		}
+	}
+	return make([]byte, size)
+}
 
 // rawReader returns the connection's raw descriptor when it is a plain
 // socket (TLS and other wrappers read through conn.Read as before).
@@ -29,18 +54,20 @@ func rawReader(conn net.Conn) syscall.RawConn {
 	return raw
 }
 
-// readPooled waits until raw is readable holding no buffer, then reads
-// into one from readBufs (left in *buf for the caller, who gives it back
-// with putReadBuf). It is conn.Read with the same system calls (read(2)
-// until EAGAIN, then the poller) and the same deadlines and errors.
-func readPooled(raw syscall.RawConn, buf *[]byte) (int, error) {
+// readPooled reads into *buf, a buffer of size bytes taken from readBufs
+// when *buf is nil, and leaves it there for the caller. When the game has
+// nothing to read it gives the buffer back and calls idle (if not nil)
+// before it waits, so a session waits for its game holding no buffer of
+// any size. It is conn.Read with the same system calls (read(2) until
+// EAGAIN, then the poller) and the same deadlines and errors.
+func readPooled(raw syscall.RawConn, buf *[]byte, size int, idle func()) (int, error) {
 	var (
 		n    int
 		rerr error
 	)
 	err := raw.Read(func(fd uintptr) bool {
 		if *buf == nil {
-			*buf = *readBufs.Get().(*[]byte)
+			*buf = getReadBuf(size)
 		}
 		for {
 			n, rerr = syscall.Read(int(fd), *buf)
@@ -50,6 +77,9 @@ func readPooled(raw syscall.RawConn, buf *[]byte) (int, error) {
 		}
 		if rerr == syscall.EAGAIN {
 			putReadBuf(buf)
+			if idle != nil {
+				idle()
+			}
 			return false
 		}
 		return true
@@ -65,10 +95,12 @@ func readPooled(raw syscall.RawConn, buf *[]byte) (int, error) {
 	return n, nil
 }
 
-// putReadBuf gives a pooled buffer back; larger ones are left to the GC.
+// putReadBuf gives a buffer back to its pool.
 func putReadBuf(buf *[]byte) {
-	if b := *buf; len(b) == minReadBuffer {
-		readBufs.Put(&b)
+	if b := *buf; b != nil {
+		if c := readBufClass(len(b)); c >= 0 {
+			readBufs[c].Put(&b)
+		}
 	}
 	*buf = nil
 }

@@ -152,7 +152,36 @@ func (s *session) status(state, msg string) {
 
 // run is the body of the supervisor child: one game connection, from dial
 // to hang-up. The supervisor calls it again (same session) after a failure.
+//
+// It is split in three so that an idle session's goroutine waits for its
+// game with a shallow stack. The runtime halves a parked goroutine's stack
+// at a GC only while less than a quarter of it is in use. run was one
+// function with a 1.2 KiB frame (the lookup, the dial, the engine's
+// options, the hang-up), so the frames under the wait came to about 3 KiB
+// with the runtime's guard, and every reader stayed at the 8 KiB its
+// telnet processing had grown it to. connect returns before the wait and
+// hangUp runs after it, so their frames are not on the stack meanwhile.
 func (s *session) run(ctx context.Context) error {
+	c, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	err = s.read(ctx, c.conn, c.eng)
+	return s.hangUp(ctx, c, err)
+}
+
+// link is one game connection as connect made it.
+type link struct {
+	conn net.Conn
+	eng  *telnet.Engine
+	addr string
+	stop func() bool // the AfterFunc that interrupts the read
+}
+
+// connect looks the game up, dials it and starts the telnet engine.
+//
+//go:noinline
+func (s *session) connect(ctx context.Context) (*link, error) {
 	attempt := supervisor.Attempt(ctx)
 	if attempt == 0 {
 		// Restarts got their connecting status with the retry delay.
@@ -160,29 +189,29 @@ func (s *session) run(ctx context.Context) error {
 	}
 	game, err := s.w.st.GetGame(ctx, s.key.Game)
 	if errors.Is(err, store.ErrUnknownGame) {
-		return s.fatal("this game is no longer registered", nil)
+		return nil, s.fatal("this game is no longer registered", nil)
 	}
 	if err != nil {
-		return fmt.Errorf("look up game %s: %w", s.key.Game, err)
+		return nil, fmt.Errorf("look up game %s: %w", s.key.Game, err)
 	}
 	prompt, err := passwordPrompt(game)
 	if err != nil {
-		return s.fatal("this game's registry entry is invalid", err)
+		return nil, s.fatal("this game's registry entry is invalid", err)
 	}
 	conn, err := s.dial(ctx, game)
 	var cfgErr *linkConfigError
 	switch {
 	case errors.Is(err, dialguard.ErrRefused):
 		// An operator decision, not a network blip: redialling cannot help.
-		return s.fatal("this game's address is not allowed on this server", err)
+		return nil, s.fatal("this game's address is not allowed on this server", err)
 	case errors.As(err, &cfgErr):
-		return s.fatal("this game's TLS settings cannot be used on this server", err)
+		return nil, s.fatal("this game's TLS settings cannot be used on this server", err)
 	case tlsRefused(err):
 		// The game answered with a certificate we refuse: redialling gets
 		// the same one.
-		return s.fatal(tlsReason(err), err)
+		return nil, s.fatal(tlsReason(err), err)
 	case err != nil:
-		return err
+		return nil, err
 	}
 	s.mu.Lock()
 	cols, rows := s.cols, s.rows
@@ -209,7 +238,7 @@ func (s *session) run(ctx context.Context) error {
 	eng, err := telnet.New(opts)
 	if err != nil {
 		conn.Close()
-		return s.fatal("this game's charset is not supported", err)
+		return nil, s.fatal("this game's charset is not supported", err)
 	}
 
 	s.mu.Lock()
@@ -231,8 +260,16 @@ func (s *session) run(ctx context.Context) error {
 	s.status(state, "connected to "+game.Name)
 	s.w.sessionStarted(s, state, attempt)
 
-	err = s.read(ctx, conn, eng)
-	stop()
+	return &link{conn: conn, eng: eng, addr: game.Addr(), stop: stop}, nil
+}
+
+// hangUp ends the game connection read ended with err, and says what the
+// supervisor is to make of it.
+//
+//go:noinline
+func (s *session) hangUp(ctx context.Context, c *link, err error) error {
+	conn, eng := c.conn, c.eng
+	c.stop()
 
 	s.mu.Lock()
 	s.conn, s.eng, s.wq, s.wqBytes = nil, nil, nil, 0
@@ -261,7 +298,7 @@ func (s *session) run(ctx context.Context) error {
 	case errors.Is(err, errGameNotReading):
 		return err
 	default:
-		return fmt.Errorf("game connection %s: %w", game.Addr(), err)
+		return fmt.Errorf("game connection %s: %w", c.addr, err)
 	}
 }
 
@@ -320,68 +357,40 @@ var (
 // backpressure and the flusher's fairness applying between slices, never
 // as one huge event.
 func (s *session) read(ctx context.Context, conn net.Conn, eng *telnet.Engine) error {
-	// A quiet game is waited for holding no buffer (readPooled); a busy one
-	// keeps a growing buffer of its own and reads through conn.Read.
+	// A game is waited for holding no buffer (readPooled) and a buffer
+	// grows while reads fill it; through TLS (no raw descriptor) the
+	// buffer is kept and read into with conn.Read.
 	raw := rawReader(conn)
-	var (
-		buf     []byte
-		evs     []telnet.Event
-		replies []byte
-	)
+	var buf []byte
 	s.mxp.reset(&s.w.cfg)
 	defer func() { putReadBuf(&buf) }()
-	lim := s.outputLimiter()
+	d := &decoder{lim: s.outputLimiter()}
+	idle := d.idle
+	size := minReadBuffer
 	for {
 		var (
 			n   int
 			err error
 		)
-		if raw != nil && len(buf) <= minReadBuffer {
-			n, err = readPooled(raw, &buf)
+		if raw != nil {
+			n, err = readPooled(raw, &buf, size, idle)
 		} else {
-			if buf == nil {
-				buf = make([]byte, minReadBuffer)
+			if len(buf) != size {
+				buf = make([]byte, size)
 			}
 			n, err = conn.Read(buf)
 		}
-		for p := buf[:n]; len(p) > 0; {
-			s.mu.Lock()
-			var (
-				derr error
-				used int
-			)
-			evs, used, derr = eng.DecodeSlice(p, evs[:0])
-			replies = eng.Replies(replies[:0])
-			s.mu.Unlock()
-			p = p[used:]
-			if len(replies) > 0 {
-				s.send(replies)
-			}
-			produced := 0
-			for i := range evs {
-				produced += len(evs[i].Text) + len(evs[i].Data) + eventCost
-			}
-			s.handle(evs)
-			clear(evs) // drop references to texts already queued
-			if derr != nil {
-				return fmt.Errorf("decode game output: %w", derr)
-			}
-			s.waitForRoom(ctx)
-			if lim != nil && produced > 0 {
-				waitRate(ctx, lim, produced)
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("read interrupted: %w", context.Cause(ctx))
-			}
-		}
 		if n > 0 {
+			if derr := s.decode(ctx, eng, d, buf[:n]); derr != nil {
+				return derr
+			}
 			switch {
-			case n == len(buf) && len(buf) < maxReadBuffer:
+			case n == len(buf) && size < maxReadBuffer:
+				size *= 2
 				putReadBuf(&buf)
-				buf = make([]byte, 2*n)
-			case n < len(buf)/16 && len(buf) > minReadBuffer,
-				n < len(buf) && len(buf) == minReadBuffer && raw != nil:
-				putReadBuf(&buf) // drained: wait for the next bytes without it
+			case n < len(buf)/16 && size > minReadBuffer:
+				size = minReadBuffer
+				putReadBuf(&buf)
 			}
 		}
 		if err != nil {
@@ -397,6 +406,71 @@ func (s *session) read(ctx context.Context, conn net.Conn, eng *telnet.Engine) e
 			return err
 		}
 	}
+}
+
+// decoder is the read loop's state between slices: buffers it reuses.
+type decoder struct {
+	evs     []telnet.Event
+	replies []byte
+	lim     *rate.Limiter
+}
+
+// Capacities of the decoder's buffers an idle session keeps: a login or a
+// room description makes tens of events (about 120 bytes each), and a
+// session that kept that array idled with 2-3 KiB it no longer used.
+const (
+	idleEvents  = 4
+	idleReplies = 64
+)
+
+// idle drops the decoder's buffers that grew past what the next few
+// messages need; readPooled calls it before the session waits.
+func (d *decoder) idle() {
+	if cap(d.evs) > idleEvents {
+		d.evs = nil
+	}
+	if cap(d.replies) > idleReplies {
+		d.replies = nil
+	}
+}
+
+// decode works through p, one read's bytes, a slice at a time. It is not
+// inlined into read: its frame and those of the processing it calls are
+// off the stack while read waits for the game (see run).
+//
+//go:noinline
+func (s *session) decode(ctx context.Context, eng *telnet.Engine, d *decoder, p []byte) error {
+	for len(p) > 0 {
+		s.mu.Lock()
+		var (
+			derr error
+			used int
+		)
+		d.evs, used, derr = eng.DecodeSlice(p, d.evs[:0])
+		d.replies = eng.Replies(d.replies[:0])
+		s.mu.Unlock()
+		p = p[used:]
+		if len(d.replies) > 0 {
+			s.send(d.replies)
+		}
+		produced := 0
+		for i := range d.evs {
+			produced += len(d.evs[i].Text) + len(d.evs[i].Data) + eventCost
+		}
+		s.handle(d.evs)
+		clear(d.evs) // drop references to texts already queued
+		if derr != nil {
+			return fmt.Errorf("decode game output: %w", derr)
+		}
+		s.waitForRoom(ctx)
+		if d.lim != nil && produced > 0 {
+			waitRate(ctx, d.lim, produced)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("read interrupted: %w", context.Cause(ctx))
+		}
+	}
+	return nil
 }
 
 // eventCost is what one event weighs against OUTPUT_RATE beyond its bytes:

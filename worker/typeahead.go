@@ -94,7 +94,10 @@ func (t *typeAhead) text(s string, now time.Time) []inputRecord {
 	}
 	s = ansi.Strip(s)
 	t.textAt, t.ga, t.answered = now, false, false
-	var out []inputRecord
+	var (
+		out     []inputRecord
+		newLine bool
+	)
 	for {
 		i := strings.IndexByte(s, '\n')
 		if i < 0 {
@@ -104,7 +107,7 @@ func (t *typeAhead) text(s string, now time.Time) []inputRecord {
 		t.tail, s = "", s[i+1:]
 		t.lineCompleted(done)
 		if l := strings.TrimSpace(done); l != "" {
-			t.lastLine = clip(l)
+			t.lastLine, newLine = clip(l), true
 			// The prompt pattern only matters to lines held: a flood
 			// with nothing typed ahead must not pay a regexp per line
 			// (it was 40% of a flood's CPU).
@@ -116,6 +119,14 @@ func (t *typeAhead) text(s string, now time.Time) []inputRecord {
 	t.tail = clip(t.tail + s)
 	if len(t.held) > 0 && t.looksSecret(t.tail) {
 		t.markSecretSeen()
+	}
+	// Both are substrings of the text, whose bytes are the engine's buffer
+	// for the whole read it decoded: kept as they are, a session idle
+	// after a room description pinned that read (2-4 KiB) to remember a
+	// prompt. Copies cost one small allocation per text event.
+	t.tail = strings.Clone(t.tail)
+	if newLine {
+		t.lastLine = strings.Clone(t.lastLine)
 	}
 	return out
 }

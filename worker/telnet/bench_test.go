@@ -34,6 +34,30 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 
+	b.Run("mccp2-lines", func(b *testing.B) {
+		// An MCCP2 session as players make it: one sync-flushed message
+		// per read, so each read starts an idle stream again.
+		start, flushed, text := messages(b, 200)
+		b.SetBytes(int64(len(text)))
+		b.ReportAllocs()
+		var evs []Event
+		for b.Loop() {
+			e, err := New(Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if evs, err = e.Decode(start, evs[:0]); err != nil {
+				b.Fatal(err)
+			}
+			for _, p := range flushed {
+				if evs, err = e.Decode(p, evs[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			e.Close()
+		}
+	})
+
 	b.Run("mccp2", func(b *testing.B) {
 		// A 1 MiB transcript compressed the way games do it: a sync flush
 		// after each write, delivered in 4 KiB reads.
