@@ -164,7 +164,7 @@ func TestRunTinyStack(t *testing.T) {
 		Clients: []int{5}, EchoRounds: 2, ConnectRate: 200,
 		AttachSamples: 3, ReattachSamples: 2,
 		FloodLines: 2000, FloodBytes: 80,
-		CostClients: 2, CostLines: 5,
+		CostClients: 2, CostLines: 5, CostWindow: time.Second,
 		ScenarioTimeout: 20 * time.Second,
 	})
 	if err != nil {

@@ -61,6 +61,8 @@ type conn struct {
 	// entries counts frames that carried a stream id: output stream
 	// entries the stack wrote and relayed.
 	entries int64
+	// inputs counts the input frames among them: records of typed lines.
+	inputs int64
 	// live, when set, counts the same frames for a watcher on another
 	// goroutine (the saturation probe).
 	live *atomic.Int64
@@ -159,6 +161,10 @@ func (c *conn) next() (frame, error) {
 		c.lines.add([]byte(f.Text))
 	case "gap":
 		c.gaps++
+	case wire.TypeInput:
+		if f.ID != "" {
+			c.inputs++
+		}
 	}
 	return f, nil
 }

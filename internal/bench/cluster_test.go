@@ -276,7 +276,7 @@ func TestRunCompareTiny(t *testing.T) {
 		t.Errorf("readRedis counts %d script calls on the cluster, its nodes %d between them", got, each)
 	}
 
-	cost, err := Run(ctx, stacks[1].Env(), Options{Only: []string{"cost"}, CostClients: 2, CostLines: 5, ScenarioTimeout: 20 * time.Second})
+	cost, err := Run(ctx, stacks[1].Env(), Options{Only: []string{"cost"}, CostClients: 2, CostLines: 5, CostWindow: time.Second, ScenarioTimeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +372,7 @@ func TestRedisCPUCap(t *testing.T) {
 		}
 	}
 	// The stack works through its capped Redis.
-	res, err := Run(ctx, st.Env(), Options{Only: []string{"cost"}, CostClients: 2, CostLines: 3, ScenarioTimeout: 20 * time.Second})
+	res, err := Run(ctx, st.Env(), Options{Only: []string{"cost"}, CostClients: 2, CostLines: 3, CostWindow: time.Second, ScenarioTimeout: 20 * time.Second})
 	if err != nil || res.Cost == nil || res.Cost.Error != "" {
 		t.Errorf("cost scenario on the capped stack: %v, %+v", err, res.Cost)
 	}

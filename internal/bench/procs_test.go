@@ -45,7 +45,7 @@ func TestProcStackTiny(t *testing.T) {
 	}()
 	res, err := Run(ctx, ps.Env(), Options{
 		Only: []string{"login", "echo", "cost"}, Clients: []int{5}, EchoRounds: 2, LoginSessions: 4,
-		CostClients: 2, CostLines: 3, ScenarioTimeout: 30 * time.Second,
+		CostClients: 2, CostLines: 3, CostWindow: time.Second, ScenarioTimeout: 30 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -71,6 +71,13 @@ type Options struct {
 	FloodBytes      int
 	CostClients     int
 	CostLines       int // per client
+	// CostWindow is the unit of the cost scenario's measured windows:
+	// the background, the flood and the echoes each last a whole number
+	// of them, so that the stack's periodic Redis work (lease renewals,
+	// the edge's lease checks and heartbeats, viewer checks) runs as
+	// often in each as in the background. Zero: costWindow(), the period
+	// over which that work repeats with the components' defaults (10 s).
+	CostWindow time.Duration
 	// LoginSessions is how many sessions log in to each demo game in the
 	// logged-in idle scenario (process stacks only).
 	LoginSessions int
@@ -225,6 +232,9 @@ func (o *Options) defaults() {
 	setInt(&o.CostClients, q.CostClients)
 	setInt(&o.CostLines, q.CostLines)
 	setInt(&o.LoginSessions, q.LoginSessions)
+	if o.CostWindow <= 0 {
+		o.CostWindow = costWindow()
+	}
 	if o.ScenarioTimeout <= 0 {
 		o.ScenarioTimeout = q.ScenarioTimeout
 	}
@@ -508,7 +518,10 @@ func (r *runner) cost(ctx context.Context) {
 		return
 	}
 	r.settle(ctx)
-	c := runCost(ctx, &r.env.Stack, r.env.Redis, r.prefix("c"), r.opts.CostClients, r.opts.CostLines, r.deadline())
+	// Three windows of at least one unit each, the longest of them
+	// waiting out the type-ahead hold of the last line's record.
+	deadline := time.Now().Add(max(r.opts.ScenarioTimeout, 4*r.opts.CostWindow+30*time.Second))
+	c := runCost(ctx, &r.env.Stack, r.env.Redis, r.prefix("c"), r.opts.CostClients, r.opts.CostLines, r.opts.CostWindow, deadline)
 	r.res.Cost = &c
 	r.progress("cost: %.2f commands per input line, %.2f per output message", c.PerInputLine, c.PerOutputMessage)
 }

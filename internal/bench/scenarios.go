@@ -89,6 +89,23 @@ func (c *conn) readUntilLine(deadline time.Time, done func(string) bool) error {
 	}
 }
 
+// readUntil reads frames until done, asked before each read, is true.
+func (c *conn) readUntil(deadline time.Time, done func() bool) error {
+	c.ws.SetReadDeadline(deadline)
+	defer c.ws.SetReadDeadline(time.Time{})
+	for !done() {
+		f, err := c.next()
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		if f.Type == "error" {
+			return fmt.Errorf("error frame %s: %s", f.Code, f.Message)
+		}
+		c.lines.take() // game text is not what is waited for
+	}
+	return nil
+}
+
 // ReattachResult is how long a returning browser waits for what it missed:
 // from opening the WebSocket (hello with resume) to the last missed line.
 type ReattachResult struct {
@@ -292,16 +309,22 @@ type CostResult struct {
 	// (append, publish, delivery to the edge).
 	PerOutputMessage float64 `json:"per_output_message"`
 	// PerRoundTrip is everything one echoed line costs: its input, the
-	// echoed-input entry and the game's echo.
+	// line's own transcript record (an input entry) and the game's echo.
 	PerRoundTrip float64 `json:"per_round_trip"`
 	// EchoCommands is the per-command breakdown of one round trip.
-	EchoCommands   map[string]float64 `json:"echo_commands"`
-	FloodCommands  map[string]float64 `json:"flood_commands_per_message"`
-	Lines          int                `json:"lines"`
-	EchoEntries    int64              `json:"echo_entries"`
-	FloodEntries   int64              `json:"flood_entries"`
-	BackgroundRate float64            `json:"background_per_s"` // commands per second with nothing typed
-	Error          string             `json:"error,omitempty"`
+	EchoCommands  map[string]float64 `json:"echo_commands"`
+	FloodCommands map[string]float64 `json:"flood_commands_per_message"`
+	Lines         int                `json:"lines"`
+	// EchoEntries is the stream entries the clients saw for their lines:
+	// echoes and the lines' records (EchoRecords of them).
+	EchoEntries  int64 `json:"echo_entries"`
+	EchoRecords  int64 `json:"echo_records"`
+	FloodEntries int64 `json:"flood_entries"`
+	// Window is the unit of the measured windows: each one (background,
+	// flood, echo) lasts a whole number of them (see Options.CostWindow).
+	Window         time.Duration `json:"window_ns"`
+	BackgroundRate float64       `json:"background_per_s"` // commands per second with nothing typed
+	Error          string        `json:"error,omitempty"`
 }
 
 // runCost measures Redis commands per input line and per output message
@@ -310,13 +333,38 @@ type CostResult struct {
 // then what an echo round trip costs beyond its output entries. The
 // commands Redis runs anyway (lease renewals, heartbeats, blocking reads)
 // are measured first and taken out.
-func runCost(ctx context.Context, t *Target, rdb redis.UniversalClient, prefix string, clients, linesPer int, deadline time.Time) CostResult {
-	var res CostResult
+//
+// Every window lasts a whole number of window units, the period over which
+// the stack's periodic Redis work repeats (costWindow): a background
+// measured over one second and an echo window of another length charged
+// the echo with whichever lease renewal round fell into it (pexpire 0.07,
+// hset 0.01 per line in the 07:09 full run). And a window ends only once
+// every entry its work causes is written: the worker writes a typed line's
+// transcript record when the game shows its next prompt, and the bench
+// game shows none, so each record waits for the type-ahead hold
+// (TRELLIS_WORKER_TYPEAHEAD_HOLD, 5 s) or for 64 lines held after it. A
+// window that ended at the last echo counted no record with 50 lines per
+// client and 36 of 100 with 100 (the 1.36 appends per line of the full
+// run). The clients see each record as an input frame, so they wait for
+// one per line.
+func runCost(ctx context.Context, t *Target, rdb redis.UniversalClient, prefix string, clients, linesPer int, window time.Duration, deadline time.Time) CostResult {
+	res := CostResult{Window: window}
 	fail := func(err error) CostResult { res.Error = err.Error(); return res }
 	conns, failed, err := connectAll(ctx, t, prefix, clients, 200, deadline)
 	defer closeAll(conns)
 	if failed > 0 {
 		return fail(fmt.Errorf("cost: connect: %w", err))
+	}
+	// closeWindow waits for the end of the first whole window unit after
+	// the work, so that every periodic task ran as many times as in the
+	// background window, and reads the counters.
+	closeWindow := func(start time.Time) (redisSnapshot, time.Duration, error) {
+		end := start.Add(wholeWindows(time.Since(start), window))
+		if err := sleepUntil(ctx, end); err != nil {
+			return redisSnapshot{}, 0, err
+		}
+		s, err := readRedis(ctx, rdb)
+		return s, time.Since(start), err
 	}
 
 	// Background.
@@ -325,25 +373,22 @@ func runCost(ctx context.Context, t *Target, rdb redis.UniversalClient, prefix s
 		return fail(err)
 	}
 	bgStart := time.Now()
-	if err := sleepUntil(ctx, bgStart.Add(time.Second)); err != nil {
-		return fail(err)
-	}
-	b1, err := readRedis(ctx, rdb)
+	b1, bgSpan, err := closeWindow(bgStart)
 	if err != nil {
 		return fail(err)
 	}
 	bg := callsSince(b0, b1)
-	bgSpan := time.Since(bgStart).Seconds()
-	res.BackgroundRate = float64(sum(bg)) / bgSpan
+	res.BackgroundRate = float64(sum(bg)) / bgSpan.Seconds()
 	bgFor := func(d time.Duration) map[string]float64 {
 		m := make(map[string]float64, len(bg))
 		for k, v := range bg {
-			m[k] = float64(v) / bgSpan * d.Seconds()
+			m[k] = float64(v) / bgSpan.Seconds() * d.Seconds()
 		}
 		return m
 	}
 
-	// Output: one client floods.
+	// Output: one client floods. The flood line's record is one more
+	// output entry, seen and counted like the others.
 	const floodLines, floodSize = 20000, 100
 	f0, err := readRedis(ctx, rdb)
 	if err != nil {
@@ -351,27 +396,30 @@ func runCost(ctx context.Context, t *Target, rdb redis.UniversalClient, prefix s
 	}
 	fStart := time.Now()
 	fc := conns[0]
+	entries0, inputs0 := fc.entries, fc.inputs
 	if err := fc.send(fmt.Sprintf("flood %d %d", floodLines, floodSize)); err != nil {
 		return fail(err)
 	}
-	entries0 := fc.entries
 	if err := fc.readUntilLine(deadline, func(l string) bool { n, ok := floodNumber(l); return ok && n == floodLines }); err != nil {
 		return fail(fmt.Errorf("cost: flood: %w", err))
 	}
-	_ = sleepUntil(ctx, time.Now().Add(100*time.Millisecond)) // stragglers (status, acks)
-	f1, err := readRedis(ctx, rdb)
+	if err := fc.readUntil(deadline, func() bool { return fc.inputs > inputs0 }); err != nil {
+		return fail(fmt.Errorf("cost: flood: the flood line's record: %w", err))
+	}
+	f1, fSpan, err := closeWindow(fStart)
 	if err != nil {
 		return fail(err)
 	}
 	res.FloodEntries = fc.entries - entries0
-	floodCalls := minusBackground(callsSince(f0, f1), bgFor(time.Since(fStart)))
+	floodCalls := minusBackground(callsSince(f0, f1), bgFor(fSpan))
 	if res.FloodEntries == 0 {
 		return fail(errors.New("cost: the flood produced no output entries"))
 	}
 	res.FloodCommands = scale(floodCalls, 1/float64(res.FloodEntries))
 	res.PerOutputMessage = total(res.FloodCommands)
 
-	// Round trips: every client types linesPer lines, one at a time.
+	// Round trips: every client types linesPer lines, one at a time, then
+	// waits for the records of its lines.
 	e0, err := readRedis(ctx, rdb)
 	if err != nil {
 		return fail(err)
@@ -381,47 +429,64 @@ func runCost(ctx context.Context, t *Target, rdb redis.UniversalClient, prefix s
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		entries  int64
+		records  int64
 		firstErr error
 	)
 	for i, c := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			before := c.entries
+			before, inputs := c.entries, c.inputs
+			var err error
 			for k := range linesPer {
 				want := fmt.Sprintf("cost %d %d", i, k)
-				err := c.send(want)
-				if err == nil {
-					err = c.readUntilLine(deadline, func(l string) bool { return l == want })
+				if err = c.send(want); err != nil {
+					break
 				}
-				if err != nil {
-					mu.Lock()
-					firstErr = cmpErr(firstErr, err)
-					mu.Unlock()
-					return
+				if err = c.readUntilLine(deadline, func(l string) bool { return l == want }); err != nil {
+					break
+				}
+			}
+			if err == nil {
+				if err = c.readUntil(deadline, func() bool { return c.inputs-inputs >= int64(linesPer) }); err != nil {
+					err = fmt.Errorf("the records of the lines typed (%d of %d seen): %w", c.inputs-inputs, linesPer, err)
 				}
 			}
 			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				firstErr = cmpErr(firstErr, err)
+				return
+			}
 			entries += c.entries - before
-			mu.Unlock()
+			records += c.inputs - inputs
 		}()
 	}
 	wg.Wait()
 	if firstErr != nil {
 		return fail(fmt.Errorf("cost: echo: %w", firstErr))
 	}
-	_ = sleepUntil(ctx, time.Now().Add(100*time.Millisecond))
-	e1, err := readRedis(ctx, rdb)
+	e1, eSpan, err := closeWindow(eStart)
 	if err != nil {
 		return fail(err)
 	}
 	res.Lines = clients * linesPer
-	res.EchoEntries = entries
-	echoCalls := minusBackground(callsSince(e0, e1), bgFor(time.Since(eStart)))
+	res.EchoEntries, res.EchoRecords = entries, records
+	echoCalls := minusBackground(callsSince(e0, e1), bgFor(eSpan))
 	res.EchoCommands = scale(echoCalls, 1/float64(res.Lines))
 	res.PerRoundTrip = total(res.EchoCommands)
 	res.PerInputLine = res.PerRoundTrip - float64(entries)/float64(res.Lines)*res.PerOutputMessage
 	return res
+}
+
+// wholeWindows is the shortest whole number of window units (at least one)
+// that is not shorter than d.
+func wholeWindows(d, window time.Duration) time.Duration {
+	if window <= 0 {
+		return d
+	}
+	n := max(1, (d+window-1)/window)
+	return n * window
 }
 
 func cmpErr(a, b error) error {
