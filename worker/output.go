@@ -722,11 +722,31 @@ func (f *flusher) flush(ctx context.Context) error {
 			// session leaves when it ends (it can write nothing else).
 			t.s.out.refused(refused, staleBytes)
 			t.s.out.written()
+			for i := t.from; i < t.from+t.n; i++ {
+				if res[i].Err == nil && mayCreateKey(outs[i].Kind) {
+					// After the write: a renewal that reads the flag
+					// finds the key it extends.
+					t.s.keepDue.Store(true)
+					break
+				}
+			}
 			if len(staleOuts) > 0 {
 				f.w.loseLease(t.s, endLeaseLost, "output write refused: stale fence")
 			}
 		}
 	}
+}
+
+// mayCreateKey says whether writing an entry of kind may create a key of
+// the session's transcript besides the stream (the GMCP or MSDP hash), or
+// may be the stream's first entry (a status comes first): the next lease
+// renewal then extends the transcript's expiry to it (renewSome).
+func mayCreateKey(kind store.OutputKind) bool {
+	switch kind {
+	case store.OutGMCP, store.OutMSDP, store.OutStatus, store.OutGap:
+		return true
+	}
+	return false
 }
 
 // restoreLease is asked when Redis refused s's output for a stale fence:

@@ -47,10 +47,19 @@ type session struct {
 	started      time.Time
 
 	validUntil atomic.Int64 // unix nanos: the lease surely lives until then
-	end        atomic.Int32 // endReason
-	lost       atomic.Bool  // the lease is known lost
-	fatalMsg   atomic.Pointer[string]
-	fatalErr   error // the full error behind fatalMsg, for the event log; set before the child returns
+	// renewAt (unix nanos) is when the lease is next renewed: once per
+	// renewal interval, at a phase of its own (see renewLeases).
+	renewAt atomic.Int64
+	// keptAt (unix nanos) is when a renewal last extended the transcript's
+	// expiry (0: never), and keepDue says that the flusher has written an
+	// entry that may have created a transcript key since (a GMCP or MSDP
+	// hash, the session record's state): the next renewal extends it.
+	keptAt   atomic.Int64
+	keepDue  atomic.Bool
+	end      atomic.Int32 // endReason
+	lost     atomic.Bool  // the lease is known lost
+	fatalMsg atomic.Pointer[string]
+	fatalErr error // the full error behind fatalMsg, for the event log; set before the child returns
 
 	out outbox
 
@@ -103,6 +112,7 @@ func newSession(w *Worker, cmd store.Command, l store.Lease, failover bool) *ses
 		msdpState:    newGMCPState(w.cfg.MSDPMaxVars, w.cfg.MSDPMaxBytes),
 	}
 	s.validUntil.Store(l.Acquired.Add(w.cfg.LeaseTTL).UnixNano())
+	s.renewAt.Store(firstRenewal(l.Acquired, w.cfg.LeaseTTL/3).UnixNano())
 	if cmd.Viewer != "" {
 		s.viewers[cmd.Viewer] = viewer{edge: cmd.Edge, cols: cmd.Cols, rows: cmd.Rows}
 	}
