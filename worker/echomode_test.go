@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 )
 
 func newModeJudge(mode string) *typeAhead {
-	j := newTypeAhead(regexp.MustCompile(store.DefaultPasswordPrompt), 5*time.Second)
+	j := newTypeAhead(mustPrompt(store.DefaultPasswordPrompt), 5*time.Second)
 	j.setMode(mode)
 	return j
 }

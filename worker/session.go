@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -323,41 +322,6 @@ func (s *session) fatal(msg string, cause error) error {
 	}
 	return fmt.Errorf("%s: %w", msg, supervisor.ErrNormal)
 }
-
-// passwordPrompt compiles the game's password prompt pattern (the
-// registry validates it; a bad one is still refused here, not trusted).
-// Compiled patterns are shared by every session of the worker: a *Regexp
-// is safe for concurrent use, and one compiled per session cost about
-// 6 KiB of each session's memory (trellis bench's heap profile).
-func passwordPrompt(g store.Game) (*regexp.Regexp, error) {
-	p := g.PasswordPrompt
-	if p == "" {
-		p = store.DefaultPasswordPrompt
-	}
-	if re, ok := promptCache.Load(p); ok {
-		return re.(*regexp.Regexp), nil
-	}
-	re, err := regexp.Compile(p)
-	if err != nil {
-		return nil, fmt.Errorf("password_prompt %q: %w", p, err)
-	}
-	// The patterns come from the registry, so there are few; a registry
-	// that keeps changing them could still grow the cache, so it starts
-	// again past a bound rather than growing for ever.
-	if promptCached.Add(1) > maxPromptCache {
-		promptCache.Clear()
-		promptCached.Store(1)
-	}
-	promptCache.Store(p, re)
-	return re, nil
-}
-
-const maxPromptCache = 256
-
-var (
-	promptCache  sync.Map // pattern -> *regexp.Regexp
-	promptCached atomic.Int64
-)
 
 // read pumps the game's bytes through the telnet engine into the outbox
 // until the connection fails or is interrupted. Each read is decoded in

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"regexp"
 	"strings"
 	"time"
 
@@ -35,7 +34,7 @@ import (
 // records it returns. It is not safe for concurrent use (the session's
 // mutex guards it).
 type typeAhead struct {
-	pattern *regexp.Regexp
+	pattern *promptPattern
 	hold    time.Duration
 
 	tail     string    // the game's unfinished last line, escapes stripped, at most maxTail bytes
@@ -77,7 +76,7 @@ const (
 	maxHeld      = 64
 )
 
-func newTypeAhead(pattern *regexp.Regexp, hold time.Duration) *typeAhead {
+func newTypeAhead(pattern *promptPattern, hold time.Duration) *typeAhead {
 	return &typeAhead{pattern: pattern, hold: hold, ej: echoJudge{mode: store.EchoAuto}}
 }
 

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,7 @@ import (
 )
 
 func newJudge() *typeAhead {
-	return newTypeAhead(regexp.MustCompile(store.DefaultPasswordPrompt), 5*time.Second)
+	return newTypeAhead(mustPrompt(store.DefaultPasswordPrompt), 5*time.Second)
 }
 
 // resolveWith feeds an echo state, then resolves.
