@@ -24,12 +24,12 @@ const maxInputLine = 16 << 10
 // BENCHMARKS.md).
 const renewSlices = 8
 
-// firstRenewal is when a lease acquired at acquired is first renewed:
-// somewhere in the second half of its first interval, at random, so that
-// sessions started together (a worker's restart, a failover of a dead
+// firstRenewal is when a lease acquired (or renewed late) at t is next
+// renewed: somewhere in the second half of the interval, at random, so
+// that sessions started together (a worker's restart, a failover of a dead
 // worker's sessions, a burst of arrivals) do not stay renewed together.
-func firstRenewal(acquired time.Time, interval time.Duration) time.Time {
-	return acquired.Add(interval/2 + rand.N(interval/2+1))
+func firstRenewal(t time.Time, interval time.Duration) time.Time {
+	return t.Add(interval/2 + rand.N(interval/2+1))
 }
 
 // renewLeases renews each live lease of the worker once per TTL/3, a
@@ -124,13 +124,20 @@ func (w *Worker) renewLeases(ctx context.Context) error {
 		for _, l := range r.Lost {
 			gone[l.Key] = true
 		}
-		until, again := start.Add(ttl).UnixNano(), start.Add(interval).UnixNano()
+		until := start.Add(ttl).UnixNano()
 		for _, s := range due {
 			if gone[s.key] {
 				w.loseLease(s, endLeaseLost, "renewal refused: another owner or expired")
+				continue
+			}
+			s.validUntil.Store(until)
+			if s.renewAt.Load() < start.Add(-tick).UnixNano() {
+				// Overdue: renewals failed for a while (Redis away), and
+				// every lease fell due together. Spread them again, or
+				// they would stay one burst from now on.
+				s.renewAt.Store(firstRenewal(start, interval).UnixNano())
 			} else {
-				s.validUntil.Store(until)
-				s.renewAt.Store(again)
+				s.renewAt.Store(start.Add(interval).UnixNano())
 			}
 		}
 	}

@@ -50,6 +50,54 @@ func TestRenewalsArePacedOverTheInterval(t *testing.T) {
 	}
 }
 
+// After renewals failed for a while (Redis away) every lease falls due at
+// once and is renewed in one round; the leases are then spread over the
+// interval again, not kept in one burst for the rest of their lives.
+func TestOverdueRenewalsAreSpreadAgain(t *testing.T) {
+	e := newEnv(t, demogame.Config{Bench: true})
+	cfg := testConfig()
+	cfg.LeaseTTL = 3 * time.Second
+	w := e.startWorker(cfg)
+	const n = 24
+	users := make([]string, n)
+	for i := range users {
+		users[i] = e.user(fmt.Sprint("spread", i))
+		e.attach(users[i], "v1", "", "")
+	}
+	for _, u := range users {
+		e.waitState(u, store.StateConnected)
+	}
+	// As after an outage: every lease overdue (but not yet late).
+	overdue := time.Now()
+	for _, s := range w.snapshot() {
+		s.renewAt.Store(overdue.Add(-2 * time.Second).UnixNano())
+	}
+	renewedAfter := func(after time.Time, instants map[int64]int) bool {
+		clear(instants)
+		for _, u := range users {
+			l, ok := e.lease(u)
+			if !ok || !l.Renewed.After(after) {
+				return false
+			}
+			instants[l.Renewed.UnixMilli()]++
+		}
+		return true
+	}
+	bunch := map[int64]int{}
+	waitFor(t, 10*time.Second, "the overdue leases renewed", func() bool { return renewedAfter(overdue, bunch) })
+	var last time.Time
+	for ms := range bunch {
+		if at := time.UnixMilli(ms); at.After(last) {
+			last = at
+		}
+	}
+	again := map[int64]int{}
+	waitFor(t, 10*time.Second, "every lease renewed once more", func() bool { return renewedAfter(last, again) })
+	if len(again) < 3 {
+		t.Fatalf("after the overdue round, %d leases renewed at only %d instants (%v)", n, len(again), again)
+	}
+}
+
 // A renewal extends the transcript's expiry only when that is due: the
 // stream's TTL runs down between renewals instead of being set again by
 // every one (six PEXPIREs per session per renewal). A key a later entry
