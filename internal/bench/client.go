@@ -145,9 +145,11 @@ func (c *conn) next() (frame, error) {
 		c.lines.add(data)
 		return frame{Type: "output", Text: string(data)}, nil
 	}
-	var f frame
-	if err := json.Unmarshal(data, &f); err != nil {
-		return frame{}, fmt.Errorf("bad frame %.80q: %w", data, err)
+	f, ok := decodeOutputFrame(data)
+	if !ok {
+		if err := json.Unmarshal(data, &f); err != nil {
+			return frame{}, fmt.Errorf("bad frame %.80q: %w", data, err)
+		}
 	}
 	if f.ID != "" {
 		c.lastID = f.ID

@@ -492,6 +492,17 @@ func (r *runner) reattach(ctx context.Context) {
 	r.progress("reattach: %s lost %d", rr.Latency, rr.Lost)
 }
 
+// floodProgress says how a flood went, with what ended it early if
+// anything did: lines counted lost because the client's connection ended
+// are not the same finding as lines missing from the middle.
+func (r *runner) floodProgress(st FloodResult) {
+	if st.Error != "" {
+		r.progress("flood: %s %.1f MB/s lost %d reordered %d gaps %d; ended early: %s", st.Target, st.MBps, st.Lost, st.Reordered, st.Gaps, st.Error)
+		return
+	}
+	r.progress("flood: %s %.1f MB/s lost %d", st.Target, st.MBps, st.Lost)
+}
+
 func (r *runner) flood(ctx context.Context) {
 	r.settle(ctx)
 	stopProfile := func() {}
@@ -501,12 +512,12 @@ func (r *runner) flood(ctx context.Context) {
 	}
 	st := runFlood(ctx, &r.env.Stack, r.prefix("f"), r.opts.FloodLines, r.opts.FloodBytes, r.deadline())
 	stopProfile()
-	r.progress("flood: %s %.1f MB/s lost %d", st.Target, st.MBps, st.Lost)
+	r.floodProgress(st)
 	if r.env.Direct != nil {
 		d := runFlood(ctx, r.env.Direct, r.prefix("f"), r.opts.FloodLines, r.opts.FloodBytes, r.deadline())
 		st.MBpsVsDirect = ratio(st.MBps, d.MBps)
 		r.res.Flood = append(r.res.Flood, st, d)
-		r.progress("flood: %s %.1f MB/s lost %d", d.Target, d.MBps, d.Lost)
+		r.floodProgress(d)
 		return
 	}
 	r.res.Flood = append(r.res.Flood, st)
