@@ -64,7 +64,8 @@
 // the browser forgets it; it is never an error.
 //
 // The watchdog (watchdog.go) checks the leases of the sessions the edge has
-// viewers for every Config.LeaseCheck, and re-publishes attaches (reason
+// viewers for every Config.LeaseCheck (a tenth of them every tenth of it,
+// so no instant carries the whole round), and re-publishes attaches (reason
 // "failover") when a lease vanished or changed hands while the last status
 // was not a final one, so a dead or drained worker's sessions move.
 //

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"container/list"
 	"context"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,14 @@ type hub struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session // by output channel
+	// The watchdog's round over the sessions (see watchPart), in the
+	// order they joined, so one round visits each session once however
+	// many join or leave meanwhile. cursor is the next one this round
+	// (nil: none left); ahead counts those not yet visited this round.
+	order  list.List // of *session
+	cursor *list.Element
+	round  uint64
+	ahead  int
 }
 
 func newHub(st *store.Store, log *slog.Logger, m *metrics) *hub {
@@ -70,6 +79,8 @@ type session struct {
 
 	// Guarded by hub.mu.
 	viewers map[*client]struct{}
+	elem    *list.Element // in hub.order
+	visited uint64        // the watchdog round that last visited it
 
 	mu sync.Mutex
 	// Routing of input: the owner and fence of the live lease, as last
@@ -180,6 +191,12 @@ func (h *hub) join(ctx context.Context, key store.SessionKey, c *client) (*sessi
 		s = &session{key: key, channel: ch, viewers: make(map[*client]struct{})}
 		h.sessions[ch] = s
 		h.m.subscriptions.Inc()
+		// At the back: the round under way still visits it.
+		s.elem = h.order.PushBack(s)
+		h.ahead++
+		if h.cursor == nil {
+			h.cursor = s.elem
+		}
 	}
 	s.viewers[c] = struct{}{}
 	h.mu.Unlock()
@@ -211,6 +228,13 @@ func (h *hub) leave(s *session, c *client) {
 	if len(s.viewers) == 0 && h.sessions[s.channel] == s {
 		delete(h.sessions, s.channel)
 		h.m.subscriptions.Dec()
+		if s.visited != h.round {
+			h.ahead--
+		}
+		if h.cursor == s.elem {
+			h.cursor = s.elem.Next()
+		}
+		h.order.Remove(s.elem)
 	}
 	h.mu.Unlock()
 	h.sub.Unsubscribe(s.channel)
@@ -236,6 +260,40 @@ func (h *hub) snapshot() map[*session][]*client {
 	defer h.mu.Unlock()
 	out := make(map[*session][]*client, len(h.sessions))
 	for _, s := range h.sessions {
+		vs := make([]*client, 0, len(s.viewers))
+		for c := range s.viewers {
+			vs = append(vs, c)
+		}
+		out[s] = vs
+	}
+	return out
+}
+
+// watchPart returns the sessions, with their viewers, of part (0 to
+// parts-1) of the watchdog's round: part 0 starts a round over every
+// session, and each part takes its share of those the round has not
+// visited yet, the last one all that are left. Sessions that join during
+// the round are visited in it too; those that leave are not. The hub lock
+// is held for one part's sessions only, not all of them: every live
+// message waits for it (see Message).
+func (h *hub) watchPart(part, parts int) map[*session][]*client {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if part == 0 {
+		h.round++
+		h.cursor = h.order.Front()
+		h.ahead = h.order.Len()
+	}
+	n := h.ahead
+	if left := parts - part; left > 1 {
+		n = (h.ahead + left - 1) / left
+	}
+	out := make(map[*session][]*client, n)
+	for ; n > 0 && h.cursor != nil; n-- {
+		s := h.cursor.Value.(*session)
+		h.cursor = h.cursor.Next()
+		s.visited = h.round
+		h.ahead--
 		vs := make([]*client, 0, len(s.viewers))
 		for c := range s.viewers {
 			vs = append(vs, c)

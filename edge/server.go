@@ -55,8 +55,12 @@ type Server struct {
 
 	serving atomic.Bool
 	redisOK atomic.Bool
-	// watchdogPasses counts lease checks, so tests can wait for some.
+	// watchdogPasses counts the watchdog's rounds over every session, so
+	// tests can wait for some.
 	watchdogPasses atomic.Int64
+	// leaseReadHook, when set (tests), sees the keys of each lease read
+	// of the watchdog before it is sent.
+	leaseReadHook atomic.Pointer[func([]store.SessionKey)]
 	// now is the clock of the input ack timeout; tests move it.
 	now func() time.Time
 
