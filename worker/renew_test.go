@@ -35,15 +35,7 @@ func TestRenewalsArePacedOverTheInterval(t *testing.T) {
 	}
 	renewed := map[int64]int{}
 	waitFor(t, 10*time.Second, "every lease renewed after the last one started", func() bool {
-		clear(renewed)
-		for _, u := range users {
-			l, ok := e.lease(u)
-			if !ok || !l.Renewed.After(last) {
-				return false
-			}
-			renewed[l.Renewed.UnixMilli()]++
-		}
-		return true
+		return e.renewedAfter(users, last, renewed)
 	})
 	if len(renewed) < 3 {
 		t.Fatalf("%d leases renewed at only %d instants (%v): renewals are not spread over the interval", n, len(renewed), renewed)
@@ -72,19 +64,8 @@ func TestOverdueRenewalsAreSpreadAgain(t *testing.T) {
 	for _, s := range w.snapshot() {
 		s.renewAt.Store(overdue.Add(-2 * time.Second).UnixNano())
 	}
-	renewedAfter := func(after time.Time, instants map[int64]int) bool {
-		clear(instants)
-		for _, u := range users {
-			l, ok := e.lease(u)
-			if !ok || !l.Renewed.After(after) {
-				return false
-			}
-			instants[l.Renewed.UnixMilli()]++
-		}
-		return true
-	}
 	bunch := map[int64]int{}
-	waitFor(t, 10*time.Second, "the overdue leases renewed", func() bool { return renewedAfter(overdue, bunch) })
+	waitFor(t, 10*time.Second, "the overdue leases renewed", func() bool { return e.renewedAfter(users, overdue, bunch) })
 	var last time.Time
 	for ms := range bunch {
 		if at := time.UnixMilli(ms); at.After(last) {
@@ -92,7 +73,7 @@ func TestOverdueRenewalsAreSpreadAgain(t *testing.T) {
 		}
 	}
 	again := map[int64]int{}
-	waitFor(t, 10*time.Second, "every lease renewed once more", func() bool { return renewedAfter(last, again) })
+	waitFor(t, 10*time.Second, "every lease renewed once more", func() bool { return e.renewedAfter(users, last, again) })
 	if len(again) < 3 {
 		t.Fatalf("after the overdue round, %d leases renewed at only %d instants (%v)", n, len(again), again)
 	}
@@ -142,4 +123,18 @@ func TestRenewalExtendsTheTranscriptOnlyWhenDue(t *testing.T) {
 	waitFor(t, 10*time.Second, "the GMCP hash created and given an expiry", func() bool {
 		return e.rdb.PTTL(e.ctx, gmcp).Val() > 0
 	})
+}
+
+// renewedAfter reports whether every user's lease was renewed after after,
+// and counts the leases renewed at each instant (unix ms) in instants.
+func (e *env) renewedAfter(users []string, after time.Time, instants map[int64]int) bool {
+	clear(instants)
+	for _, u := range users {
+		l, ok := e.lease(u)
+		if !ok || !l.Renewed.After(after) {
+			return false
+		}
+		instants[l.Renewed.UnixMilli()]++
+	}
+	return true
 }
