@@ -49,6 +49,15 @@ func runBench(ctx context.Context, args []string) error {
 	flushBytes := fs.Int("cluster-flush-bytes", 0, "with --cluster: the workers' FLUSH_BYTES, the most one output message holds (default: the worker's, 16384)")
 	procs := fs.Bool("procs", false, "run the stack as separate processes of this binary (redis-server, edge, worker, demo games, direct proxy; this process holds only the clients): 10,000 sessions within one process's open-file limit, memory per process from outside, and the logged-in scenario")
 	loginSessions := fs.Int("login-sessions", 0, "with --procs: sessions logged in to each demo game (MCCP2 on, off) for the logged-in idle memory (default 1000)")
+	var workerEnv, edgeEnv []string
+	fs.Func("worker-env", "with --procs: a TRELLIS_NAME=value setting for the worker, after the bench's own (repeatable), e.g. TRELLIS_WORKER_LEASE_TTL=5m", func(v string) error {
+		workerEnv = append(workerEnv, v)
+		return bench.CheckStackEnv([]string{v})
+	})
+	fs.Func("edge-env", "with --procs: a TRELLIS_NAME=value setting for the edge, after the bench's own (repeatable), e.g. TRELLIS_EDGE_LEASE_CHECK=5m", func(v string) error {
+		edgeEnv = append(edgeEnv, v)
+		return bench.CheckStackEnv([]string{v})
+	})
 	serveProxy := fs.String("serve-proxy", "", "internal to --procs: serve only the direct-proxy baseline on this address, in front of --game-addr")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -93,6 +102,9 @@ func runBench(ctx context.Context, args []string) error {
 		if err := bench.CheckRedisCPU(); err != nil {
 			return fmt.Errorf("--redis-cpu: %w", err)
 		}
+	}
+	if !*procs && len(workerEnv)+len(edgeEnv) > 0 {
+		return fmt.Errorf("%w: --worker-env and --edge-env set the processes of --procs; an in-process stack takes no environment", errUsage)
 	}
 	if *procs && (*url != "" || mode.Cluster() || *compare) {
 		return fmt.Errorf("%w: --procs starts its own stack on a single Redis; it does not combine with --url, --redis cluster or --cluster", errUsage)
@@ -196,6 +208,8 @@ func runBench(ctx context.Context, args []string) error {
 			MaxSessions:   largest*2 + 1000,
 			Websockify:    *wsMax > 0,
 			WebsockifyMax: *wsMax,
+			WorkerEnv:     workerEnv,
+			EdgeEnv:       edgeEnv,
 			Log:           log,
 		})
 		if err != nil {

@@ -33,7 +33,24 @@ type ProcOptions struct {
 	MaxSessions   int
 	Websockify    bool
 	WebsockifyMax int
-	Log           *slog.Logger
+	// WorkerEnv and EdgeEnv are NAME=value settings added to the worker's
+	// and the edge's environment after the bench's own, so they win: a
+	// what-if (a longer lease TTL, a bigger flush) without a private build.
+	WorkerEnv, EdgeEnv []string
+	Log                *slog.Logger
+}
+
+// CheckStackEnv checks settings meant for WorkerEnv or EdgeEnv: each must
+// be NAME=value with a TRELLIS_ name, so a typo fails here rather than
+// being ignored by the child.
+func CheckStackEnv(kvs []string) error {
+	for _, kv := range kvs {
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, "TRELLIS_") || strings.ContainsAny(name, " \t") {
+			return fmt.Errorf("%q: want TRELLIS_NAME=value", kv)
+		}
+	}
+	return nil
 }
 
 // Games of a process stack, besides the bench-mode game.
@@ -194,6 +211,7 @@ func (s *ProcStack) StartTrellis(ctx context.Context) error {
 	if v := os.Getenv("TRELLIS_WORKER_PPROF"); v != "" { // to profile the worker: passed through
 		worker = append(worker, "TRELLIS_WORKER_PPROF="+v)
 	}
+	worker = append(worker, s.opts.WorkerEnv...)
 	if err := s.start(ctx, "worker", []string{"worker"}, worker, ""); err != nil {
 		return err
 	}
@@ -211,6 +229,7 @@ func (s *ProcStack) StartTrellis(ctx context.Context) error {
 		"TRELLIS_EDGE_INPUT_RATE=1000",
 		"TRELLIS_EDGE_INPUT_BURST=100",
 	)
+	edge = append(edge, s.opts.EdgeEnv...)
 	return s.start(ctx, "edge", []string{"edge"}, edge, s.edgeListen)
 }
 

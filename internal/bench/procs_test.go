@@ -3,8 +3,11 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,9 +36,24 @@ func TestProcStackTiny(t *testing.T) {
 	bin := buildTrellis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ps, err := StartProcStack(ctx, ProcOptions{Binary: bin, Log: quiet()})
+	// Settings passed through (--worker-env, --edge-env): the defaults,
+	// so that they change nothing but can be seen in the children.
+	ps, err := StartProcStack(ctx, ProcOptions{Binary: bin, Log: quiet(),
+		WorkerEnv: []string{"TRELLIS_WORKER_FLUSH_DELAY=0s"}, EdgeEnv: []string{"TRELLIS_EDGE_LEASE_CHECK=2s"}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for name, kv := range map[string]string{"worker": "TRELLIS_WORKER_FLUSH_DELAY=0s", "edge": "TRELLIS_EDGE_LEASE_CHECK=2s"} {
+		ps.mu.Lock()
+		pid := ps.children[name].cmd.Process.Pid
+		ps.mu.Unlock()
+		environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(strings.Split(string(environ), "\x00"), kv) {
+			t.Errorf("the %s's environment lacks %s", name, kv)
+		}
 	}
 	closed := false
 	defer func() {
