@@ -5,7 +5,7 @@ BIN       := bin/trellis
 PKGS      := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test test-go test-cluster test-node run bench bench-go lint deps fuzz manifests clean
+.PHONY: all build test test-go test-cluster test-node run bench bench-deps bench-go lint deps fuzz manifests clean
 
 all: build
 
@@ -37,8 +37,11 @@ run: build
 	./$(BIN) dev
 
 ## bench: Go micro-benchmarks, then the end-to-end load generator on the stack as separate processes; prints every target MET/MISS
-bench: build bench-go
+bench: build bench-deps bench-go
 	./$(BIN) bench --quick --procs
+
+bench-deps:
+	@./scripts/deps.sh bench
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./worker/telnet/ ./worker/supervisor/ ./store/ ./internal/ansi/ ./internal/bench/

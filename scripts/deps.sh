@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Installs what the tests need and a fresh machine lacks: redis-server (real
-# Redis for every store/worker/edge test) and chromium (the browser test).
+# Redis for every store/worker/edge test) and chromium (the browser test);
+# with "bench", what `make bench` needs.
 # Debian/Ubuntu only; elsewhere it says what to install.
 set -euo pipefail
 
+# "deps.sh" (make deps): what the tests need. "deps.sh bench" (make bench):
+# redis-server, and websockify, the second baseline the bench measures the
+# stack against (without it that row reads "not measured").
+case "${1:-test}" in
+  test) want=(redis-server chromium) ;;
+  bench) want=(redis-server websockify) ;;
+  *) echo "deps: unknown set ${1} (test or bench)" >&2; exit 2 ;;
+esac
 missing=()
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+for c in "${want[@]}"; do
+  command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -50,11 +50,11 @@ func runBench(ctx context.Context, args []string) error {
 	procs := fs.Bool("procs", false, "run the stack as separate processes of this binary (redis-server, edge, worker, demo games, direct proxy; this process holds only the clients): 10,000 sessions within one process's open-file limit, memory per process from outside, and the logged-in scenario")
 	loginSessions := fs.Int("login-sessions", 0, "with --procs: sessions logged in to each demo game (MCCP2 on, off) for the logged-in idle memory (default 1000)")
 	var workerEnv, edgeEnv []string
-	fs.Func("worker-env", "with --procs: a TRELLIS_NAME=value setting for the worker, after the bench's own (repeatable), e.g. TRELLIS_WORKER_LEASE_TTL=5m", func(v string) error {
+	fs.Func("worker-env", "with --procs: a TRELLIS_NAME=value setting (or GOGC, GOMEMLIMIT, GOMAXPROCS, GODEBUG) for the worker, after the bench's own (repeatable), e.g. TRELLIS_WORKER_LEASE_TTL=5m", func(v string) error {
 		workerEnv = append(workerEnv, v)
 		return bench.CheckStackEnv([]string{v})
 	})
-	fs.Func("edge-env", "with --procs: a TRELLIS_NAME=value setting for the edge, after the bench's own (repeatable), e.g. TRELLIS_EDGE_LEASE_CHECK=5m", func(v string) error {
+	fs.Func("edge-env", "with --procs: a TRELLIS_NAME=value setting (or GOGC, GOMEMLIMIT, GOMAXPROCS, GODEBUG) for the edge, after the bench's own (repeatable), e.g. TRELLIS_EDGE_LEASE_CHECK=5m", func(v string) error {
 		edgeEnv = append(edgeEnv, v)
 		return bench.CheckStackEnv([]string{v})
 	})

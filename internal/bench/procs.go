@@ -41,13 +41,15 @@ type ProcOptions struct {
 }
 
 // CheckStackEnv checks settings meant for WorkerEnv or EdgeEnv: each must
-// be NAME=value with a TRELLIS_ name, so a typo fails here rather than
-// being ignored by the child.
+// be NAME=value with a TRELLIS_ name or one of the Go runtime's (GOGC,
+// GOMEMLIMIT, GOMAXPROCS, GODEBUG), so a typo fails here rather than being
+// ignored by the child.
 func CheckStackEnv(kvs []string) error {
 	for _, kv := range kvs {
 		name, _, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, "TRELLIS_") || strings.ContainsAny(name, " \t") {
-			return fmt.Errorf("%q: want TRELLIS_NAME=value", kv)
+		runtimeVar := name == "GOGC" || name == "GOMEMLIMIT" || name == "GOMAXPROCS" || name == "GODEBUG"
+		if !ok || !(strings.HasPrefix(name, "TRELLIS_") || runtimeVar) || strings.ContainsAny(name, " \t") {
+			return fmt.Errorf("%q: want TRELLIS_NAME=value (or GOGC, GOMEMLIMIT, GOMAXPROCS, GODEBUG)", kv)
 		}
 	}
 	return nil
