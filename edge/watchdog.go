@@ -132,7 +132,7 @@ func (s *Server) checkLeasesOf(ctx context.Context, snap map[*session][]*client)
 // That session needs a failover as much as one whose lease the edge saw
 // vanish; without this its player waited with no status, forever.
 func (s *Server) needsFailover(ctx context.Context, sess *session, l store.Lease, ok bool, known int64) bool {
-	sess.setRoute(l, ok)
+	sess.setReadRoute(l, ok, known)
 	sess.mu.Lock()
 	watched, lastID := sess.watched, sess.lastID
 	switch {
