@@ -344,23 +344,25 @@ func (h *hub) Recovered(channels []string) {
 	h.m.resyncs.WithLabelValues("reconnect").Inc()
 }
 
-// Message fans one live output message out to its session's viewers.
+// Message fans one live output message (the entries of one append) out to
+// its session's viewers.
 func (h *hub) Message(channel, payload string) {
-	o, err := store.ParseRelayMessage(payload)
-	if err != nil {
-		h.m.badOutput.Inc()
-		h.log.Warn("undecodable output message", "channel", channel, "err", err)
-		return
-	}
-	h.mu.Lock()
-	s := h.sessions[channel]
-	if s == nil {
+	for o, err := range store.RelayMessages(payload) {
+		if err != nil {
+			h.m.badOutput.Inc()
+			h.log.Warn("undecodable output message", "channel", channel, "err", err)
+			continue
+		}
+		h.mu.Lock()
+		s := h.sessions[channel]
+		if s == nil {
+			h.mu.Unlock()
+			return
+		}
+		s.observe(o)
+		for c := range s.viewers {
+			c.deliver(o)
+		}
 		h.mu.Unlock()
-		return
 	}
-	s.observe(o)
-	for c := range s.viewers {
-		c.deliver(o)
-	}
-	h.mu.Unlock()
 }

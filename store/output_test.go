@@ -482,3 +482,110 @@ func TestAppendRefusesRepeatedSeq(t *testing.T) {
 		t.Fatalf("first write of a new fence: %+v", r)
 	}
 }
+
+// A run of one session's entries is one script call: one message on the
+// channel, a line per entry, which RelayMessages takes apart in order
+// (JSON the game sent with newlines in it included: the stored JSON is
+// compact). A stale fence refuses the whole run, and a run stops at the
+// next session's entries and at a change of fence.
+func TestAppendRunIsOneMessage(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStore(t)
+	ctx := testContext(t)
+	key := SessionKey{User: "run-" + t.Name(), Game: "g"}
+	other := SessionKey{User: "run-other-" + t.Name(), Game: "g"}
+	l, err := s.AcquireLease(ctx, key, "w1", "s1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := testSubscribe(ctx, rdb, s.ks.OutputChannel(key))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	batch := []Append{
+		{Key: key, Out: Output{Kind: OutInput, Text: "look", Fence: l.Fence, Seq: 1, Viewer: "v", InputSeq: 3}},
+		{Key: key, Out: Output{Kind: OutText, Text: "A room.\nExits: north\n", Fence: l.Fence, Seq: 2}},
+		{Key: key, Out: Output{Kind: OutGMCP, Package: "Room.Info", Data: json.RawMessage("{\n  \"name\": \"A room\"\n}"), Fence: l.Fence, Seq: 3}},
+		{Key: key, Out: Output{Kind: OutText, Text: "> ", Prompt: true, Fence: l.Fence, Seq: 4}},
+		{Key: other, Out: Output{Kind: OutText, Text: "unfenced, nobody holds it"}},
+		{Key: key, Out: Output{Kind: OutText, Text: "stale", Fence: l.Fence + 1, Seq: 1}},
+		{Key: key, Out: Output{Kind: OutText, Text: "stale too", Fence: l.Fence + 1, Seq: 2}},
+	}
+	res, err := s.AppendOutputs(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res[:5] {
+		if r.Err != nil || r.ID == "" {
+			t.Fatalf("entry %d: %+v", i, r)
+		}
+	}
+	for i, r := range res[5:] {
+		if !errors.Is(r.Err, ErrStaleFence) || r.ID != "" {
+			t.Errorf("entry %d of a stale fence: %+v, want ErrStaleFence", 5+i, r)
+		}
+	}
+	msg, err := sub.ReceiveMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Output
+	for o, err := range RelayMessages(msg.Payload) {
+		if err != nil {
+			t.Fatalf("%v in %q", err, msg.Payload)
+		}
+		got = append(got, o)
+	}
+	if len(got) != 4 {
+		t.Fatalf("one message of %d entries, want 4: %q", len(got), msg.Payload)
+	}
+	for i, o := range got {
+		if o.ID != res[i].ID || o.Kind != batch[i].Out.Kind || o.Seq != batch[i].Out.Seq {
+			t.Errorf("entry %d relayed as %+v, want id %s kind %s seq %d", i, o, res[i].ID, batch[i].Out.Kind, batch[i].Out.Seq)
+		}
+	}
+	if got[1].PlainText() != "A room.\nExits: north\n" || string(got[2].Data) != `{"name":"A room"}` {
+		t.Errorf("relayed text %q, data %s", got[1].PlainText(), got[2].Data)
+	}
+	stored, _, err := s.ReadOutput(ctx, key, "", 100)
+	if err != nil || len(stored) != 4 {
+		t.Fatalf("stream holds %d entries (%v), want the 4 of the live fence", len(stored), err)
+	}
+	if st, err := s.GMCPState(ctx, key); err != nil || len(st) != 1 || st[0].ID != res[2].ID {
+		t.Errorf("GMCP state %+v, %v; want Room.Info at %s", st, err, res[2].ID)
+	}
+	// Nothing else was published on the channel: the stale run wrote nothing.
+	if _, err := s.AppendOutput(ctx, key, Output{Kind: OutText, Text: "last", Fence: l.Fence, Seq: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := sub.ReceiveMessage(ctx); err != nil || strings.Count(msg.Payload, "\n") != 0 || !strings.Contains(msg.Payload, `"t":"last"`) {
+		t.Errorf("next message %q, %v; want the one entry written after", msg.Payload, err)
+	}
+}
+
+// RelayMessages yields every entry of a message, an undecodable one as an
+// error, and stops when asked.
+func TestRelayMessagesSplitsLines(t *testing.T) {
+	t.Parallel()
+	payload := `1-1 {"k":"text","t":"a"}` + "\n" + `oops` + "\n" + `1-2 {"k":"text","t":"b\nc"}` + "\n" + `1-3 {bad`
+	var ids, errs []string
+	for o, err := range RelayMessages(payload) {
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		ids = append(ids, o.ID+"="+o.PlainText())
+	}
+	if fmt.Sprint(ids) != "[1-1=a 1-2=b\nc]" || len(errs) != 2 {
+		t.Errorf("decoded %q, errors %q", ids, errs)
+	}
+	n := 0
+	for range RelayMessages(payload) {
+		n++
+		break
+	}
+	if n != 1 {
+		t.Errorf("went on after break: %d", n)
+	}
+}

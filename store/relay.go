@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"iter"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -303,9 +304,24 @@ func (o *Output) PlainText() string {
 	return t
 }
 
-// ParseRelayMessage decodes a message received on a session's output
-// channel ("<id> <json>") as ParseOutputMessage does, but for relaying:
-// the text of text and input entries stays JSON, in RawText.
+// RelayMessages decodes a message received on a session's output channel:
+// the entries of one append, a line "<id> <json>" each, joined by "\n"
+// (lua/append.lua), in stream order, each as ParseRelayMessage decodes it.
+// An entry that cannot be decoded is yielded as an error and the rest are
+// still decoded.
+func RelayMessages(payload string) iter.Seq2[Output, error] {
+	return func(yield func(Output, error) bool) {
+		for line := range strings.SplitSeq(payload, "\n") {
+			if !yield(ParseRelayMessage(line)) {
+				return
+			}
+		}
+	}
+}
+
+// ParseRelayMessage decodes one entry of a message received on a session's
+// output channel ("<id> <json>") as ParseOutputMessage does, but for
+// relaying: the text of text and input entries stays JSON, in RawText.
 func ParseRelayMessage(payload string) (Output, error) {
 	id, body, ok := strings.Cut(payload, " ")
 	if !ok {

@@ -249,9 +249,11 @@ func commandStats(t *testing.T, rdb *redis.Client) map[string]int {
 	return out
 }
 
-// The commands one append costs, counted by Redis itself (commands a
-// script runs count): a first attempt reads the fence and nothing else of
-// de-duplication; only a retry reads the stream's tail.
+// The commands appends cost, counted by Redis itself (commands a script
+// runs count): a first attempt reads the fence and nothing else of
+// de-duplication; only a retry reads the stream's tail; a run of one
+// session's entries reads the fence, adds to the byte count and publishes
+// once, and every entry costs one XADD more.
 func TestAppendCommandCost(t *testing.T) {
 	t.Parallel()
 	srv := redistest.New(t, redistest.Options{})
@@ -259,31 +261,52 @@ func TestAppendCommandCost(t *testing.T) {
 	admin := srv.Client(t)
 	ctx := testContext(t)
 	key := SessionKey{User: "cost", Game: "g"}
+	other := SessionKey{User: "cost-other", Game: "g"}
 	l, err := s.AcquireLease(ctx, key, "w1", "s1", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The first entry loads the script and starts the byte bound's marks.
-	if _, err := s.AppendOutputs(ctx, textBatch(key, l.Fence, false, 1)); err != nil {
+	lo, err := s.AcquireLease(ctx, other, "w1", "s2", time.Minute)
+	if err != nil {
 		t.Fatal(err)
 	}
-	measure := func(what string, a Append, want map[string]int) {
+	// The first entries load the script and start the byte bound's marks.
+	if _, err := s.AppendOutputs(ctx, append(textBatch(key, l.Fence, false, 1), textBatch(other, lo.Fence, false, 1)...)); err != nil {
+		t.Fatal(err)
+	}
+	measure := func(what string, batch []Append, want map[string]int) {
 		t.Helper()
 		if err := admin.ConfigResetStat(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.AppendOutputs(ctx, []Append{a}); err != nil {
+		res, err := s.AppendOutputs(ctx, batch)
+		if err != nil {
 			t.Fatal(err)
+		}
+		for i, r := range res {
+			if r.Err != nil {
+				t.Fatalf("%s: entry %d: %v", what, i, r.Err)
+			}
 		}
 		got := commandStats(t, admin)
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s ran %v, want %v", what, got, want)
 		}
 	}
-	measure("a first attempt", textBatch(key, l.Fence, false, 2)[0],
+	measure("a first attempt", textBatch(key, l.Fence, false, 2),
 		map[string]int{"evalsha": 1, "hget": 1, "xadd": 1, "hincrby": 1, "publish": 1})
-	measure("a retry of a written entry", textBatch(key, l.Fence, true, 2)[0],
+	measure("a retry of a written entry", textBatch(key, l.Fence, true, 2),
 		map[string]int{"evalsha": 1, "hget": 1, "xrevrange": 1})
-	measure("a retry of an entry not written", textBatch(key, l.Fence, true, 3)[0],
+	measure("a retry of an entry not written", textBatch(key, l.Fence, true, 3),
 		map[string]int{"evalsha": 1, "hget": 1, "xrevrange": 1, "xadd": 1, "hincrby": 1, "publish": 1})
+	// A typed line's record and the game's answer, and a neighbour's line,
+	// in one flush: one call per session.
+	record := Append{Key: key, Out: Output{Kind: OutInput, Text: "look", Fence: l.Fence, Seq: 4, Viewer: "v1", InputSeq: 9}}
+	measure("two sessions' runs", append(append([]Append{record}, textBatch(key, l.Fence, false, 5, 6)...), textBatch(other, lo.Fence, false, 2)...),
+		map[string]int{"evalsha": 2, "hget": 2, "xadd": 4, "hincrby": 2, "publish": 2})
+	measure("a retried run, half of it written", textBatch(key, l.Fence, true, 5, 6, 7, 8),
+		map[string]int{"evalsha": 1, "hget": 1, "xrevrange": 1, "xadd": 2, "hincrby": 1, "publish": 1})
+	if got, want := strings.Join(streamTexts(t, s, key), ","), "line 1,line 2,line 3,look,line 5,line 6,line 7,line 8"; got != want {
+		t.Errorf("stream holds %s, want %s", got, want)
+	}
 }

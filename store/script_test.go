@@ -50,7 +50,7 @@ func TestLuaFilesNameTheirKeysAndArgs(t *testing.T) {
 		h := header.String()
 		want := []string{"KEYS[1]", "ARGV[1]", "Returns"}
 		if name == "output_bound.lua" {
-			want = []string{"bound_output(out, meta, marks, id, size, maxbytes)"}
+			want = []string{"bound_output(out, meta, marks, ids, sizes, maxbytes)"}
 		}
 		for _, w := range want {
 			if !strings.Contains(h, w) {

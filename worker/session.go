@@ -519,11 +519,19 @@ func (s *session) handle(evs []telnet.Event) {
 			if text == "" {
 				continue // all markup still held, or stripped
 			}
-			s.emit(store.Output{Kind: store.OutText, Text: text})
+			// The text and the records it settles are pushed before the
+			// flusher is told, so that they go in one write: a typed
+			// line's record and the game's answer to it are one append
+			// (lua/append.lua), not two.
+			queue, urgent, dropped := s.out.push(store.Output{Kind: store.OutText, Text: text}, s.w.cfg.FlushBytes, s.outLimit())
 			s.mu.Lock()
 			recs := s.typeAhead.text(text, now)
 			s.mu.Unlock()
-			s.record(recs)
+			for _, r := range recs {
+				q, u, d := s.out.push(recordOutput(r), s.w.cfg.FlushBytes, s.outLimit())
+				queue, urgent, dropped = queue || q, urgent || u, dropped+d
+			}
+			s.afterPush(queue, urgent, dropped)
 			s.judgeHeld(now)
 		case telnet.EventPrompt:
 			s.afterPush(s.out.markPrompt(s.w.cfg.FlushBytes, s.outLimit()))
@@ -617,14 +625,19 @@ func (s *session) stopHoldLocked() {
 // secret (the text then reaches no stream, log or metric).
 func (s *session) record(recs []inputRecord) {
 	for _, r := range recs {
-		o := store.Output{Kind: store.OutInput, Viewer: r.viewer, InputSeq: r.seq}
-		if r.secret {
-			o.Redacted = true
-		} else {
-			o.Text = r.text
-		}
-		s.emit(o)
+		s.emit(recordOutput(r))
 	}
+}
+
+// recordOutput is the transcript entry of one input record.
+func recordOutput(r inputRecord) store.Output {
+	o := store.Output{Kind: store.OutInput, Viewer: r.viewer, InputSeq: r.seq}
+	if r.secret {
+		o.Redacted = true
+	} else {
+		o.Text = r.text
+	}
+	return o
 }
 
 // wseg is a run of bytes for the game that goes out in one write: either

@@ -22,7 +22,10 @@ import (
 // line that sees no prompt within the hold time is recorded redacted if
 // anything about it is uncertain (no output since it was typed, or the last
 // thing printed looks like a password prompt): a redacted command costs a
-// transcript line, a stored password costs the player's account.
+// transcript line, a stored password costs the player's account. A held
+// line the game prints back as a whole line of its own is recorded then,
+// plain (echoesOldest): a game without prompts would otherwise hold every
+// record for the whole hold.
 //
 // A prompt is a GA/EOR, or an unfinished line (no newline) that has stayed
 // unchanged for promptSettle: text can arrive split ("Pass" then "word: "),
@@ -112,6 +115,9 @@ func (t *typeAhead) text(s string, now time.Time) []inputRecord {
 			// (it was 40% of a flood's CPU).
 			if len(t.held) > 0 && t.looksSecret(done) {
 				out = append(out, t.redactHeld()...)
+			} else if len(t.held) > 0 && t.echoesOldest(l) {
+				out = append(out, inputRecord{heldLine: t.held[0]})
+				t.held, t.answered = t.held[1:], true
 			}
 		}
 	}
@@ -128,6 +134,18 @@ func (t *typeAhead) text(s string, now time.Time) []inputRecord {
 		t.lastLine = strings.Clone(t.lastLine)
 	}
 	return out
+}
+
+// echoesOldest reports whether the game printed line, a whole line trimmed,
+// as exactly the oldest held line's text: the game read that line and
+// showed it (an echo server, a game that repeats commands), so its record
+// may be written now, plain, instead of waiting for a prompt the game may
+// never print. Plain is safe: the transcript shows that text already, as
+// the game's own line. Not when anything since it was typed hinted at a
+// secret, nor while the game hides what it reads.
+func (t *typeAhead) echoesOldest(line string) bool {
+	h := &t.held[0]
+	return !h.secretSeen && !(t.echo && t.echoHides()) && line == strings.TrimSpace(h.text)
 }
 
 // redactHeld records every held line as a secret: a password prompt was

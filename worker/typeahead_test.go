@@ -409,3 +409,57 @@ func BenchmarkTypeAheadFlood(b *testing.B) {
 		ta.text(text, now)
 	}
 }
+
+// A game without prompts that prints each line back (an echo server, a
+// game repeating commands) settles the oldest held line then, plain: its
+// record does not wait out the hold. Only an exact whole line counts, only
+// for the oldest line, and never once a secret was hinted at.
+func TestTypeAheadEchoedLineIsRecordedAtOnce(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+	j := newJudge()
+	j.text("Welcome to the echo server.\n", t0)
+	if recs := j.typed(line("cost 1 2", 1, at(1)), at(1)); len(recs) != 0 {
+		t.Fatalf("typed ahead: recorded at once: %+v", recs)
+	}
+	recs := j.text("cost 1 2\r\n", at(2))
+	if len(recs) != 1 || recs[0].secret || recs[0].seq != 1 || recs[0].text != "cost 1 2" {
+		t.Fatalf("echoed line: %+v, want its record, plain", recs)
+	}
+	if _, ok := j.next(); ok {
+		t.Error("a line is still held")
+	}
+
+	// Two held: the second's echo first settles nothing; the first's then
+	// settles the first only.
+	j.typed(line("north", 2, at(3)), at(3))
+	j.typed(line("south", 3, at(3)), at(3))
+	if recs := j.text("south\n", at(4)); len(recs) != 0 {
+		t.Fatalf("the second line's echo settled %+v", recs)
+	}
+	if recs := j.text("\x1b[1mnorth\x1b[0m  \n", at(5)); len(recs) != 1 || recs[0].seq != 2 || recs[0].secret {
+		t.Fatalf("the first line's echo (with colour): %+v", recs)
+	}
+	// Not a whole line of its own.
+	if recs := j.text("> south\nYou say: south\n", at(6)); len(recs) != 0 {
+		t.Fatalf("a line that only contains the text settled %+v", recs)
+	}
+	if recs := j.resolve(at(6 + 5000)); len(recs) != 1 || recs[0].seq != 3 || recs[0].secret {
+		t.Fatalf("after the hold: %+v", recs)
+	}
+
+	// A password prompt since the line was typed: the echo settles
+	// nothing, and the hold records it redacted.
+	j = newJudge()
+	j.text("Welcome.\n", t0)
+	j.typed(line("hunter2", 4, at(1)), at(1))
+	j.text("Password: ", at(2))
+	if recs := j.text("hunter2\n", at(3)); len(recs) != 0 {
+		t.Fatalf("echo after a password prompt settled %+v", recs)
+	}
+	if recs := j.resolve(at(3 + 5000)); len(recs) != 1 || !recs[0].secret {
+		t.Fatalf("after the hold: %+v, want it redacted", recs)
+	}
+
+}

@@ -23,6 +23,6 @@ if not fence or fence <= 0 or fence > counter then
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'v', ARGV[3])
-bound_output(KEYS[1], KEYS[3], KEYS[4], id, #ARGV[3] + tonumber(ARGV[5]), tonumber(ARGV[4]))
+bound_output(KEYS[1], KEYS[3], KEYS[4], {id}, {#ARGV[3] + tonumber(ARGV[5])}, tonumber(ARGV[4]))
 redis.call('PUBLISH', KEYS[1], id .. ' ' .. ARGV[3])
 return id
